@@ -1,0 +1,69 @@
+"""Connections to PostgreSQL, and the one-time creation of every table."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from iotledger.adapters.catalog import PROJECTIONS
+from iotledger.adapters.settings import DatabaseUrl, SettingsError
+from iotledger.adapters.views import TRACKING_DDL
+from iotledger.domain.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+_MIGRATION_LOCK = 0x10716D6E  # one advisory lock: migrations never run concurrently
+
+
+def check_reachable(url: DatabaseUrl) -> None:
+    """Fail start-up with one line when the database cannot be reached."""
+    try:
+        with psycopg.connect(str(url), connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SettingsError(
+            f"IOTLEDGER_DATABASE_URL: cannot connect to {url.redacted()}: {reason}"
+        ) from None
+
+
+def open_pool(url: DatabaseUrl, size: int) -> ConnectionPool[Any]:
+    pool: ConnectionPool[Any] = ConnectionPool(
+        str(url),
+        min_size=1,
+        max_size=size,
+        kwargs={"autocommit": True},
+        configure=_configure,
+        open=True,
+        timeout=10,
+    )
+    return pool
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("SET idle_in_transaction_session_timeout = '10s'")
+    conn.execute("SET lock_timeout = '10s'")
+
+
+def migrate(url: DatabaseUrl, ledger: Ledger) -> None:
+    """Create or upgrade every table, once, under a cluster-wide advisory lock."""
+    with psycopg.connect(str(url), autocommit=True, connect_timeout=10) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            ledger.recorder.create_table()  # type: ignore[attr-defined]
+            conn.execute(TRACKING_DDL)
+            for _, view_class in PROJECTIONS.values():
+                for statement in view_class.ddl:
+                    conn.execute(statement)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+    log.info("database schema is up to date")
+
+
+def schema_exists(url: DatabaseUrl) -> bool:
+    with psycopg.connect(str(url), autocommit=True, connect_timeout=10) as conn:
+        row = conn.execute("SELECT to_regclass('projection_tracking') IS NOT NULL").fetchone()
+    return bool(row and row[0])

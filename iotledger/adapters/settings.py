@@ -1,0 +1,356 @@
+"""Settings of iotledger, read once at start-up.
+
+Priority, highest first: ``IOTLEDGER_*`` environment variables, the TOML file (``--config``
+or ``IOTLEDGER_CONFIG``), the defaults of :class:`Settings`. Each environment variable is
+``IOTLEDGER_`` + the upper-cased field name (``IOTLEDGER_DB_POOL_SIZE`` -> ``db_pool_size``).
+
+Decisions:
+
+* ``[server] address = ":8080"``: an empty host means the default 127.0.0.1, not all
+  interfaces (exposing the server must be explicit, e.g. ``"0.0.0.0:8080"``). ``[server]
+  host``/``port`` may be given as well but must agree with ``address``.
+* An empty environment variable counts as unset (the ``VAR=`` idiom of shells and compose
+  files). In the file, ``""`` counts as unset for the optional settings (``[database] url``,
+  ``[mqtt] broker``/``username``/``password``, ``[server] jwt_secret``).
+* ``IOTLEDGER_MQTT_URL`` replaces ``[mqtt] broker`` together with its username/password.
+* A database URL must name a user and a database; query strings (``?sslmode=...``) are
+  rejected rather than silently dropped. ``read_wait_timeout`` may be 0 (do not wait).
+* A relative ``data_dir`` is relative to the working directory, not to the file.
+* Error messages and ``repr()`` never show passwords or the JWT secret.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+from urllib.parse import quote, unquote, urlsplit
+
+import msgspec
+
+T = TypeVar("T")
+
+
+class SettingsError(Exception):
+    """An invalid setting; ``str(e)`` is one line starting with the setting's name."""
+
+
+def _fail(setting: str, problem: str) -> NoReturn:
+    raise SettingsError(" ".join(f"{setting}: {problem}".split()))
+
+
+def _show(value: object) -> str:
+    """A short, one-line rendering of a user-supplied (non-secret) value."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    text = value if isinstance(value, str) else repr(value)
+    if not text or not text.isprintable() or text != text.strip():
+        text = repr(text)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _url(scheme: str, host: str, port: int, user: str | None, password: str | None) -> str:
+    """scheme://user:password@host:port with `user` percent-encoded, `password` used as is."""
+    auth = f"{quote(user, safe='')}{':' + password if password else ''}@" if user else ""
+    return f"{scheme}://{auth}{f'[{host}]' if ':' in host else host}:{port}"
+
+
+class DatabaseUrl(msgspec.Struct, frozen=True):
+    """A parsed ``postgresql://user:password@host:port/dbname`` URL."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+    def _render(self, password: str) -> str:
+        dbname = quote(self.dbname, safe="")
+        return f"{_url('postgresql', self.host, self.port, self.user, password)}/{dbname}"
+
+    def __str__(self) -> str:
+        return self._render(quote(self.password, safe=""))
+
+    def redacted(self) -> str:
+        return self._render(self.password and "***")
+
+    def __repr__(self) -> str:
+        return f"DatabaseUrl({self.redacted()!r})"
+
+
+class MqttUrl(msgspec.Struct, frozen=True):
+    """A parsed ``mqtt://[user:password@]host:port`` URL (``tcp://`` is accepted as a synonym)."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+
+    def _render(self, password: str | None) -> str:
+        return _url("mqtt", self.host, self.port, self.username, password)
+
+    def __str__(self) -> str:
+        return self._render(self.password and quote(self.password, safe=""))
+
+    def redacted(self) -> str:
+        return self._render(self.password and "***")
+
+    def __repr__(self) -> str:
+        return f"MqttUrl({self.redacted()!r})"
+
+
+class Settings(msgspec.Struct, frozen=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: DatabaseUrl | None = None  # None: embedded PostgreSQL
+    mqtt_url: MqttUrl | None = None  # None: embedded broker
+    embedded_mqtt_port: int = 1883
+    mqtt_topic: str = "lambdaiot"
+    mqtt_client_id: str = "iotledger"
+    jwt_secret: str | None = None  # None: the caller generates one under data_dir and warns
+    device_check_interval: float = 60.0
+    device_check_misses: int = 3
+    cookie_secure: bool = True
+    data_dir: Path = Path("var")
+    max_body_bytes: int = 1048576
+    log_level: str = "INFO"
+    db_pool_size: int = 10
+    read_wait_timeout: float = 5.0
+
+    def __repr__(self) -> str:
+        fields = msgspec.structs.asdict(self) | {"jwt_secret": self.jwt_secret and "***"}
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
+
+
+def _url_parts(
+    value: str, setting: str, schemes: tuple[str, ...], default_port: int
+) -> tuple[str, int, str | None, str | None, str]:
+    """(host, port, user, password, path) of a URL; user/password are None when absent."""
+    scheme, sep, _ = value.partition("://")
+    if not sep or scheme.lower() not in schemes:
+        _fail(setting, "URL must start with " + " or ".join(f"{s}://" for s in schemes))
+    if not value.isprintable() or " " in value:
+        _fail(setting, "URL contains spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        port = default_port if parts.port is None else parts.port
+    except ValueError:
+        _fail(setting, "URL has an invalid host or port (percent-encode special characters)")
+    if not parts.hostname:
+        _fail(setting, "URL has no host")
+    if not 1 <= port <= 65535:
+        _fail(setting, f"URL port {port} is not a port (1-65535)")
+    if parts.query or parts.fragment:
+        _fail(setting, "URL must not have ?query or #fragment (percent-encode ? and # in it)")
+    user, password = (unquote(p) if p else None for p in (parts.username, parts.password))
+    return parts.hostname, port, user, password, parts.path
+
+
+def parse_database_url(value: str, setting: str = "IOTLEDGER_DATABASE_URL") -> DatabaseUrl:
+    host, port, user, password, path = _url_parts(value, setting, ("postgresql", "postgres"), 5432)
+    if not user:
+        _fail(setting, "URL has no user (postgresql://user:password@host:port/dbname)")
+    if len(path) < 2 or "/" in path[1:]:
+        _fail(setting, "URL must name one database (postgresql://user:password@host:port/dbname)")
+    return DatabaseUrl(host, port, user, password or "", unquote(path[1:]))
+
+
+def parse_mqtt_url(value: str, setting: str = "IOTLEDGER_MQTT_URL") -> MqttUrl:
+    host, port, username, password, path = _url_parts(value, setting, ("mqtt", "tcp"), 1883)
+    if path not in ("", "/"):
+        _fail(setting, "URL must not have a path")
+    if password is not None and username is None:
+        _fail(setting, "URL has a password but no user name")
+    return MqttUrl(host, port, username, password)
+
+
+def _check(
+    convert: Callable[[object, str], T], ok: Callable[[T], bool], problem: str
+) -> Callable[[object, str], T]:
+    """A parser that converts the value, then fails with `problem` unless `ok(result)`."""
+
+    def parse(value: object, setting: str) -> T:
+        if not ok(result := convert(value, setting)):
+            _fail(setting, f"{_show(value)} {problem}")
+        return result
+
+    return parse
+
+
+def _string(value: object, setting: str) -> str:
+    if not isinstance(value, str):
+        _fail(setting, f"{_show(value)} is not a string")
+    return value
+
+
+def _integer(value: object, setting: str) -> int:
+    if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]{1,4000}", value.strip()):
+        return int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool):
+        _fail(setting, f"{_show(value)} is not an integer")
+    return value
+
+
+def _number(value: object, setting: str) -> float:
+    number_re = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
+    if isinstance(value, str) and re.fullmatch(number_re, value.strip()):
+        value = float(value.strip())
+    if not isinstance(value, int | float) or isinstance(value, bool) or not abs(value) < 1e300:
+        _fail(setting, f"{_show(value)} is not a number")
+    return float(value)
+
+
+_BOOLS = dict.fromkeys(("true", "1", "yes", "on"), True)
+_BOOLS |= dict.fromkeys(("false", "0", "no", "off"), False)
+
+
+def _bool(value: object, setting: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and (word := value.strip().lower()) in _BOOLS:
+        return _BOOLS[word]
+    _fail(setting, f"{_show(value)} is not a boolean (true/false/1/0/yes/no/on/off)")
+
+
+_text = _check(_string, lambda s: bool(s.strip()), "must not be empty")
+_port = _check(_integer, lambda n: 1 <= n <= 65535, "is not a port (1-65535)")
+_count = _check(_integer, lambda n: n >= 1, "must be at least 1")
+_positive = _check(_number, lambda x: x > 0, "must be greater than 0")
+_non_negative = _check(_number, lambda x: x >= 0, "must not be negative")
+_host = _check(
+    _text, lambda h: h.isprintable() and not {" ", "/"} & set(h), "is not a host name or address"
+)
+_topic = _check(
+    _text,
+    lambda t: t.isprintable() and not {"+", "#"} & set(t) and "/" not in (t[0], t[-1]),
+    "is not a base topic (no +, # or leading/trailing /)",
+)
+_log_level = _check(
+    lambda v, s: _text(v, s).strip().upper(),
+    lambda level: level in ("DEBUG", "INFO", "WARNING", "ERROR"),
+    "is not one of DEBUG, INFO, WARNING, ERROR",
+)
+
+# field: (parser, [section] and key in the file); the environment variable is IOTLEDGER_<FIELD>.
+_FIELDS: dict[str, tuple[Callable[[object, str], object], str, str]] = {
+    "host": (_host, "server", "host"),
+    "port": (_port, "server", "port"),
+    "database_url": (lambda v, s: parse_database_url(_string(v, s), s), "database", "url"),
+    "mqtt_url": (lambda v, s: parse_mqtt_url(_string(v, s), s), "mqtt", "broker"),
+    "embedded_mqtt_port": (_port, "mqtt", "embedded_port"),
+    "mqtt_topic": (_topic, "mqtt", "topic"),
+    "mqtt_client_id": (_text, "mqtt", "client_id"),
+    "jwt_secret": (_text, "server", "jwt_secret"),
+    "device_check_interval": (_positive, "mqtt", "device_check_interval"),
+    "device_check_misses": (_count, "mqtt", "device_check_misses"),
+    "cookie_secure": (_bool, "server", "cookie_secure"),
+    "data_dir": (lambda v, s: Path(_text(v, s)), "server", "data_dir"),
+    "max_body_bytes": (_count, "server", "max_body_bytes"),
+    "log_level": (_log_level, "server", "log_level"),
+    "db_pool_size": (_count, "database", "pool_size"),
+    "read_wait_timeout": (_non_negative, "database", "read_wait_timeout"),
+}
+# Keys combined by the _apply_* functions below.
+_SPECIAL = {
+    "server": {"address"},
+    "database": {"host", "port", "user", "password", "name"},
+    "mqtt": {"username", "password"},
+}
+_DEFAULTS = Settings()
+
+
+def _key(table: dict[str, Any], key: str, where: str, parse: Callable[[object, str], T]) -> T:
+    if key not in table:
+        _fail(f"{where} {key}", "is required when [database] host/user/name are used")
+    return parse(table[key], f"{where} {key}")
+
+
+def _apply_address(server: dict[str, Any], values: dict[str, object], path: str) -> None:
+    if "address" not in server:
+        return
+    where = f"{path} [server] address"
+    address = _text(server["address"], where)
+    host, sep, port = address.rpartition(":")
+    if not sep:
+        _fail(where, f"{_show(address)} is not host:port")
+    parsed: dict[str, object] = {"port": _port(port, where)}
+    if host := host.removeprefix("[").removesuffix("]"):
+        parsed["host"] = _host(host, where)
+    for field, value in parsed.items():
+        if values.setdefault(field, value) != value:
+            _fail(where, f"{_show(address)} conflicts with [server] {field} = {values[field]}")
+
+
+def _apply_database_keys(db: dict[str, Any], values: dict[str, object], path: str) -> None:
+    if not _SPECIAL["database"] & db.keys():
+        return
+    where = f"{path} [database]"
+    if "url" in db:
+        _fail(f"{where} url", "give either url or host/port/user/password/name, not both")
+    port = _port(db.get("port", 5432), f"{where} port")
+    password = _string(db.get("password", ""), f"{where} password")
+    user, name = _key(db, "user", where, _text), _key(db, "name", where, _text)
+    values["database_url"] = DatabaseUrl(_key(db, "host", where, _host), port, user, password, name)
+
+
+def _apply_mqtt_credentials(mqtt: dict[str, Any], values: dict[str, object], path: str) -> None:
+    where = f"{path} [mqtt]"
+    given = {k: _string(mqtt[k], f"{where} {k}") for k in ("username", "password") if k in mqtt}
+    if not (creds := {k: v for k, v in given.items() if v}):
+        return
+    setting = f"{where} {next(iter(creds))}"
+    if not isinstance(url := values.get("mqtt_url"), MqttUrl):
+        _fail(setting, "needs [mqtt] broker")
+    if url.username is not None:
+        _fail(setting, "conflicts with the user name in [mqtt] broker")
+    if "username" not in creds:
+        _fail(setting, "needs [mqtt] username")
+    values["mqtt_url"] = MqttUrl(url.host, url.port, creds["username"], creds.get("password"))
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as file:
+            return tomllib.load(file)
+    except OSError as e:
+        _fail(path, f"cannot read the config file ({e.strerror or e})")
+    except ValueError as e:  # TOMLDecodeError, UnicodeDecodeError
+        _fail(path, f"is not a valid TOML file: {e}")
+
+
+def _from_file(path: str) -> dict[str, object]:
+    doc = _read_toml(path)
+    unknown: list[str] = []
+    for section, table in doc.items():
+        if section not in _SPECIAL or not isinstance(table, dict):
+            unknown.append(_show(section))
+            continue
+        known = {k for _, s, k in _FIELDS.values() if s == section} | _SPECIAL[section]
+        unknown += [f"[{section}] {_show(k)}" for k in table if k not in known]
+    if unknown:
+        _fail(path, "unknown keys (or not a table): " + ", ".join(unknown))
+    values: dict[str, object] = {}
+    for field, (parse, section, key) in _FIELDS.items():
+        value = doc.get(section, {}).get(key)
+        if value is not None and not (value == "" and getattr(_DEFAULTS, field) is None):
+            values[field] = parse(value, f"{path} [{section}] {key}")
+    _apply_address(doc.get("server", {}), values, path)
+    _apply_database_keys(doc.get("database", {}), values, path)
+    _apply_mqtt_credentials(doc.get("mqtt", {}), values, path)
+    return values
+
+
+def load_settings(
+    config_path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the settings: environment over the config file over the defaults."""
+    env = os.environ if environ is None else environ
+    path = os.fspath(config_path) if config_path is not None else env.get("IOTLEDGER_CONFIG")
+    values = _from_file(path) if path else {}
+    for field, (parse, _, _) in _FIELDS.items():
+        if raw := env.get(name := f"IOTLEDGER_{field.upper()}", ""):
+            values[field] = parse(raw, name)
+    return msgspec.structs.replace(Settings(), **values)

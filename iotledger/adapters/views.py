@@ -1,0 +1,86 @@
+"""PostgreSQL views: read-model tables that commit their rows with their position.
+
+Every view shares one tracking table, `projection_tracking`, one row per
+projection. A unit of work writes the view's rows, moves the row forward (never
+back: a second runner that lost a race fails instead of applying twice) and
+notifies `iotledger_projections`, so readers in any process learn the new position
+the moment it commits.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar, TypeVar
+
+from psycopg import Cursor
+from psycopg_pool import ConnectionPool
+
+from iotledger.projections.base import View
+
+W = TypeVar("W")
+
+PROJECTIONS_CHANNEL = "iotledger_projections"
+
+TRACKING_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_tracking ("
+    " name text PRIMARY KEY,"
+    " position bigint NOT NULL)"
+)
+
+_ADVANCE = (
+    "INSERT INTO projection_tracking (name, position) VALUES (%(name)s, %(position)s)"
+    " ON CONFLICT (name) DO UPDATE SET position = excluded.position"
+    " WHERE projection_tracking.position < excluded.position"
+    " RETURNING position"
+)
+
+
+class LostRace(RuntimeError):
+    """Another runner applied these events first; this batch was rolled back."""
+
+
+class PostgresView(View[W]):
+    """A view whose rows live in PostgreSQL tables named in `tables`."""
+
+    ddl: ClassVar[tuple[str, ...]]
+    tables: ClassVar[tuple[str, ...]]
+
+    def __init__(self, pool: ConnectionPool[Any], name: str) -> None:
+        self.pool = pool
+        self.name = name
+
+    @abstractmethod
+    def rows(self, cursor: Cursor[Any]) -> W:
+        """The writer of this view's rows inside one transaction."""
+
+    def position(self) -> int | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT position FROM projection_tracking WHERE name = %s", (self.name,)
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    @contextmanager
+    def unit_of_work(self, position: int) -> Iterator[W]:
+        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            yield self.rows(cursor)
+            cursor.execute(_ADVANCE, {"name": self.name, "position": position})
+            if cursor.fetchone() is None:
+                raise LostRace(f"projection {self.name} is already past {position}")
+            cursor.execute(
+                "SELECT pg_notify(%s, %s)", (PROJECTIONS_CHANNEL, f"{self.name}:{position}")
+            )
+
+    def wipe(self) -> None:
+        with self.pool.connection() as conn, conn.transaction():
+            for table in self.tables:
+                conn.execute(f"TRUNCATE {table}")  # names are ours, never input
+            conn.execute("DELETE FROM projection_tracking WHERE name = %s", (self.name,))
+
+
+def tracking_positions(pool: ConnectionPool[Any]) -> dict[str, int]:
+    with pool.connection() as conn:
+        rows = conn.execute("SELECT name, position FROM projection_tracking").fetchall()
+    return {str(name): int(position) for name, position in rows}

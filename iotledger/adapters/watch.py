@@ -1,0 +1,78 @@
+"""How far each projection has got, seen from any process; readers wait on it.
+
+A thread LISTENs on `iotledger_projections` (each view notifies on commit) and
+re-reads the tracking table every second as a safety net, so a reply can wait
+for its own write to become visible even when projections run elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from iotledger.adapters.views import PROJECTIONS_CHANNEL, tracking_positions
+
+log = logging.getLogger(__name__)
+
+
+class ProjectionWatch:
+    def __init__(self, pool: ConnectionPool[Any], conninfo: str) -> None:
+        self._pool = pool
+        self._conninfo = conninfo
+        self._positions: dict[str, int] = {}
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="projection-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(5)
+
+    def position(self, name: str) -> int:
+        return self._positions.get(name, 0)
+
+    def reached(self, position: int, names: tuple[str, ...]) -> bool:
+        return all(self._positions.get(name, 0) >= position for name in names)
+
+    async def wait(self, position: int, *names: str, timeout: float = 5.0) -> bool:
+        """Wait until every named projection has applied `position`; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while not self.reached(position, names):
+            if time.monotonic() > deadline:
+                log.warning("read-your-writes wait timed out at %d for %s", position, names)
+                return False
+            await asyncio.sleep(0.002)
+        return True
+
+    def _watch(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._listen()
+            except Exception:
+                log.exception("projection watch lost its connection; reconnecting")
+                self._stopping.wait(0.5)
+
+    def _listen(self) -> None:
+        with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(PROJECTIONS_CHANNEL)))
+            while not self._stopping.is_set():
+                self._merge(tracking_positions(self._pool))
+                for notify in conn.notifies(timeout=1.0):
+                    name, _, position = notify.payload.rpartition(":")
+                    self._merge({name: int(position)})
+                    if self._stopping.is_set():
+                        return
+
+    def _merge(self, positions: dict[str, int]) -> None:
+        for name, position in positions.items():
+            if position > self._positions.get(name, 0):
+                self._positions[name] = position

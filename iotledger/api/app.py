@@ -1,0 +1,31 @@
+"""The Litestar application factory: the only place the HTTP side is wired."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from iotledger.api.errors import EXCEPTION_HANDLERS
+from iotledger.api.lambda_iot.system import SystemController
+from iotledger.api.lambda_iot.users import LambdaUsersController
+from iotledger.bootstrap import Services
+
+
+def create_app(services: Services) -> Litestar:
+    def provide_services() -> Services:
+        return services
+
+    return Litestar(
+        route_handlers=[SystemController, LambdaUsersController],
+        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=services.settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="iotledger",
+            version="0.1.0",
+            description="Event-sourced backend for IoT fleets: the Lambda IoT Core and "
+            "Device Telemetry dialects over one domain.",
+            path="/schema",
+        ),
+    )

@@ -1,0 +1,26 @@
+"""Lambda IoT Core: the public endpoints that say the service is there."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Controller, get
+
+
+class HealthReply(msgspec.Struct):
+    status: str
+
+
+class HelloReply(msgspec.Struct):
+    message: str
+
+
+class SystemController(Controller):
+    tags = ["Lambda IoT Core: system"]
+
+    @get("/health", sync_to_thread=False)
+    def health(self) -> HealthReply:
+        return HealthReply(status="ok")
+
+    @get("/hello", sync_to_thread=False)
+    def hello(self) -> HelloReply:
+        return HelloReply(message="hello from lambdaiot")

@@ -1,0 +1,47 @@
+"""The domain's errors: every failure a user can cause, named once.
+
+The API maps each class to a status code and to each dialect's error body in one
+place (`iotledger.api.errors`); nothing else in the code decides a status code.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error a client can cause; its message is safe to show."""
+
+    code = "ERROR"
+
+
+class InvalidInput(DomainError):
+    code = "VALIDATION_ERROR"
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+
+
+class Conflict(DomainError):
+    code = "CONFLICT"
+
+
+class Unauthorized(DomainError):
+    code = "UNAUTHORIZED"
+
+
+class Forbidden(DomainError):
+    code = "FORBIDDEN"
+
+
+class TooManyRequests(DomainError):
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unavailable(DomainError):
+    """A dependency (the broker, the database) cannot take the request now."""
+
+    code = "UNAVAILABLE"

@@ -1,0 +1,161 @@
+"""`iotledger serve`: run every role, or one, until SIGTERM or SIGINT.
+
+Roles: `api` (HTTP), `mqtt` (the broker link), `projections` (read-model
+runners). With no database URL an embedded PostgreSQL starts under the data
+directory, and with no broker URL an embedded MQTT broker; both stop with us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Iterator
+
+import uvicorn
+
+from iotledger.adapters.database import check_reachable, migrate, schema_exists
+from iotledger.adapters.embedded import EmbeddedBroker, EmbeddedPostgres
+from iotledger.adapters.mqtt import MqttLink
+from iotledger.adapters.settings import (
+    DatabaseUrl,
+    MqttUrl,
+    Settings,
+    SettingsError,
+    parse_database_url,
+    parse_mqtt_url,
+)
+from iotledger.api.app import create_app
+from iotledger.bootstrap import Services, bootstrap
+
+log = logging.getLogger("iotledger")
+
+ROLES = ("api", "mqtt", "projections")
+
+
+@contextlib.contextmanager
+def database(settings: Settings) -> Iterator[DatabaseUrl]:
+    """The configured database, or an embedded one for as long as we run."""
+    if settings.database_url is not None:
+        check_reachable(settings.database_url)
+        yield settings.database_url
+        return
+    embedded = EmbeddedPostgres(settings.data_dir / "postgres")
+    ours = not embedded.is_running()  # a running one belongs to another iotledger process
+    log.info("no IOTLEDGER_DATABASE_URL: using embedded PostgreSQL in %s", embedded.data_dir)
+    url = parse_database_url(embedded.start())
+    try:
+        yield url
+    finally:
+        if ours:
+            log.info("stopping embedded PostgreSQL")
+            embedded.stop()
+
+
+@contextlib.asynccontextmanager
+async def broker(settings: Settings, roles: tuple[str, ...]) -> AsyncIterator[MqttUrl]:
+    """The configured broker, or an embedded one for as long as we run."""
+    if settings.mqtt_url is not None:
+        yield settings.mqtt_url
+        return
+    if "mqtt" not in roles:
+        # A lone api process publishes through the embedded broker of an mqtt process.
+        yield MqttUrl(
+            host="127.0.0.1", port=settings.embedded_mqtt_port, username=None, password=None
+        )
+        return
+    embedded = EmbeddedBroker("127.0.0.1", settings.embedded_mqtt_port)
+    url = parse_mqtt_url(await embedded.start())
+    log.info("no IOTLEDGER_MQTT_URL: started embedded MQTT broker at %s", url.redacted())
+    try:
+        yield url
+    finally:
+        log.info("stopping embedded MQTT broker")
+        await embedded.stop()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ours stops every role together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def prepare_schema(services: Services, roles: tuple[str, ...]) -> None:
+    if set(roles) == set(ROLES):
+        migrate(services.database_url, services.ledger)
+    elif not schema_exists(services.database_url):
+        raise SettingsError(
+            "IOTLEDGER_DATABASE_URL: the database has no iotledger tables; "
+            "run `iotledger migrate` once before starting single roles"
+        )
+
+
+async def run(settings: Settings, roles: tuple[str, ...]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    with database(settings) as db_url:
+        services = await asyncio.to_thread(bootstrap, settings, db_url)
+        try:
+            await asyncio.to_thread(prepare_schema, services, roles)
+            await _run_roles(services, roles, stop)
+        finally:
+            await asyncio.to_thread(services.close)
+
+
+async def _run_roles(services: Services, roles: tuple[str, ...], stop: asyncio.Event) -> None:
+    settings = services.settings
+    runners = services.runners() if "projections" in roles else []
+    for runner in runners:
+        runner.start()
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            if "mqtt" in roles or "api" in roles:
+                mqtt_url = await stack.enter_async_context(broker(settings, roles))
+                link = MqttLink(mqtt_url, f"{settings.mqtt_client_id}-{'-'.join(roles)}")
+                await link.start()
+                stack.push_async_callback(link.stop)
+            if "api" in roles:
+                services.watch.start()
+                await _serve_http(services, stop)
+            else:
+                log.info("iotledger running roles %s", ", ".join(roles))
+                await stop.wait()
+    finally:
+        for runner in runners:
+            await asyncio.to_thread(runner.stop)
+
+
+async def _serve_http(services: Services, stop: asyncio.Event) -> None:
+    settings = services.settings
+    config = uvicorn.Config(
+        create_app(services),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
+    )
+    server = _Server(config)
+
+    async def stop_on_signal() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    watcher = asyncio.create_task(stop_on_signal())
+    log.info("HTTP API on http://%s:%d", settings.host, settings.port)
+    try:
+        await server.serve()
+    except SystemExit:
+        pass  # uvicorn exits when it cannot bind; said below in one line
+    finally:
+        watcher.cancel()
+    if not server.started:
+        raise SettingsError(
+            f"IOTLEDGER_PORT: cannot listen on {settings.host}:{settings.port} "
+            "(address in use or not permitted)"
+        )

@@ -1,0 +1,166 @@
+"""Shared fixtures: the real PostgreSQL and the real broker of this machine.
+
+Tests use PostgreSQL on 127.0.0.1:5432 and Mosquitto on 127.0.0.1:1883 when they
+answer (a fresh database per test session), and the embedded ones when they don't,
+so the suite runs on a machine that has nothing but Python.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from litestar.testing import TestClient
+
+from iotledger.adapters.database import migrate
+from iotledger.adapters.embedded import EmbeddedBroker, EmbeddedPostgres
+from iotledger.adapters.settings import DatabaseUrl, MqttUrl, Settings, parse_database_url
+from iotledger.api.app import create_app
+from iotledger.bootstrap import Services, bootstrap
+
+LOCAL_POSTGRES = os.environ.get(
+    "IOTLEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseUrl]:
+    """A PostgreSQL server to create test databases in."""
+    url = parse_database_url(LOCAL_POSTGRES)
+    if answers(url.host, url.port):
+        yield url
+        return
+    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("postgres"))
+    try:
+        yield parse_database_url(embedded.start())
+    finally:
+        embedded.stop()
+
+
+def create_database(server: DatabaseUrl) -> DatabaseUrl:
+    name = f"iotledger_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(str(server), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return DatabaseUrl(server.host, server.port, server.user, server.password, name)
+
+
+def drop_database(server: DatabaseUrl, url: DatabaseUrl) -> None:
+    with psycopg.connect(str(server), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.dbname}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: DatabaseUrl) -> Iterator[DatabaseUrl]:
+    """One database for the session, migrated once."""
+    url = create_database(server_url)
+    try:
+        yield url
+    finally:
+        drop_database(server_url, url)
+
+
+@pytest.fixture
+def fresh_database_url(server_url: DatabaseUrl) -> Iterator[DatabaseUrl]:
+    """A database of its own, for tests that count everything in it."""
+    url = create_database(server_url)
+    try:
+        yield url
+    finally:
+        drop_database(server_url, url)
+
+
+class BrokerThread:
+    """An embedded broker on its own loop, for machines without Mosquitto."""
+
+    def __init__(self, port: int) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.broker = EmbeddedBroker("127.0.0.1", port)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.broker.start(), self.loop).result(30)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.broker.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@pytest.fixture(scope="session")
+def mqtt_url() -> Iterator[MqttUrl]:
+    if answers("127.0.0.1", 1883):
+        yield MqttUrl(host="127.0.0.1", port=1883, username=None, password=None)
+        return
+    broker = BrokerThread(free_port())
+    broker.start()
+    try:
+        yield MqttUrl(host="127.0.0.1", port=broker.broker.port, username=None, password=None)
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(
+    database_url: DatabaseUrl, mqtt_url: MqttUrl, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    return Settings(
+        database_url=database_url,
+        mqtt_url=mqtt_url,
+        mqtt_topic=f"iotledger-test-{uuid.uuid4().hex[:8]}",
+        data_dir=Path(tmp_path_factory.mktemp("var")),
+        jwt_secret="test-secret-" + uuid.uuid4().hex,
+        cookie_secure=False,
+    )
+
+
+def start_services(settings: Settings, url: DatabaseUrl) -> Services:
+    services = bootstrap(settings, url)
+    migrate(url, services.ledger)
+    services.watch.start()
+    return services
+
+
+@pytest.fixture(scope="session")
+def services(settings: Settings, database_url: DatabaseUrl) -> Iterator[Services]:
+    """Every part of iotledger against the session database, projections running."""
+    services = start_services(settings, database_url)
+    runners = services.runners()
+    for runner in runners:
+        runner.start()
+    try:
+        yield services
+    finally:
+        for runner in runners:
+            runner.stop()
+        services.close()
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient[object]]:
+    with TestClient(create_app(services)) as client:
+        yield client
+
+
+def unique(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
