@@ -17,6 +17,7 @@ from iotledger.adapters.eventstore import eventsourcing_env
 from iotledger.adapters.feed import PostgresEventFeed, open_feed
 from iotledger.adapters.passwords import PasswordHasher
 from iotledger.adapters.settings import DatabaseUrl, Settings
+from iotledger.adapters.tokens import TokenIssuer, jwt_secret
 from iotledger.adapters.user_view import PostgresUserView
 from iotledger.adapters.views import PostgresView
 from iotledger.adapters.watch import ProjectionWatch
@@ -34,6 +35,7 @@ class Services:
     pool: ConnectionPool[Any]
     views: dict[str, PostgresView[Any]]
     watch: ProjectionWatch
+    tokens: TokenIssuer
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
 
     @property
@@ -69,4 +71,5 @@ def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
         pool=pool,
         views=views,
         watch=ProjectionWatch(pool, str(database_url)),
+        tokens=TokenIssuer(jwt_secret(settings.jwt_secret, settings.data_dir)),
     )

@@ -164,3 +164,21 @@ def client(services: Services) -> Iterator[TestClient[object]]:
 
 def unique(prefix: str = "user") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def register_and_login(client: TestClient[object]) -> dict[str, str]:
+    """A new user signed in through the Lambda dialect: its Authorization header."""
+    username = unique()
+    password = "secret-" + uuid.uuid4().hex[:8]
+    assert (
+        client.post("/register", json={"username": username, "password": password}).status_code
+        == 201
+    )
+    response = client.post("/login", json={"username": username, "password": password})
+    assert response.status_code == 200
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+@pytest.fixture
+def auth_headers(client: TestClient[object]) -> dict[str, str]:
+    return register_and_login(client)

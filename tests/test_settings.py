@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from iotledger.adapters.settings import (
@@ -413,6 +413,7 @@ def test_bad_topics(topic: str) -> None:
         ("IOTLEDGER_DB_POOL_SIZE", "ten"),
         ("IOTLEDGER_LOG_LEVEL", "verbose"),
         ("IOTLEDGER_HOST", "a b"),
+        ("IOTLEDGER_HOST", "user@host"),
         ("IOTLEDGER_EMBEDDED_MQTT_PORT", "65536"),
     ],
 )
@@ -449,6 +450,9 @@ def test_any_integer_outside_the_port_range_is_rejected(port: int) -> None:
 
 
 @given(st.text())
+@example("0\x1f")
+@example(" 8080\n")
+@example("9" * 5000)
 def test_any_port_text_parses_or_raises_settings_error(text: str) -> None:
     result = outcome(IOTLEDGER_PORT=text)
     assert_one_line_error(result, "IOTLEDGER_PORT: ")

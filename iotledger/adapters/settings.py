@@ -103,6 +103,8 @@ class MqttUrl(msgspec.Struct, frozen=True):
 
 
 class Settings(msgspec.Struct, frozen=True):
+    """The settings of iotledger; build them with :func:`load_settings`."""
+
     host: str = "127.0.0.1"
     port: int = 8080
     database_url: DatabaseUrl | None = None  # None: embedded PostgreSQL
@@ -194,13 +196,15 @@ def _integer(value: object, setting: str) -> int:
     return value
 
 
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def _number(value: object, setting: str) -> float:
-    number_re = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
-    if isinstance(value, str) and re.fullmatch(number_re, value.strip()):
-        value = float(value.strip())
-    if not isinstance(value, int | float) or isinstance(value, bool) or not abs(value) < 1e300:
+    text = value.strip() if isinstance(value, str) else ""
+    number = float(text) if _NUMBER.fullmatch(text) else value
+    if not isinstance(number, int | float) or isinstance(number, bool) or not abs(number) < 1e300:
         _fail(setting, f"{_show(value)} is not a number")
-    return float(value)
+    return float(number)
 
 
 _BOOLS = dict.fromkeys(("true", "1", "yes", "on"), True)
@@ -221,7 +225,7 @@ _count = _check(_integer, lambda n: n >= 1, "must be at least 1")
 _positive = _check(_number, lambda x: x > 0, "must be greater than 0")
 _non_negative = _check(_number, lambda x: x >= 0, "must not be negative")
 _host = _check(
-    _text, lambda h: h.isprintable() and not {" ", "/"} & set(h), "is not a host name or address"
+    _text, lambda h: bool(re.fullmatch(r"[\w.:%-]+", h)), "is not a host name or address"
 )
 _topic = _check(
     _text,

@@ -6,6 +6,7 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
+from iotledger.api.auth import provide_principal
 from iotledger.api.errors import EXCEPTION_HANDLERS
 from iotledger.api.lambda_iot.system import SystemController
 from iotledger.api.lambda_iot.users import LambdaUsersController
@@ -18,7 +19,10 @@ def create_app(services: Services) -> Litestar:
 
     return Litestar(
         route_handlers=[SystemController, LambdaUsersController],
-        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        dependencies={
+            "services": Provide(provide_services, sync_to_thread=False),
+            "principal": Provide(provide_principal),
+        },
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=services.settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
