@@ -8,7 +8,6 @@ import pytest
 from litestar.testing import TestClient
 
 from iotledger.bootstrap import Services
-from iotledger.maintenance import rebuild
 from tests.conftest import unique
 
 
@@ -124,17 +123,3 @@ def test_health_hello_and_the_openapi_document(client: TestClient[object]) -> No
     assert schema.json()["openapi"].startswith("3.1")
     assert "/register" in schema.json()["paths"]
     assert client.get("/schema").status_code == 200
-
-
-def test_a_rebuild_reproduces_the_users_read_model_exactly(
-    client: TestClient[object], services: Services
-) -> None:
-    for _ in range(5):
-        client.post("/register", json={"username": unique(), "password": "secret123"})
-    before = services.users.all_users()
-    runners = [r for r in services.runners() if r.name == "users"]
-    assert runners
-    progress: list[tuple[str, int, int]] = []
-    # The session's own runner holds the projection; a rebuild must refuse to race it.
-    with pytest.raises(Exception, match="running in another process"):
-        rebuild(services, ["users"], lambda *p: progress.append(p))

@@ -37,15 +37,25 @@ class MsgspecTranscoder(Transcoder):
 
 
 @functools.cache
-def _state_decoder(cls: type[Any]) -> Callable[[bytes], dict[str, Any]]:
-    """A decoder for the stored state of one event class, built from its annotations."""
+def state_struct(cls: type[Any]) -> type[msgspec.Struct]:
+    """The stored state of one event class as a Struct, built from its annotations.
+
+    Its fields are in the order eventsourcing's mapper writes them (the event's
+    attributes less the envelope), so encoding an instance gives the same bytes.
+    """
     hints = typing.get_type_hints(cls)
     fields = [
         (name, hint)
         for name, hint in hints.items()
         if name not in _ENVELOPE and typing.get_origin(hint) is not ClassVar
     ]
-    struct = msgspec.defstruct(f"{cls.__qualname__}State", fields)
+    return msgspec.defstruct(f"{cls.__qualname__}State", fields)
+
+
+@functools.cache
+def _state_decoder(cls: type[Any]) -> Callable[[bytes], dict[str, Any]]:
+    """A decoder for the stored state of one event class, built from its annotations."""
+    struct = state_struct(cls)
     decoder = msgspec.json.Decoder(struct)
     names = struct.__struct_fields__
 

@@ -64,5 +64,7 @@ class PostgresEventFeed:
 def open_feed(
     recorder: PostgresApplicationRecorder, mapper: Mapper[UUID], conninfo: str
 ) -> Iterator[PostgresEventFeed]:
-    with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
+    with psycopg.connect(
+        conninfo, autocommit=True, connect_timeout=10, application_name="iotledger-feed"
+    ) as conn:
         yield PostgresEventFeed(recorder, mapper, conn)

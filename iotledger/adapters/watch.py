@@ -35,7 +35,8 @@ class ProjectionWatch:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)
 
     def position(self, name: str) -> int:
         return self._positions.get(name, 0)
@@ -62,7 +63,9 @@ class ProjectionWatch:
                 self._stopping.wait(0.5)
 
     def _listen(self) -> None:
-        with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10) as conn:
+        with psycopg.connect(
+            self._conninfo, autocommit=True, connect_timeout=10, application_name="iotledger-watch"
+        ) as conn:
             conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(PROJECTIONS_CHANNEL)))
             while not self._stopping.is_set():
                 self._merge(tracking_positions(self._pool))

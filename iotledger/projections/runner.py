@@ -61,6 +61,7 @@ class ProjectionRunner:
         self._thread = threading.Thread(target=self._supervise, name=f"projection-{self.name}")
         self.position: int | None = None
         self.restarts = 0
+        self.active = threading.Event()  # set while this runner is the one at work
 
     def start(self) -> None:
         self._thread.start()
@@ -90,9 +91,13 @@ class ProjectionRunner:
                 if self._stopping.wait(self._idle_wait * 4):
                     return
             self.position = self.projection.view.position()
-            while not self._stopping.is_set():
-                if not self.catch_up(feed):
-                    feed.wait(self._idle_wait)
+            self.active.set()
+            try:
+                while not self._stopping.is_set():
+                    if not self.catch_up(feed):
+                        feed.wait(self._idle_wait)
+            finally:
+                self.active.clear()
 
     def catch_up(self, feed: EventFeed) -> bool:
         """Apply what the log holds now; True if there may be more already."""

@@ -1,0 +1,174 @@
+"""The command line as an operator meets it: help, bad settings, serve, roles, SIGTERM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from iotledger.adapters.settings import DatabaseUrl, MqttUrl
+from tests.conftest import create_database, drop_database, free_port, unique
+from tests.processes import environment, run, serving, stop, wait_for_http, wait_until
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (),
+        ("serve",),
+        ("migrate",),
+        ("projections",),
+        ("projections", "rebuild"),
+        ("projections", "status"),
+    ],
+)
+def test_every_command_describes_itself(args: tuple[str, ...]) -> None:
+    result = run(*args, "--help", env=environment())
+    assert result.returncode == 0
+    assert "usage: iotledger" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("IOTLEDGER_PORT", "99999"),
+        ("IOTLEDGER_DATABASE_URL", "mysql://nobody@localhost/x"),
+        ("IOTLEDGER_MQTT_URL", "http://broker"),
+        ("IOTLEDGER_DEVICE_CHECK_INTERVAL", "soon"),
+        ("IOTLEDGER_COOKIE_SECURE", "perhaps"),
+    ],
+)
+def test_a_bad_setting_stops_start_up_with_one_line_naming_it(variable: str, value: str) -> None:
+    result = run("serve", env=environment(**{variable: value}), timeout=30)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert variable in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_an_unreachable_database_is_one_line_naming_the_setting() -> None:
+    env = environment(IOTLEDGER_DATABASE_URL="postgresql://nobody@127.0.0.1:1/nothing")
+    result = run("serve", env=env, timeout=60)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith("iotledger: IOTLEDGER_DATABASE_URL")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def own_database(server_url: DatabaseUrl) -> object:
+    url = create_database(server_url)
+    yield url
+    drop_database(server_url, url)
+
+
+def sign_up_and_in(base: str) -> None:
+    username = unique()
+    body = {"username": username, "password": "secret123"}
+    assert httpx.post(f"{base}/register", json=body, timeout=10).status_code == 201
+    login = httpx.post(f"{base}/login", json=body, timeout=10)
+    assert login.status_code == 200, login.text
+    assert "token" in login.json()
+
+
+def test_serve_runs_everything_in_one_process_and_stops_on_sigterm(
+    own_database: DatabaseUrl, mqtt_url: MqttUrl
+) -> None:
+    port = free_port()
+    env = environment(own_database, mqtt_url, IOTLEDGER_PORT=str(port))
+    with serving(env=env) as process:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base, process)
+        sign_up_and_in(base)
+        code, seconds, output = stop(process)
+    assert code == 0, output
+    assert seconds < 10
+    assert "Traceback" not in output
+
+
+def test_api_and_projections_as_two_processes_serve_the_same_slice(
+    own_database: DatabaseUrl, mqtt_url: MqttUrl
+) -> None:
+    port = free_port()
+    env = environment(own_database, mqtt_url, IOTLEDGER_PORT=str(port))
+    assert run("migrate", env=env).returncode == 0
+    with (
+        serving("--role", "projections", env=env) as projections,
+        serving("--role", "api", env=env) as api,
+    ):
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base, api)
+        sign_up_and_in(base)  # the login reads the users view the other process wrote
+        assert stop(api)[0] == 0
+        assert stop(projections)[0] == 0
+
+
+def test_a_single_role_refuses_to_start_on_an_unmigrated_database(
+    own_database: DatabaseUrl, mqtt_url: MqttUrl
+) -> None:
+    result = run("serve", "--role", "api", env=environment(own_database, mqtt_url), timeout=60)
+    assert result.returncode != 0
+    assert "iotledger migrate" in result.stderr.strip().splitlines()[-1]
+
+
+def test_with_no_configuration_serve_starts_embedded_postgres_and_broker(tmp_path: Path) -> None:
+    port, broker_port = free_port(), free_port()
+    env = environment(IOTLEDGER_PORT=str(port), IOTLEDGER_EMBEDDED_MQTT_PORT=str(broker_port))
+    del env["IOTLEDGER_JWT_SECRET"]
+    with serving(env=env, cwd=tmp_path) as process:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base, process, timeout=90)
+        sign_up_and_in(base)
+        code, seconds, output = stop(process, timeout=30)
+    assert code == 0, output
+    assert seconds < 15
+    assert "embedded PostgreSQL" in output
+    assert "embedded MQTT broker" in output
+    assert (tmp_path / "var" / "postgres").is_dir()
+    assert (tmp_path / "var" / "jwt_secret").is_file()
+    assert not postgres_running_in(tmp_path)
+    assert port_is_free(broker_port)
+
+
+def postgres_running_in(directory: Path) -> bool:
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "postgres" in text and str(directory) in text:
+            return True
+    return False
+
+
+def port_is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_projections_status_prints_each_projection_with_its_lag(own_database: DatabaseUrl) -> None:
+    env = environment(own_database)
+    assert run("migrate", env=env).returncode == 0
+    result = run("projections", "status", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "users" in result.stdout
+    assert "lag" in result.stdout
+
+
+def test_projections_rebuild_of_an_unknown_name_is_one_clear_line(
+    own_database: DatabaseUrl,
+) -> None:
+    result = run("projections", "rebuild", "nonsense", env=environment(own_database))
+    assert result.returncode != 0
+    assert "unknown nonsense" in result.stderr
+
+
+_ = wait_until

@@ -1,0 +1,126 @@
+"""Projections survive what production throws at them, and lose and duplicate nothing."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+import psycopg
+import pytest
+
+from iotledger.adapters.database import migrate
+from iotledger.adapters.settings import DatabaseUrl, MqttUrl, Settings
+from iotledger.bootstrap import Services, bootstrap
+from iotledger.domain.users import EmailIndex, User, UsernameIndex
+from iotledger.maintenance import rebuild
+from tests.conftest import unique
+from tests.processes import environment, serving, wait_until
+
+
+@pytest.fixture
+def quiet_services(settings: Settings, fresh_database_url: DatabaseUrl) -> Iterator[Services]:
+    """Services on a database of their own, with no projection running yet."""
+    services = bootstrap(settings, fresh_database_url)
+    migrate(fresh_database_url, services.ledger)
+    yield services
+    services.close()
+
+
+def append_users(services: Services, count: int, chunk: int = 500) -> None:
+    """Many users, appended in large saves (fast; hashing is not the point here)."""
+    now = datetime.now(UTC)
+    for start in range(0, count, chunk):
+        aggregates: list[Any] = []
+        for _ in range(min(chunk, count - start)):
+            name = unique()
+            user = User(
+                user_id=uuid4(),
+                username=name,
+                email=f"{name}@example.com",
+                password_hash="x",
+                registered_at=now,
+            )
+            aggregates += [
+                user,
+                UsernameIndex(username=name, user_id=user.id),
+                EmailIndex(email=f"{name}@example.com", user_id=user.id),
+            ]
+        services.ledger.save(*aggregates)
+
+
+def head(services: Services) -> int:
+    return services.ledger.recorder.max_notification_id() or 0
+
+
+def users_position(services: Services) -> int:
+    return services.users.position() or 0
+
+
+def test_a_killed_listen_connection_does_not_stop_the_projection(quiet_services: Services) -> None:
+    services = quiet_services
+    runner = services.runners(["users"])[0]
+    runner.start()
+    try:
+        append_users(services, 3)
+        wait_until(lambda: users_position(services) == head(services))
+        with psycopg.connect(str(services.database_url), autocommit=True) as conn:
+            killed = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name = 'iotledger-feed'"
+            ).fetchall()
+        assert killed, "the runner had no LISTEN connection to kill"
+        append_users(services, 3)
+        wait_until(lambda: users_position(services) == head(services))
+        assert len(services.users.all_users()) == 6
+        assert runner.restarts >= 1
+    finally:
+        runner.stop()
+
+
+def test_a_projection_process_killed_mid_stream_resumes_without_loss_or_duplicates(
+    quiet_services: Services, mqtt_url: MqttUrl
+) -> None:
+    services = quiet_services
+    total = 6000
+    append_users(services, total)
+    env = environment(services.database_url, mqtt_url)
+    with serving("--role", "projections", env=env) as first:
+        wait_until(lambda: users_position(services) > 0, timeout=60, interval=0.005)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    stopped_at = users_position(services)
+    assert 0 < stopped_at < head(services), "the kill should land mid-stream"
+    with serving("--role", "projections", env=env):
+        wait_until(lambda: users_position(services) == head(services), timeout=120)
+    users = services.users.all_users()
+    assert len(users) == total
+    assert len({u.id for u in users}) == total
+
+
+def test_a_rebuild_reproduces_the_read_model_exactly(quiet_services: Services) -> None:
+    services = quiet_services
+    append_users(services, 40)
+    runner = services.runners(["users"])[0]
+    runner.start()
+    wait_until(lambda: users_position(services) == head(services))
+    runner.stop()
+    before = services.users.all_users()
+    progress: list[tuple[str, int, int]] = []
+    rebuild(services, ["users"], lambda *step: progress.append(step))
+    assert services.users.all_users() == before
+    assert users_position(services) == head(services)
+    assert progress[-1] == ("users", head(services), head(services))
+
+
+def test_a_rebuild_refuses_while_the_projection_runs_elsewhere(quiet_services: Services) -> None:
+    runner = quiet_services.runners(["users"])[0]
+    runner.start()
+    try:
+        assert runner.active.wait(10)
+        with pytest.raises(Exception, match="running in another process"):
+            rebuild(quiet_services, ["users"], lambda *_: None)
+    finally:
+        runner.stop()
