@@ -1,9 +1,13 @@
-"""Access tokens: JWTs as RFC 8725 asks for them.
+"""Access tokens as RFC 8725 asks for them, and the opaque refresh tokens of RFC 9700.
 
-One pinned algorithm (HS256), and every token carries `iss`, `aud`, `exp`,
-`iat`, `sub` and a `kid` naming the key, so the key can be rotated: tokens
-signed with a previous key keep working until they expire when that key is
-listed among the previous ones.
+Access tokens: one pinned algorithm (HS256), an explicit type (`typ: at+jwt`,
+RFC 9068) so no other JWT passes for one, and every token carries `iss`, `aud`,
+`exp`, `iat`, `sub` and a `kid` naming the key, so the key can be rotated:
+tokens signed with a previous key keep working until they expire when that key
+is listed among the previous ones.
+
+Refresh tokens: `<session id>.<random secret>`; the session id finds the family
+without a lookup table, and only the SHA-256 of the whole token is ever stored.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from iotledger.domain.errors import Unauthorized
 log = logging.getLogger(__name__)
 
 ALGORITHM = "HS256"
+TOKEN_TYPE = "at+jwt"
 ISSUER = "iotledger"
 AUDIENCE = "iotledger"
 
@@ -55,12 +60,19 @@ class TokenIssuer:
             "iat": iat,
             "exp": iat + int(ttl.total_seconds()),
         }
-        return jwt.encode(payload, self._secret, algorithm=ALGORITHM, headers={"kid": self._kid})
+        return jwt.encode(
+            payload,
+            self._secret,
+            algorithm=ALGORITHM,
+            headers={"kid": self._kid, "typ": TOKEN_TYPE},
+        )
 
     def verify(self, token: str) -> Claims:
         """The token's claims; Unauthorized for anything forged, expired or incomplete."""
         try:
             header = jwt.get_unverified_header(token)
+            if header.get("typ") != TOKEN_TYPE:
+                raise Unauthorized("invalid credentials")
             key = self._keys[str(header.get("kid"))]
             payload: dict[str, Any] = jwt.decode(
                 token,
@@ -73,6 +85,32 @@ class TokenIssuer:
             return msgspec.convert(payload, Claims, strict=False)
         except (jwt.PyJWTError, KeyError, msgspec.ValidationError):
             raise Unauthorized("invalid credentials") from None
+
+
+class RefreshToken(msgspec.Struct, frozen=True):
+    """A refresh token as the cookie carries it, with what the server keeps of it."""
+
+    session_id: UUID
+    value: str
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.value.encode()).hexdigest()
+
+
+def new_refresh_token(session_id: UUID) -> RefreshToken:
+    return RefreshToken(session_id, f"{session_id}.{secrets.token_urlsafe(32)}")
+
+
+def read_refresh_token(value: str | None) -> RefreshToken | None:
+    """The token a cookie carries, or None when it is absent or not of our shape."""
+    session_id, _, secret = (value or "").partition(".")
+    if value is None or not secret or len(secret) > 100:
+        return None
+    try:
+        return RefreshToken(UUID(session_id), value)
+    except ValueError:
+        return None
 
 
 def jwt_secret(configured: str | None, data_dir: Path) -> str:

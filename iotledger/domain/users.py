@@ -12,8 +12,16 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from iotledger.domain.errors import Unauthorized
+
 _USERNAMES = uuid5(NAMESPACE_URL, "iotledger:username")
 _EMAILS = uuid5(NAMESPACE_URL, "iotledger:email")
+
+
+class InvalidCredentials(Unauthorized):
+    """A sign-in failed: one answer whether the name or the password was wrong."""
+
+    code = "INVALID_CREDENTIALS"
 
 
 def normalise(name: str) -> str:

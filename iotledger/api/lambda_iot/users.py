@@ -3,27 +3,34 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
-from uuid import UUID, uuid4
+from typing import Any
+from uuid import UUID
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from iotledger.api.auth import Principal
-from iotledger.api.deps import off_loop
-from iotledger.api.signin import sign_in
+from iotledger.api.signin import (
+    Email,
+    LoginName,
+    LoginPassword,
+    Password,
+    Username,
+    client_address,
+    sign_in,
+    sign_up,
+)
 from iotledger.bootstrap import Services
-from iotledger.domain.user_service import RegisterUser
 
 TOKEN_TTL = timedelta(hours=24)
 
 
 class RegisterBody(msgspec.Struct):
-    username: Annotated[str, msgspec.Meta(min_length=3, max_length=50)]
-    password: Annotated[str, msgspec.Meta(min_length=6, max_length=1024)]
-    email: str | None = None
+    username: Username
+    password: Password
+    email: Email | None = None
 
 
 class RegisterReply(msgspec.Struct):
@@ -32,8 +39,8 @@ class RegisterReply(msgspec.Struct):
 
 
 class LoginBody(msgspec.Struct):
-    username: Annotated[str, msgspec.Meta(max_length=320)]
-    password: Annotated[str, msgspec.Meta(max_length=1024)]
+    username: LoginName
+    password: LoginPassword
 
 
 class LoginReply(msgspec.Struct):
@@ -57,23 +64,23 @@ class LambdaUsersController(Controller):
     async def register(
         self, data: JSONBody[RegisterBody], services: NamedDependency[Services]
     ) -> RegisterReply:
-        password_hash = await off_loop(services.hasher.hash, data.password)
-        command = RegisterUser(
-            user_id=uuid4(),
-            username=data.username,
-            email=data.email,
-            password_hash=password_hash,
-            at=datetime.now(UTC),
-        )
-        written = await off_loop(services.ledger.register_user, command)
-        await services.watch.wait(written.position, "users")
-        return RegisterReply(id=written.id, username=data.username)
+        user = await sign_up(services, data.username, data.email, data.password)
+        return RegisterReply(id=user.id, username=user.username)
 
     @post("/login", status_code=200)
     async def login(
-        self, data: JSONBody[LoginBody], services: NamedDependency[Services]
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[LoginBody],
+        services: NamedDependency[Services],
     ) -> LoginReply:
-        user = await sign_in(services, services.users.by_username, data.username, data.password)
+        user = await sign_in(
+            services,
+            services.users.by_username,
+            data.username,
+            data.password,
+            client_address(request),
+        )
         now = datetime.now(UTC)
         return LoginReply(token=services.tokens.issue(user.id, user.username, now, TOKEN_TTL))
 

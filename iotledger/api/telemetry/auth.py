@@ -1,0 +1,170 @@
+"""Device Telemetry: sign-up, sign-in by email, and refresh-token sessions.
+
+The access token is the same JWT the Lambda dialect issues (one hour here), so
+either dialect accepts the other's. The refresh token travels only in an
+HttpOnly, SameSite=Strict cookie scoped to this path: scripts cannot read it and
+no other site or path gets it sent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+from uuid import UUID, uuid4
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
+from litestar.params import CookieParameter, JSONBody
+
+from iotledger.adapters.settings import Settings
+from iotledger.adapters.tokens import RefreshToken, new_refresh_token, read_refresh_token
+from iotledger.api.auth import Principal
+from iotledger.api.deps import off_loop
+from iotledger.api.signin import (
+    Email,
+    LoginName,
+    LoginPassword,
+    Password,
+    Username,
+    client_address,
+    sign_in,
+    sign_up,
+)
+from iotledger.bootstrap import Services
+from iotledger.domain.errors import Unauthorized
+from iotledger.domain.session_service import CloseSession, OpenSession, RefreshSession
+from iotledger.domain.sessions import InvalidRefreshToken
+from iotledger.projections.sessions import SessionSummary
+from iotledger.projections.users import UserSummary
+
+AUTH_PATH = "/api/v1/auth"
+REFRESH_COOKIE = "refresh_token"
+ACCESS_TTL = timedelta(hours=1)
+REFRESH_TTL = timedelta(days=30)  # of each token; a refresh starts a new one
+
+RefreshCookie = Annotated[str | None, CookieParameter(name=REFRESH_COOKIE, required=False)]
+
+
+class RegisterBody(msgspec.Struct):
+    username: Username
+    email: Email
+    password: Password
+
+
+class LoginBody(msgspec.Struct):
+    email: LoginName
+    password: LoginPassword
+
+
+class UserReply(msgspec.Struct):
+    id: UUID
+    username: str
+    email: str | None
+
+
+class TokenReply(msgspec.Struct):
+    access_token: str
+    expires_in: int
+
+
+def refresh_cookie(settings: Settings, token: RefreshToken | None) -> Cookie:
+    """The cookie that carries `token`, or, for None, the one that makes the client drop it."""
+    return Cookie(
+        key=REFRESH_COOKIE,
+        value=token.value if token else "",
+        path=AUTH_PATH,
+        max_age=int(REFRESH_TTL.total_seconds()) if token else 0,
+        httponly=True,
+        samesite="strict",
+        secure=settings.cookie_secure,
+    )
+
+
+def tokens(services: Services, user: UserSummary, refresh: RefreshToken) -> Response[TokenReply]:
+    now = datetime.now(UTC)
+    access = services.tokens.issue(user.id, user.username, now, ACCESS_TTL)
+    return Response(
+        TokenReply(access_token=access, expires_in=int(ACCESS_TTL.total_seconds())),
+        cookies=[refresh_cookie(services.settings, refresh)],
+    )
+
+
+def presented(cookie: str | None) -> RefreshToken:
+    token = read_refresh_token(cookie)
+    if token is None:
+        raise InvalidRefreshToken("no valid refresh token")
+    return token
+
+
+class TelemetryAuthController(Controller):
+    path = AUTH_PATH
+    tags = ["Device Telemetry: auth"]
+
+    @post("/register", status_code=201)
+    async def register(
+        self, data: JSONBody[RegisterBody], services: NamedDependency[Services]
+    ) -> UserReply:
+        user = await sign_up(services, data.username, data.email, data.password)
+        return UserReply(id=user.id, username=user.username, email=user.email)
+
+    @post("/login", status_code=200)
+    async def login(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[LoginBody],
+        services: NamedDependency[Services],
+    ) -> Response[TokenReply]:
+        user = await sign_in(
+            services, services.users.by_email, data.email, data.password, client_address(request)
+        )
+        now = datetime.now(UTC)
+        refresh = new_refresh_token(uuid4())
+        command = OpenSession(refresh.session_id, user.id, refresh.hash, now, now + REFRESH_TTL)
+        written = await off_loop(services.ledger.open_session, command)
+        await services.watch.wait(written.position, "sessions")
+        return tokens(services, user, refresh)
+
+    @post("/refresh", status_code=200)
+    async def refresh(
+        self, services: NamedDependency[Services], refresh_token: RefreshCookie = None
+    ) -> Response[TokenReply]:
+        old = presented(refresh_token)
+        new = new_refresh_token(old.session_id)
+        now = datetime.now(UTC)
+        command = RefreshSession(old.session_id, old.hash, new.hash, now, now + REFRESH_TTL)
+        refreshed = await off_loop(services.ledger.refresh_session, command)
+        await services.watch.wait(refreshed.position, "sessions")
+        user = await off_loop(services.users.by_id, refreshed.user_id)
+        if user is None:
+            raise InvalidRefreshToken("invalid refresh token")
+        return tokens(services, user, new)
+
+    @post("/logout", status_code=204)
+    async def logout(
+        self, services: NamedDependency[Services], refresh_token: RefreshCookie = None
+    ) -> Response[None]:
+        """Revoke the cookie's session, if it names a live one, and clear the cookie anyway."""
+        token = read_refresh_token(refresh_token)
+        if token is not None:
+            command = CloseSession(token.session_id, token.hash, datetime.now(UTC))
+            position = await off_loop(services.ledger.close_session, command)
+            await services.watch.wait(position or 0, "sessions")
+        return Response(None, status_code=204, cookies=[refresh_cookie(services.settings, None)])
+
+    @get("/me")
+    async def me(
+        self, principal: NamedDependency[Principal], services: NamedDependency[Services]
+    ) -> UserReply:
+        user = await off_loop(services.users.by_id, principal.user_id)
+        if user is None:
+            raise Unauthorized("invalid credentials")
+        return UserReply(id=user.id, username=user.username, email=user.email)
+
+    @get("/sessions")
+    async def sessions(
+        self, principal: NamedDependency[Principal], services: NamedDependency[Services]
+    ) -> list[SessionSummary]:
+        """The caller's sign-ins, newest first: when, how often refreshed, how each ended."""
+        return await off_loop(services.sessions.of_user, principal.user_id)
