@@ -16,6 +16,8 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.utils import get_topic
 
 Event = DomainEventProtocol[Any]
+Positioned = tuple[int, Event]
+"""An event with its position in the log (its notification id)."""
 UnitOfWork = TypeVar("UnitOfWork")
 
 
@@ -45,17 +47,20 @@ class Projection(ABC, Generic[UnitOfWork]):
 
     name: ClassVar[str]
     topics: ClassVar[tuple[str, ...]]
+    batch_size: ClassVar[int] = 1000
+    """How many events its runner reads and applies in one transaction."""
 
     def __init__(self, view: View[UnitOfWork]) -> None:
         self.view = view
 
-    def process(self, events: Sequence[Event], position: int) -> None:
-        """Apply a batch of events; `position` is the log position they bring us to."""
+    def process(self, batch: Sequence[Positioned], position: int) -> None:
+        """Apply a batch of (log position, event); `position` is where they bring us."""
         with self.view.unit_of_work(position) as work:
-            self.process_batch(events, work)
+            self.process_batch(batch, work)
 
-    def process_batch(self, events: Sequence[Event], work: UnitOfWork) -> None:
-        for event in events:
+    def process_batch(self, batch: Sequence[Positioned], work: UnitOfWork) -> None:
+        """One event at a time; a view that keeps an event's position overrides this."""
+        for _, event in batch:
             self.apply(event, work)
 
     @abstractmethod

@@ -1,0 +1,510 @@
+"""Devices and their components (sensors and actors), and who may see them.
+
+A device is one aggregate and its sensors and actors live inside it, so the
+device's own history shows them come, change, move and go, and a device
+rebuilt as of a moment has the components it had then. A `ComponentClaim`
+per component keeps component ids unique across the whole log and tells a
+write that names only a sensor which device holds it, straight from the event
+store.
+
+Every event applies itself (`apply`); a command method guards, then triggers
+one event. Sensors and actors are the same shape: one family of component
+events serves both, and each kind gets its own event names
+(`Device.SensorAdded`, `Device.ActorAdded`, ...) so that auditors read what
+happened.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, NamedTuple, TypeVar
+from uuid import UUID
+
+import msgspec
+from eventsourcing.domain import Aggregate
+
+from iotledger.domain.errors import Conflict, InvalidInput, NotFound
+from iotledger.domain.vocabulary import DeviceStatus
+
+NAME_MAX = 200
+TEXT_MAX = 2000
+INT32_MAX = 2**31 - 1
+T = TypeVar("T")
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX)]
+Label = Annotated[str, msgspec.Meta(max_length=NAME_MAX)]
+Text = Annotated[str, msgspec.Meta(max_length=TEXT_MAX)]
+DataTypeId = Annotated[int, msgspec.Meta(ge=1, le=INT32_MAX)]
+Metadata = dict[str, Any]
+
+
+def caused_by_user(user_id: UUID) -> str:
+    """The `by` of an event a signed-in user caused."""
+    return f"user:{user_id}"
+
+
+class DeviceAccess(msgspec.Struct, frozen=True):
+    """Whose devices a caller may see and change: the one tenancy rule.
+
+    `user_id=None` is the shared fleet's view (the Lambda IoT Core dialect, MQTT):
+    shared devices only. A signed-in user of the Device Telemetry dialect sees the
+    shared fleet and their own private devices; anyone else's answer 404.
+    """
+
+    user_id: UUID | None = None
+
+    def allows(self, owner: UUID | None) -> bool:
+        return owner is None or owner == self.user_id
+
+
+FLEET = DeviceAccess()
+
+
+def checked_name(name: str, what: str = "name") -> str:
+    """Names are what people find things by: never blank, never a novel."""
+    if not name.strip():
+        raise InvalidInput(f"{what} must not be empty")
+    if len(name) > NAME_MAX:
+        raise InvalidInput(f"{what} must be at most {NAME_MAX} characters")
+    return name
+
+
+def checked_component(component: Component) -> Component:
+    checked_name(component.name)
+    if not 1 <= component.data_type_id <= INT32_MAX:
+        raise InvalidInput(f"data_type_id must be between 1 and {INT32_MAX}")
+    return component
+
+
+class ComponentKind(StrEnum):
+    SENSOR = "sensor"
+    ACTOR = "actor"
+
+
+class Component(msgspec.Struct, frozen=True):
+    """A sensor or an actor as its device holds it."""
+
+    kind: ComponentKind
+    name: str
+    component_type: str
+    data_type_id: int
+
+
+class DeviceChanges(msgspec.Struct, frozen=True):
+    """What an update asks to change; None leaves a field as it is."""
+
+    name: str | None = None
+    device_type: str | None = None
+    description: str | None = None
+    location: str | None = None
+    status: DeviceStatus | None = None
+    metadata: Metadata | None = None
+
+
+class ComponentChanges(msgspec.Struct, frozen=True):
+    """What a component update asks to change; a device id moves it there."""
+
+    name: str | None = None
+    component_type: str | None = None
+    data_type_id: int | None = None
+    device_id: UUID | None = None
+
+    def applied_to(self, component: Component) -> Component:
+        return msgspec.structs.replace(
+            component,
+            name=_either(self.name, component.name),
+            component_type=_either(self.component_type, component.component_type),
+            data_type_id=_either(self.data_type_id, component.data_type_id),
+        )
+
+
+class Device(Aggregate):
+    """A device of the shared fleet (owner None) or of one user alone."""
+
+    owner: UUID | None
+    name: str
+    device_type: str
+    description: str
+    location: str
+    status: DeviceStatus
+    metadata: Metadata
+    components: dict[UUID, Component]
+    deleted: bool
+
+    def __init__(self) -> None:
+        """The blank that `Registered` fills in; every state comes from events."""
+        self.components = {}
+        self.deleted = False
+
+    class Registered(Aggregate.Created):
+        owner: UUID | None
+        name: str
+        device_type: str
+        description: str
+        location: str
+        status: DeviceStatus
+        metadata: Metadata
+        by: str
+
+        def apply(self, device: Device) -> None:
+            device.owner = self.owner
+            device.name = self.name
+            device.device_type = self.device_type
+            device.description = self.description
+            device.location = self.location
+            device.status = self.status
+            device.metadata = self.metadata
+
+    class Renamed(Aggregate.Event):
+        name: str
+        by: str
+
+        def apply(self, device: Device) -> None:
+            device.name = self.name
+
+    class Updated(Aggregate.Event):
+        """The descriptive fields other than the name changed."""
+
+        device_type: str
+        description: str
+        location: str
+        by: str
+
+        def apply(self, device: Device) -> None:
+            device.device_type = self.device_type
+            device.description = self.description
+            device.location = self.location
+
+    class MetadataReplaced(Aggregate.Event):
+        metadata: Metadata
+        by: str
+
+        def apply(self, device: Device) -> None:
+            device.metadata = self.metadata
+
+    class StatusChanged(Aggregate.Event):
+        status: DeviceStatus
+        by: str
+
+        def apply(self, device: Device) -> None:
+            device.status = self.status
+
+    class Deleted(Aggregate.Event):
+        by: str
+
+        def apply(self, device: Device) -> None:
+            device.deleted = True
+
+    class ComponentEvent(Aggregate.Event):
+        """Base of the component events; `kind` is fixed by each concrete class."""
+
+        kind: ClassVar[ComponentKind]
+        component_id: UUID
+        by: str
+
+    class ComponentPut(ComponentEvent):
+        """Base of the events after which the device holds the component as given."""
+
+        name: str
+        component_type: str
+        data_type_id: int
+
+        def apply(self, device: Device) -> None:
+            device.components[self.component_id] = Component(
+                self.kind, self.name, self.component_type, self.data_type_id
+            )
+
+    class ComponentDropped(ComponentEvent):
+        """Base of the events after which the device no longer holds the component."""
+
+        def apply(self, device: Device) -> None:
+            del device.components[self.component_id]
+
+    class ComponentAdded(ComponentPut):
+        pass
+
+    class ComponentUpdated(ComponentPut):
+        pass
+
+    class ComponentMovedIn(ComponentPut):
+        from_device_id: UUID
+
+    class ComponentMovedOut(ComponentDropped):
+        to_device_id: UUID
+
+    class ComponentRemoved(ComponentDropped):
+        pass
+
+    class SensorAdded(ComponentAdded):
+        kind = ComponentKind.SENSOR
+
+    class SensorUpdated(ComponentUpdated):
+        kind = ComponentKind.SENSOR
+
+    class SensorMovedIn(ComponentMovedIn):
+        kind = ComponentKind.SENSOR
+
+    class SensorMovedOut(ComponentMovedOut):
+        kind = ComponentKind.SENSOR
+
+    class SensorRemoved(ComponentRemoved):
+        kind = ComponentKind.SENSOR
+
+    class ActorAdded(ComponentAdded):
+        kind = ComponentKind.ACTOR
+
+    class ActorUpdated(ComponentUpdated):
+        kind = ComponentKind.ACTOR
+
+    class ActorMovedIn(ComponentMovedIn):
+        kind = ComponentKind.ACTOR
+
+    class ActorMovedOut(ComponentMovedOut):
+        kind = ComponentKind.ACTOR
+
+    class ActorRemoved(ComponentRemoved):
+        kind = ComponentKind.ACTOR
+
+    @classmethod
+    def register(
+        cls,
+        *,
+        device_id: UUID,
+        owner: UUID | None,
+        name: str,
+        device_type: str,
+        description: str,
+        location: str,
+        status: DeviceStatus,
+        metadata: Metadata,
+        by: str,
+        at: datetime,
+    ) -> Device:
+        return cls._create(
+            cls.Registered,
+            id=device_id,
+            owner=owner,
+            name=checked_name(name),
+            device_type=device_type,
+            description=description,
+            location=location,
+            status=status,
+            metadata=metadata,
+            by=by,
+            timestamp=at,
+        )
+
+    def revise(self, changes: DeviceChanges, by: str, at: datetime) -> None:
+        """One event per kind of fact that really changes; none for a no-op."""
+        self.ensure_exists()
+        if changes.name is not None and checked_name(changes.name) != self.name:
+            self._trigger(self.Renamed, at, name=changes.name, by=by)
+        details = {
+            "device_type": _either(changes.device_type, self.device_type),
+            "description": _either(changes.description, self.description),
+            "location": _either(changes.location, self.location),
+        }
+        if details != {key: getattr(self, key) for key in details}:
+            self._trigger(self.Updated, at, by=by, **details)
+        if changes.metadata is not None and changes.metadata != self.metadata:
+            self._trigger(self.MetadataReplaced, at, metadata=changes.metadata, by=by)
+        if changes.status is not None and changes.status != self.status:
+            self._trigger(self.StatusChanged, at, status=changes.status, by=by)
+
+    def delete(self, by: str, at: datetime) -> list[UUID]:
+        """Delete the device and remove its components first; their ids."""
+        self.ensure_exists()
+        removed = list(self.components.items())
+        for component_id, component in removed:
+            self.remove_component(component.kind, component_id, by, at)
+        self._trigger(self.Deleted, at, by=by)
+        return [component_id for component_id, _ in removed]
+
+    def component(self, kind: ComponentKind, component_id: UUID) -> Component:
+        found = self.components.get(component_id)
+        if found is None or found.kind is not kind:
+            raise NotFound(f"{kind} not found")
+        return found
+
+    def add_component(
+        self, component_id: UUID, component: Component, by: str, at: datetime
+    ) -> None:
+        self.ensure_exists()
+        if component_id in self.components:
+            raise Conflict(f"{component.kind} already exists")
+        self._put(_EVENTS[component.kind].added, component_id, checked_component(component), by, at)
+
+    def update_component(
+        self,
+        kind: ComponentKind,
+        component_id: UUID,
+        changes: ComponentChanges,
+        by: str,
+        at: datetime,
+    ) -> None:
+        current = self.component(kind, component_id)
+        revised = checked_component(changes.applied_to(current))
+        if revised != current:
+            self._put(_EVENTS[kind].updated, component_id, revised, by, at)
+
+    def move_component(
+        self, kind: ComponentKind, component_id: UUID, target: Device, by: str, at: datetime
+    ) -> None:
+        """Hand a component to another device: both devices record the move."""
+        component = self.component(kind, component_id)
+        target.ensure_exists()
+        if target.id == self.id:
+            return
+        events = _EVENTS[kind]
+        self._trigger(
+            events.moved_out, at, component_id=component_id, to_device_id=target.id, by=by
+        )
+        target._put(events.moved_in, component_id, component, by, at, from_device_id=self.id)
+
+    def remove_component(
+        self, kind: ComponentKind, component_id: UUID, by: str, at: datetime
+    ) -> None:
+        self.component(kind, component_id)
+        self._trigger(_EVENTS[kind].removed, at, component_id=component_id, by=by)
+
+    def ensure_exists(self) -> None:
+        """A deleted device keeps its history but takes no more commands."""
+        if self.deleted:
+            raise NotFound("device not found")
+
+    def _put(
+        self,
+        event_class: type[Device.ComponentPut],
+        component_id: UUID,
+        component: Component,
+        by: str,
+        at: datetime,
+        **extra: Any,
+    ) -> None:
+        self._trigger(
+            event_class,
+            at,
+            component_id=component_id,
+            name=component.name,
+            component_type=component.component_type,
+            data_type_id=component.data_type_id,
+            by=by,
+            **extra,
+        )
+
+    def _trigger(self, event_class: type[Aggregate.Event], at: datetime, **fields: Any) -> None:
+        """Trigger an event; its time never runs backwards within one device."""
+        self.trigger_event(event_class, timestamp=max(at, self.modified_on), **fields)
+
+
+def _either(value: T | None, current: T) -> T:
+    return current if value is None else value
+
+
+class ComponentEvents(NamedTuple):
+    """The concrete events of one kind of component."""
+
+    added: type[Device.ComponentAdded]
+    updated: type[Device.ComponentUpdated]
+    moved_in: type[Device.ComponentMovedIn]
+    moved_out: type[Device.ComponentMovedOut]
+    removed: type[Device.ComponentRemoved]
+
+
+_EVENTS = {
+    ComponentKind.SENSOR: ComponentEvents(
+        Device.SensorAdded,
+        Device.SensorUpdated,
+        Device.SensorMovedIn,
+        Device.SensorMovedOut,
+        Device.SensorRemoved,
+    ),
+    ComponentKind.ACTOR: ComponentEvents(
+        Device.ActorAdded,
+        Device.ActorUpdated,
+        Device.ActorMovedIn,
+        Device.ActorMovedOut,
+        Device.ActorRemoved,
+    ),
+}
+
+DEVICE_EVENTS: tuple[type[Aggregate.Event], ...] = (
+    Device.Registered,
+    Device.Renamed,
+    Device.Updated,
+    Device.MetadataReplaced,
+    Device.StatusChanged,
+    Device.Deleted,
+    *(event for events in _EVENTS.values() for event in events),
+)
+"""Every concrete event a device records, for the projections that read them."""
+
+
+class ComponentClaim(Aggregate):
+    """Holds one sensor or actor id for the device that has it.
+
+    Its id is the component's id, so no two components (nor a component and any
+    other aggregate) ever share an id: the second claim's first event collides
+    with the first in the event store and the whole append fails. A released
+    claim can be claimed again (a sensor removed, then rediscovered over MQTT).
+    """
+
+    kind: ComponentKind
+    device_id: UUID | None
+
+    def __init__(self) -> None:
+        """The blank that `Claimed` fills in."""
+        self.device_id = None
+
+    class Claimed(Aggregate.Created):
+        kind: ComponentKind
+        device_id: UUID
+
+        def apply(self, claim: ComponentClaim) -> None:
+            claim.kind = self.kind
+            claim.device_id = self.device_id
+
+    class Reclaimed(Aggregate.Event):
+        kind: ComponentKind
+        device_id: UUID
+
+        def apply(self, claim: ComponentClaim) -> None:
+            claim.kind = self.kind
+            claim.device_id = self.device_id
+
+    class Moved(Aggregate.Event):
+        device_id: UUID
+
+        def apply(self, claim: ComponentClaim) -> None:
+            claim.device_id = self.device_id
+
+    class Released(Aggregate.Event):
+        def apply(self, claim: ComponentClaim) -> None:
+            claim.device_id = None
+
+    @classmethod
+    def claim(
+        cls, component_id: UUID, kind: ComponentKind, device_id: UUID, at: datetime
+    ) -> ComponentClaim:
+        return cls._create(
+            cls.Claimed, id=component_id, kind=kind, device_id=device_id, timestamp=at
+        )
+
+    def reclaim(self, kind: ComponentKind, device_id: UUID, at: datetime) -> None:
+        if self.device_id is not None:
+            raise Conflict(f"{kind} already exists")
+        self.trigger_event(self.Reclaimed, kind=kind, device_id=device_id, timestamp=at)
+
+    def holder(self, kind: ComponentKind) -> UUID:
+        """The device that holds this component; NotFound if released or of another kind."""
+        if self.device_id is None or self.kind is not kind:
+            raise NotFound(f"{kind} not found")
+        return self.device_id
+
+    def move(self, device_id: UUID, at: datetime) -> None:
+        if device_id != self.device_id:
+            self.trigger_event(self.Moved, device_id=device_id, timestamp=at)
+
+    def release(self, at: datetime) -> None:
+        self.trigger_event(self.Released, timestamp=at)
