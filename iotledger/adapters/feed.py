@@ -19,6 +19,7 @@ from eventsourcing.persistence import Mapper
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import sql
 
+from iotledger.adapters.log_reader import LogReader
 from iotledger.projections.base import Event
 
 
@@ -31,12 +32,12 @@ class PostgresEventFeed:
     def __init__(
         self,
         recorder: PostgresApplicationRecorder,
-        mapper: Mapper[UUID],
         conn: psycopg.Connection[Any],
+        reader: LogReader,
     ) -> None:
         self._recorder = recorder
-        self._mapper = mapper
         self._conn = conn
+        self._reader = reader
         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(recorder.channel_name)))
 
     def head(self) -> int | None:
@@ -46,10 +47,7 @@ class PostgresEventFeed:
     def read(
         self, after: int | None, upto: int, topics: Sequence[str], limit: int
     ) -> list[tuple[int, Event]]:
-        notifications = self._recorder.select_notifications(
-            start=after, stop=upto, topics=topics, limit=limit, inclusive_of_start=False
-        )
-        return [(n.id, self._mapper.to_domain_event(n)) for n in notifications]
+        return self._reader.read(after, upto, topics, limit)
 
     def wait(self, timeout: float) -> None:
         for _ in self._conn.notifies(timeout=timeout, stop_after=1):
@@ -59,6 +57,9 @@ class PostgresEventFeed:
         row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(name),)).fetchone()
         return bool(row and row[0])
 
+    def close(self) -> None:
+        self._reader.close()
+
 
 @contextmanager
 def open_feed(
@@ -67,4 +68,8 @@ def open_feed(
     with psycopg.connect(
         conninfo, autocommit=True, connect_timeout=10, application_name="iotledger-feed"
     ) as conn:
-        yield PostgresEventFeed(recorder, mapper, conn)
+        feed = PostgresEventFeed(recorder, conn, LogReader(recorder, mapper, conn, conninfo))
+        try:
+            yield feed
+        finally:
+            feed.close()

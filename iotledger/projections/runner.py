@@ -107,6 +107,6 @@ class ProjectionRunner:
         batch = feed.read(self.position, head, self.projection.topics, self._batch_size)
         more = len(batch) == self._batch_size
         position = batch[-1][0] if more else head
-        self.projection.process([event for _, event in batch], position)
+        self.projection.process(batch, position)
         self.position = position
         return more

@@ -1,0 +1,232 @@
+"""The readings read model in PostgreSQL: written by COPY, read through indexes.
+
+`readings` holds one row per live reading, keyed by its Lambda id (the log
+position of its `Recorded` event); `latest_readings` points, per device and
+telemetry type, at the reading with the greatest device time. A batch of new
+readings is one binary COPY plus one upsert of the batch's newest per key, whose
+WHERE clause keeps a newer latest in place.
+
+Every index is paid for on every reading, so there are three: the Lambda id, a
+device's readings by device time, and a sensor's readings (Lambda readings
+only). A reading's uuid has none of its own: the rare look-up by uuid (a
+correction, a deletion) goes through the event store's primary key, which maps
+it to the position of its `Recorded` event, that is, to its Lambda id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, LiteralString
+from uuid import UUID
+
+import msgspec
+from psycopg import Cursor, postgres, sql
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from iotledger.adapters.views import PostgresView
+from iotledger.domain.ledger import Ledger
+from iotledger.projections.readings import ReadingRow, ReadingRows
+
+_TYPE_OF = {
+    "lambda_id": "int8",
+    "id": "uuid",
+    "device_id": "uuid",
+    "sensor_id": "uuid",
+    "telemetry_type": "text",
+    "payload": "jsonb",
+    "value": "float8",
+    "recorded_at": "timestamptz",
+    "received_at": "timestamptz",
+}
+_TYPES = tuple(_TYPE_OF[field] for field in ReadingRow.__struct_fields__)
+_COLUMNS = ", ".join(ReadingRow.__struct_fields__)
+_SELECT = ", ".join(f"r.{column}" for column in ReadingRow.__struct_fields__)
+_COPY = f"COPY readings ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_encode = msgspec.json.Encoder().encode
+_LOG = f"{Ledger.name.lower()}_events"
+"""The table eventsourcing keeps the ledger's log in (`<application name>_events`)."""
+_LAMBDA_ID_OF = (
+    f"(SELECT notification_id FROM {_LOG} WHERE originator_id = %s AND originator_version = 1)"
+)
+
+# The newest of a run of new readings per device and type (by device time, then by
+# log position), moved into the latest where it is newer than the one held.
+_MOVE_LATEST = (
+    "INSERT INTO latest_readings (device_id, telemetry_type, lambda_id, recorded_at)"
+    " SELECT DISTINCT ON (device_id, telemetry_type)"
+    " device_id, telemetry_type, lambda_id, recorded_at FROM readings"
+    " WHERE lambda_id BETWEEN %s AND %s"
+    " ORDER BY device_id, telemetry_type, recorded_at DESC, lambda_id DESC"
+    " ON CONFLICT (device_id, telemetry_type) DO UPDATE"
+    " SET lambda_id = excluded.lambda_id, recorded_at = excluded.recorded_at"
+    " WHERE (excluded.recorded_at, excluded.lambda_id)"
+    " > (latest_readings.recorded_at, latest_readings.lambda_id)"
+)
+_FORGET_LATEST = "DELETE FROM latest_readings WHERE device_id = %s AND telemetry_type = %s"
+_RECOMPUTE_LATEST = (
+    "INSERT INTO latest_readings (device_id, telemetry_type, lambda_id, recorded_at)"
+    " SELECT device_id, telemetry_type, lambda_id, recorded_at FROM readings"
+    " WHERE device_id = %s AND telemetry_type = %s"
+    " ORDER BY recorded_at DESC, lambda_id DESC LIMIT 1"
+)
+
+PageEnd = tuple[datetime, int]
+"""Where a page of a device's readings ended: the last row's (recorded_at, lambda_id)."""
+
+
+class _JsonbDumper(Dumper):
+    """A payload in jsonb's binary form (a version byte, then the text), by msgspec."""
+
+    format = Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        return b"\x01" + _encode(obj)
+
+
+class PostgresReadingRows(ReadingRows):
+    def __init__(self, cursor: Cursor[Any]) -> None:
+        self.cursor = cursor
+        cursor.adapters.register_dumper(None, _JsonbDumper)
+        # A read model can be replayed: a crash that loses its last commits loses
+        # their tracking position with them, so waiting for the disk buys nothing.
+        cursor.execute("SET LOCAL synchronous_commit = off")
+
+    def add(self, rows: Sequence[ReadingRow]) -> None:
+        astuple = msgspec.structs.astuple
+        with self.cursor.copy(_COPY) as copy:
+            copy.set_types(_TYPES)
+            for row in rows:
+                copy.write_row(astuple(row))
+        self.cursor.execute(_MOVE_LATEST, (rows[0].lambda_id, rows[-1].lambda_id))
+
+    def correct(
+        self, reading_id: UUID, value: float | None, payload: dict[str, Any], recorded_at: datetime
+    ) -> None:
+        self._recompute_latest(
+            "UPDATE readings SET value = %s, payload = %s, recorded_at = %s"
+            f" WHERE lambda_id = {_LAMBDA_ID_OF} RETURNING device_id, telemetry_type",
+            (value, Jsonb(payload), recorded_at, reading_id),
+        )
+
+    def delete(self, reading_id: UUID) -> None:
+        self._recompute_latest(
+            f"DELETE FROM readings WHERE lambda_id = {_LAMBDA_ID_OF}"
+            " RETURNING device_id, telemetry_type",
+            (reading_id,),
+        )
+
+    def _recompute_latest(self, change: LiteralString, params: tuple[Any, ...]) -> None:
+        """Apply a change to one reading, then point its key's latest afresh."""
+        row = self.cursor.execute(change, params).fetchone()
+        if row is None:
+            return
+        self.cursor.execute(_FORGET_LATEST, row)
+        self.cursor.execute(_RECOMPUTE_LATEST, row)
+
+
+class PostgresReadingView(PostgresView[ReadingRows]):
+    ddl = (
+        "CREATE TABLE IF NOT EXISTS readings ("
+        " lambda_id bigint PRIMARY KEY,"
+        " id uuid NOT NULL,"
+        " device_id uuid NOT NULL,"
+        " sensor_id uuid,"
+        " telemetry_type text NOT NULL,"
+        " payload jsonb NOT NULL,"
+        " value double precision,"
+        " recorded_at timestamptz NOT NULL,"
+        " received_at timestamptz NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS readings_by_device_time"
+        " ON readings (device_id, recorded_at DESC, lambda_id DESC)",
+        "CREATE INDEX IF NOT EXISTS readings_by_sensor"
+        " ON readings (sensor_id, lambda_id) WHERE sensor_id IS NOT NULL",
+        "CREATE TABLE IF NOT EXISTS latest_readings ("
+        " device_id uuid NOT NULL,"
+        " telemetry_type text NOT NULL,"
+        " lambda_id bigint NOT NULL,"
+        " recorded_at timestamptz NOT NULL,"
+        " PRIMARY KEY (device_id, telemetry_type))",
+    )
+    tables = ("readings", "latest_readings")
+
+    def rows(self, cursor: Cursor[Any]) -> ReadingRows:
+        return PostgresReadingRows(cursor)
+
+    def _select(self, query: sql.Composable, params: Sequence[Any]) -> list[ReadingRow]:
+        with self.pool.connection() as conn, conn.cursor(row_factory=class_row(ReadingRow)) as c:
+            found: list[ReadingRow] = c.execute(query, params).fetchall()
+            return found
+
+    def device_page(
+        self,
+        device_id: UUID,
+        limit: int,
+        *,
+        after: PageEnd | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        telemetry_type: str | None = None,
+    ) -> list[ReadingRow]:
+        """A device's readings, newest device time first, after a cursor, within a range."""
+        where = [sql.SQL("r.device_id = %s")]
+        params: list[Any] = [device_id]
+        filters: tuple[tuple[LiteralString, tuple[Any, ...] | None], ...] = (
+            ("(r.recorded_at, r.lambda_id) < (%s, %s)", after),
+            ("r.recorded_at >= %s", None if since is None else (since,)),
+            ("r.recorded_at < %s", None if until is None else (until,)),
+            ("r.telemetry_type = %s", None if telemetry_type is None else (telemetry_type,)),
+        )
+        for condition, values in filters:
+            if values is not None:
+                where.append(sql.SQL(condition))
+                params.extend(values)
+        query = sql.SQL(
+            "SELECT {} FROM readings r WHERE {}"
+            " ORDER BY r.recorded_at DESC, r.lambda_id DESC LIMIT %s"
+        ).format(sql.SQL(_SELECT), sql.SQL(" AND ").join(where))
+        return self._select(query, [*params, limit])
+
+    def latest(self, device_id: UUID) -> list[ReadingRow]:
+        """The newest reading (by device time) of each telemetry type of a device."""
+        query = sql.SQL(
+            "SELECT {} FROM latest_readings l JOIN readings r ON r.lambda_id = l.lambda_id"
+            " WHERE l.device_id = %s ORDER BY l.telemetry_type"
+        ).format(sql.SQL(_SELECT))
+        return self._select(query, [device_id])
+
+    def sensor_page(self, sensor_id: UUID | None, limit: int, offset: int) -> list[ReadingRow]:
+        """Sensor readings (of one sensor, or of every sensor), by Lambda id."""
+        condition: LiteralString = "r.sensor_id IS NOT NULL"
+        params: list[Any] = []
+        if sensor_id is not None:
+            condition, params = "r.sensor_id = %s", [sensor_id]
+        query = sql.SQL(
+            "SELECT {} FROM readings r WHERE {} ORDER BY r.lambda_id LIMIT %s OFFSET %s"
+        ).format(sql.SQL(_SELECT), sql.SQL(condition))
+        return self._select(query, [*params, limit, offset])
+
+    def by_lambda_id(self, lambda_id: int) -> ReadingRow | None:
+        found = self._select(
+            sql.SQL("SELECT {} FROM readings r WHERE r.lambda_id = %s").format(sql.SQL(_SELECT)),
+            [lambda_id],
+        )
+        return found[0] if found else None
+
+    def by_id(self, reading_id: UUID) -> ReadingRow | None:
+        found = self._select(
+            sql.SQL("SELECT {} FROM readings r WHERE r.lambda_id = {}").format(
+                sql.SQL(_SELECT), sql.SQL(_LAMBDA_ID_OF)
+            ),
+            [reading_id],
+        )
+        return found[0] if found else None
+
+    def count(self) -> int:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT count(*) FROM readings").fetchone()
+        return int(row[0]) if row else 0

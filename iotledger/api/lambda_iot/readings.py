@@ -1,0 +1,174 @@
+"""Lambda IoT Core: sensor readings, with the integer ids the document shows.
+
+A sensor reading is a reading of the sensor's device, with the sensor's type and
+the payload `{"value": v}`; its integer id is the log position of the event that
+recorded it, so it never changes, not even when the read model is rebuilt. Only
+sensors of the shared fleet take readings; an unknown sensor answers 404 and
+stores nothing. An update or a deletion is an event of its own: the reading's
+history keeps what it said before.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from msgspec import UNSET, UnsetType
+
+from iotledger.api.auth import Principal
+from iotledger.api.deps import off_loop
+from iotledger.api.lambda_iot.devices import Message, PageNumber
+from iotledger.api.readings import Instant, record_readings
+from iotledger.api.registry import cause, found, given, now
+from iotledger.bootstrap import Services
+from iotledger.domain.devices import ComponentKind
+from iotledger.domain.errors import InvalidInput, NotFound
+from iotledger.domain.reading_service import CorrectReading, DeleteReading, RecordReading
+from iotledger.domain.readings import lambda_value
+from iotledger.projections.devices import ComponentSummary
+from iotledger.projections.readings import ReadingProjection, ReadingRow
+
+READING_NOT_FOUND = "sensor reading not found"
+SENSOR_NOT_FOUND = "sensor not found"
+
+Value = float | bool | str
+"""A number, a boolean (true is 1, false 0), or a numeric string ("1", "23.7")."""
+ReadingLimit = Annotated[
+    int, QueryParameter(ge=1, le=1000, description="Rows per page (1 to 1000, default 100)")
+]
+
+
+class NewSensorReading(msgspec.Struct):
+    sensor_id: UUID
+    value: Value
+    value_at: Instant | None = None
+
+
+class SensorReadingEdit(msgspec.Struct):
+    value: Value | UnsetType = UNSET
+    value_at: Instant | UnsetType = UNSET
+
+
+class CreatedReading(msgspec.Struct):
+    id: int
+
+
+class LambdaReading(msgspec.Struct):
+    id: int
+    sensor_id: UUID | None
+    value: float | None
+    value_at: datetime
+
+
+def lambda_reading(row: ReadingRow) -> LambdaReading:
+    return LambdaReading(row.lambda_id, row.sensor_id, row.value, row.recorded_at)
+
+
+def reading_id_of(text: str) -> int:
+    """A reading's integer id from its path; anything else is the client's mistake."""
+    if not text.isdigit() or len(text) > 18:
+        raise InvalidInput("invalid reading id")
+    return int(text)
+
+
+class LambdaReadingsController(Controller):
+    path = "/sensor-readings"
+    tags = ["Lambda IoT Core: sensor readings"]
+
+    @post("/", status_code=201)
+    async def create_reading(
+        self,
+        data: JSONBody[NewSensorReading],
+        services: NamedDependency[Services],
+        principal: NamedDependency[Principal],
+    ) -> CreatedReading:
+        sensor = await self._sensor(services, data.sensor_id)
+        value = lambda_value(data.value)
+        reading = RecordReading(
+            device_id=sensor.device_id,
+            telemetry_type=sensor.component_type,
+            payload={"value": value},
+            recorded_at=data.value_at or now(),
+            by=cause(principal),
+            sensor_id=sensor.id,
+            value=value,
+        )
+        (outcome,) = await record_readings(services, [reading])
+        return CreatedReading(id=outcome.position)
+
+    @get("/")
+    async def list_readings(
+        self,
+        services: NamedDependency[Services],
+        principal: NamedDependency[Principal],
+        sensor_id: FromQuery[UUID | None] = None,
+        limit: ReadingLimit = 100,
+        page: PageNumber = 0,
+    ) -> list[LambdaReading]:
+        """Oldest first (by id); `sensor_id` narrows it to one sensor of the fleet."""
+        if sensor_id is not None:
+            await self._sensor(services, sensor_id)
+        rows = await off_loop(services.readings.sensor_page, sensor_id, limit, page * limit)
+        return [lambda_reading(row) for row in rows]
+
+    @get("/{reading_id:str}")
+    async def get_reading(
+        self,
+        reading_id: FromPath[str],
+        services: NamedDependency[Services],
+        principal: NamedDependency[Principal],
+    ) -> LambdaReading:
+        return lambda_reading(await self._reading(services, reading_id))
+
+    @put("/{reading_id:str}")
+    async def update_reading(
+        self,
+        reading_id: FromPath[str],
+        data: JSONBody[SensorReadingEdit],
+        services: NamedDependency[Services],
+        principal: NamedDependency[Principal],
+    ) -> Message:
+        row = await self._reading(services, reading_id)
+        value = None if isinstance(data.value, UnsetType) else lambda_value(data.value)
+        command = CorrectReading(
+            reading_id=row.id,
+            by=cause(principal),
+            value=value,
+            payload=None if value is None else {"value": value},
+            recorded_at=given(data.value_at),
+        )
+        written = await off_loop(services.ledger.correct_reading, command)
+        await services.watch.wait(written.position, ReadingProjection.name)
+        return Message(message="sensor reading updated")
+
+    @delete("/{reading_id:str}", status_code=200)
+    async def delete_reading(
+        self,
+        reading_id: FromPath[str],
+        services: NamedDependency[Services],
+        principal: NamedDependency[Principal],
+    ) -> Message:
+        row = await self._reading(services, reading_id)
+        command = DeleteReading(reading_id=row.id, by=cause(principal))
+        written = await off_loop(services.ledger.delete_reading, command)
+        await services.watch.wait(written.position, ReadingProjection.name)
+        return Message(message="sensor reading deleted")
+
+    async def _sensor(self, services: Services, sensor_id: UUID) -> ComponentSummary:
+        """A sensor of the shared fleet, or 404."""
+        fleet_component = services.devices.fleet_component
+        return found(
+            await off_loop(fleet_component, ComponentKind.SENSOR, sensor_id), SENSOR_NOT_FOUND
+        )
+
+    async def _reading(self, services: Services, reading_id: str) -> ReadingRow:
+        """A sensor reading by its integer id, or 404 (telemetry of the other dialect too)."""
+        row = await off_loop(services.readings.by_lambda_id, reading_id_of(reading_id))
+        if row is None or row.sensor_id is None:
+            raise NotFound(READING_NOT_FOUND)
+        return row

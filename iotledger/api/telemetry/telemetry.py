@@ -1,0 +1,149 @@
+"""Device Telemetry: a device's readings, newest device time first, and its latest values.
+
+A reading goes through the one ingest every source shares and the answer waits
+until the read model shows it. `recorded_at` is the device's clock (default:
+now); a reading is listed and its latest value chosen by that time, not by its
+arrival. Our extension: an `id` the client gives makes a retry idempotent (the
+same id again stores nothing and answers the reading first stored). Telemetry
+follows its device's tenancy: another user's device answers 404.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from iotledger.api.auth import Principal
+from iotledger.api.deps import off_loop
+from iotledger.api.pagination import PAGE_HEADERS, Cursor, Limit, decode_cursor, page_response
+from iotledger.api.readings import Instant, instant, record_readings
+from iotledger.api.registry import access_of, cause, found, now
+from iotledger.bootstrap import Services
+from iotledger.domain.device_service import DEVICE_NOT_FOUND
+from iotledger.domain.errors import Conflict
+from iotledger.domain.reading_service import RecordReading
+from iotledger.domain.readings import MAX_KEY_LENGTH, MAX_TYPE_LENGTH
+from iotledger.projections.readings import ReadingRow
+
+LIST_NAME = "telemetry"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+TelemetryType = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TYPE_LENGTH)]
+ReadingKey = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH)] | int
+_DEVICE_TIME = "RFC 3339 date-time with an offset, compared with the device time"
+Since = Annotated[str | None, QueryParameter(name="from", description=f"{_DEVICE_TIME}: from")]
+Until = Annotated[str | None, QueryParameter(name="to", description=f"{_DEVICE_TIME}: before")]
+
+
+class NewTelemetry(msgspec.Struct):
+    telemetry_type: TelemetryType
+    payload: dict[str, Any]
+    recorded_at: Instant | None = None
+    id: ReadingKey | None = None
+    """Our extension: the client's id for this reading, which makes a retry idempotent."""
+
+
+class TelemetryReading(msgspec.Struct):
+    id: UUID
+    telemetry_type: str
+    payload: dict[str, Any]
+    recorded_at: datetime
+
+
+def telemetry_reading(row: ReadingRow) -> TelemetryReading:
+    return TelemetryReading(row.id, row.telemetry_type, row.payload, row.recorded_at)
+
+
+def page_key(row: ReadingRow) -> list[int]:
+    """Where a page ended, as the integers a cursor holds: (device time in µs, Lambda id)."""
+    return [(row.recorded_at - _EPOCH) // _MICROSECOND, row.lambda_id]
+
+
+def page_end(key: tuple[int, ...] | None) -> tuple[datetime, int] | None:
+    return None if key is None else (_EPOCH + key[0] * _MICROSECOND, key[1])
+
+
+class TelemetryController(Controller):
+    path = "/api/v1/devices/{device_id:str}/telemetry"
+    tags = ["Device Telemetry: telemetry"]
+
+    @post("/", status_code=201)
+    async def create_telemetry(
+        self,
+        device_id: FromPath[UUID],
+        data: JSONBody[NewTelemetry],
+        services: NamedDependency[Services],
+        principal: NamedDependency[Principal],
+    ) -> TelemetryReading:
+        await self._device(services, device_id, principal)
+        reading = RecordReading(
+            device_id=device_id,
+            telemetry_type=data.telemetry_type,
+            payload=data.payload,
+            recorded_at=data.recorded_at or now(),
+            by=cause(principal),
+            key=None if data.id is None else str(data.id),
+        )
+        (outcome,) = await record_readings(services, [reading])
+        if outcome.new:
+            return TelemetryReading(
+                outcome.id, data.telemetry_type, data.payload, reading.recorded_at
+            )
+        stored = await off_loop(services.readings.by_id, outcome.id)
+        if stored is None:
+            raise Conflict("a reading with this id was recorded and has been deleted")
+        return telemetry_reading(stored)
+
+    @get("/", response_headers=PAGE_HEADERS)
+    async def list_telemetry(
+        self,
+        device_id: FromPath[UUID],
+        services: NamedDependency[Services],
+        principal: NamedDependency[Principal],
+        *,
+        limit: Limit = 10,
+        cursor: Cursor = None,
+        since: Since = None,
+        until: Until = None,
+        telemetry_type: Annotated[str | None, QueryParameter(max_length=MAX_TYPE_LENGTH)] = None,
+    ) -> Response[list[TelemetryReading]]:
+        """Newest device time first; `from` (inclusive) and `to` (exclusive) bound it."""
+        await self._device(services, device_id, principal)
+        rows = await off_loop(
+            services.readings.device_page,
+            device_id,
+            limit + 1,
+            after=page_end(decode_cursor(LIST_NAME, cursor, width=2)),
+            since=instant(since, "from"),
+            until=instant(until, "to"),
+            telemetry_type=telemetry_type,
+        )
+        more = len(rows) > limit
+        items = [telemetry_reading(row) for row in rows[:limit]]
+        return page_response(items, LIST_NAME, limit, page_key(rows[limit - 1]) if more else None)
+
+    @get("/latest")
+    async def latest_telemetry(
+        self,
+        device_id: FromPath[UUID],
+        services: NamedDependency[Services],
+        principal: NamedDependency[Principal],
+    ) -> list[TelemetryReading]:
+        """Per telemetry type, the reading with the newest device time."""
+        await self._device(services, device_id, principal)
+        rows = await off_loop(services.readings.latest, device_id)
+        return [telemetry_reading(row) for row in rows]
+
+    async def _device(self, services: Services, device_id: UUID, principal: Principal) -> None:
+        """The device must be one the caller may see: else 404, as if it did not exist."""
+        found(
+            await off_loop(services.devices.device, device_id, access_of(principal)),
+            DEVICE_NOT_FOUND,
+        )

@@ -1,0 +1,180 @@
+"""Readings in memory: their ids, their events, and the fast path's bytes."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from uuid import UUID, uuid4, uuid5
+
+import pytest
+from eventsourcing.application import Application
+from eventsourcing.persistence import StoredEvent
+from hypothesis import given
+from hypothesis import strategies as st
+
+from iotledger.adapters.eventstore import MsgspecMapper, MsgspecTranscoder
+from iotledger.adapters.reading_log import RECORDED_TOPIC, stored_state
+from iotledger.domain.errors import InvalidInput, NotFound
+from iotledger.domain.reading_service import RecordReading
+from iotledger.domain.readings import READING_NAMESPACE, Reading, reading_id
+
+offsets = st.sampled_from(
+    [UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30))]
+)
+moments = st.datetimes(
+    min_value=datetime(1970, 1, 1), max_value=datetime(2100, 1, 1), timezones=offsets
+)
+no_nul = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(no_nul, max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(no_nul, max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+payloads = st.dictionaries(st.text(no_nul, max_size=12), json_values, max_size=6)
+types = st.text(no_nul, min_size=1, max_size=30).filter(lambda s: s.strip() != "")
+values = st.none() | st.floats(allow_nan=False, allow_infinity=False)
+keys = st.none() | st.text(min_size=1, max_size=40)
+
+readings = st.builds(
+    RecordReading,
+    device_id=st.uuids(),
+    telemetry_type=types,
+    payload=payloads,
+    recorded_at=moments,
+    by=st.sampled_from(["system", f"device:{uuid4()}", f"user:{uuid4()}"]),
+    sensor_id=st.none() | st.uuids(),
+    value=values,
+    key=keys,
+)
+
+
+def a_reading(**changes: Any) -> RecordReading:
+    fields: dict[str, Any] = {
+        "device_id": UUID(int=1),
+        "telemetry_type": "environment",
+        "payload": {"temperature": 22.5, "humidity": 60},
+        "recorded_at": datetime(2025, 8, 22, 12, 34, 56, tzinfo=UTC),
+        "by": "device:1",
+    }
+    return RecordReading(**(fields | changes))
+
+
+@given(readings, st.datetimes(timezones=st.just(UTC)))
+def test_the_fast_path_writes_the_bytes_and_events_the_aggregate_would(
+    cmd: RecordReading, received_at: datetime
+) -> None:
+    mapper = MsgspecMapper(transcoder=MsgspecTranscoder())
+    expected = cmd.to_reading(received_at).collect_events()[0]
+    stored = mapper.to_stored_event(expected)
+    fast = StoredEvent(cmd.reading_id, 1, RECORDED_TOPIC, stored_state(cmd, received_at))
+    assert fast == stored
+    decoded = mapper.to_domain_event(fast)
+    assert decoded == expected
+    assert vars(decoded) == vars(expected)
+
+
+@given(st.uuids(), st.text(max_size=60))
+def test_a_reading_id_is_the_uuid5_of_its_source_and_key(source: UUID, key: str) -> None:
+    assert reading_id(source, key) == uuid5(READING_NAMESPACE, f"{source}:{key}")
+
+
+@given(readings)
+def test_a_redelivered_reading_gets_the_same_id(cmd: RecordReading) -> None:
+    again = RecordReading(
+        device_id=cmd.device_id,
+        telemetry_type=cmd.telemetry_type,
+        payload=dict(reversed(cmd.payload.items())),
+        recorded_at=cmd.recorded_at.astimezone(timezone(timedelta(hours=9))),
+        by="system",
+        sensor_id=cmd.sensor_id,
+        value=cmd.value,
+        key=cmd.key,
+    )
+    assert again.reading_id == cmd.reading_id
+
+
+def test_a_reading_without_an_id_is_known_by_time_type_and_payload() -> None:
+    first = a_reading()
+    assert a_reading().reading_id == first.reading_id
+    assert a_reading(payload={"temperature": 22.6, "humidity": 60}).reading_id != first.reading_id
+    assert a_reading(telemetry_type="power").reading_id != first.reading_id
+    later = first.recorded_at + timedelta(microseconds=1)
+    assert a_reading(recorded_at=later).reading_id != first.reading_id
+    assert a_reading(device_id=UUID(int=2)).reading_id != first.reading_id
+
+
+def test_a_lambda_reading_is_known_by_its_sensor_not_its_device() -> None:
+    sensor = UUID(int=7)
+    one = a_reading(sensor_id=sensor, key="1")
+    assert a_reading(sensor_id=sensor, device_id=UUID(int=9), key="1").reading_id == one.reading_id
+    assert a_reading(key="1").reading_id != one.reading_id
+
+
+def test_a_given_id_never_collides_with_a_derived_one() -> None:
+    derived = a_reading()
+    assert a_reading(key=derived.reading_id.hex).reading_id != derived.reading_id
+    assert a_reading(key="1").reading_id == a_reading(key="1", payload={}).reading_id
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, True])
+def test_a_value_must_be_a_finite_number(value: float) -> None:
+    with pytest.raises(InvalidInput):
+        a_reading(value=value)
+
+
+def test_an_integer_value_is_stored_as_a_float() -> None:
+    assert isinstance(a_reading(value=3).value, float)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"recorded_at": datetime(2025, 1, 1)},
+        {"recorded_at": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=2)))},
+        {"telemetry_type": " "},
+        {"telemetry_type": "x" * 101},
+        {"key": ""},
+        {"telemetry_type": "env\x00"},
+        {"payload": {"note": "a\x00b"}},
+        {"payload": {"deep": [{"k\x00": 1}]}},
+    ],
+)
+def test_a_malformed_reading_is_refused(changes: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInput):
+        a_reading(**changes)
+
+
+@given(readings, values, payloads, moments)
+def test_a_correction_keeps_the_original_in_the_history(
+    cmd: RecordReading, value: float | None, payload: dict[str, Any], at: datetime
+) -> None:
+    app: Application[UUID] = Application()
+    app.save(cmd.to_reading(datetime.now(UTC)))
+    reading: Reading = app.repository.get(cmd.reading_id)
+    reading.correct(value, payload, at, "user:someone")
+    app.save(reading)
+    replayed: Reading = app.repository.get(cmd.reading_id)
+    assert (replayed.value, replayed.payload, replayed.recorded_at) == (value, payload, at)
+    recorded, corrected = app.events.get(cmd.reading_id)
+    assert isinstance(recorded, Reading.Recorded)
+    assert isinstance(corrected, Reading.Corrected)
+    assert recorded.payload == cmd.payload
+    assert corrected.by == "user:someone"
+
+
+def test_a_deleted_reading_can_be_neither_corrected_nor_deleted_again() -> None:
+    reading = a_reading().to_reading(datetime.now(UTC))
+    reading.delete("user:someone")
+    assert reading.deleted
+    with pytest.raises(NotFound):
+        reading.correct(1.0, {"value": 1.0}, datetime.now(UTC), "user:someone")
+    with pytest.raises(NotFound):
+        reading.delete("user:someone")

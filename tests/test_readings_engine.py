@@ -1,0 +1,307 @@
+"""The readings engine against the real PostgreSQL: ingest, history and read model."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+from eventsourcing.postgres import PostgresApplicationRecorder
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from iotledger.adapters.database import migrate
+from iotledger.adapters.ingest import Outcome, ReadingIngest
+from iotledger.adapters.settings import DatabaseUrl, Settings
+from iotledger.bootstrap import Services, bootstrap
+from iotledger.domain.errors import NotFound, Unavailable
+from iotledger.domain.reading_service import CorrectReading, DeleteReading, RecordReading
+from iotledger.domain.readings import Reading
+from iotledger.maintenance import rebuild
+from iotledger.projections.readings import ReadingRow
+from tests.test_readings_domain import readings
+
+T0 = datetime(2025, 8, 22, 12, 0, tzinfo=UTC)
+
+
+def a_reading(device_id: UUID, *, seconds: float = 0, **changes: Any) -> RecordReading:
+    fields: dict[str, Any] = {
+        "device_id": device_id,
+        "telemetry_type": "environment",
+        "payload": {"temperature": 20 + seconds},
+        "recorded_at": T0 + timedelta(seconds=seconds),
+        "by": f"device:{device_id}",
+    }
+    return RecordReading(**(fields | changes))
+
+
+def submit(services: Services, cmds: Sequence[RecordReading]) -> list[Outcome]:
+    return services.ingest.enqueue(cmds).result(timeout=30)
+
+
+def queryable(services: Services, position: int, timeout: float = 10.0) -> None:
+    """Wait until the readings read model has applied `position`."""
+    deadline = time.monotonic() + timeout
+    while (services.readings.position() or 0) < position:
+        assert time.monotonic() < deadline, f"readings projection never reached {position}"
+        time.sleep(0.01)
+
+
+def submitted(services: Services, cmds: Sequence[RecordReading]) -> list[Outcome]:
+    outcomes = submit(services, cmds)
+    queryable(services, max(o.position for o in outcomes))
+    return outcomes
+
+
+def rows_of(services: Services, device_id: UUID, **filters: Any) -> list[ReadingRow]:
+    return services.readings.device_page(device_id, 1000, **filters)
+
+
+def stored_events(services: Services, reading_id: UUID) -> list[Any]:
+    return list(services.ledger.events.get(reading_id))
+
+
+def test_a_redelivered_reading_is_stored_once(services: Services) -> None:
+    device = uuid4()
+    first, again = submit(services, [a_reading(device)]), submitted(services, [a_reading(device)])
+    assert first[0].new
+    assert not again[0].new
+    assert again[0] == Outcome(first[0].id, False, first[0].position)
+    assert len(stored_events(services, first[0].id)) == 1
+    assert [row.id for row in rows_of(services, device)] == [first[0].id]
+
+
+def test_a_batch_with_a_duplicate_still_stores_the_others(services: Services) -> None:
+    device = uuid4()
+    (original,) = submit(services, [a_reading(device, key="a")])
+    batch = [a_reading(device, key="b"), a_reading(device, key="a"), a_reading(device, key="c")]
+    outcomes = submitted(services, [*batch, a_reading(device, key="b")])
+    assert [o.new for o in outcomes] == [True, False, True, False]
+    assert outcomes[1].position == original.position
+    assert outcomes[3].position == outcomes[0].position
+    assert len({row.id for row in rows_of(services, device)}) == 3
+
+
+def test_concurrent_submitters_all_get_outcomes_and_every_reading_is_queryable(
+    services: Services,
+) -> None:
+    device = uuid4()
+    chunks = [[a_reading(device, key=f"{c}-{i}") for i in range(25)] for c in range(40)]
+    from_threads: list[list[Outcome]] = []
+
+    def in_a_thread(chunk: list[RecordReading]) -> None:
+        from_threads.append(submit(services, chunk))
+
+    async def in_tasks() -> list[list[Outcome]]:
+        return await asyncio.gather(*(services.ingest.submit(chunk) for chunk in chunks[10:]))
+
+    threads = [threading.Thread(target=in_a_thread, args=(chunk,)) for chunk in chunks[:10]]
+    for thread in threads:
+        thread.start()
+    from_tasks = asyncio.run(in_tasks())
+    for thread in threads:
+        thread.join()
+    outcomes = [o for answer in [*from_threads, *from_tasks] for o in answer]
+    assert len(outcomes) == 1000
+    assert all(o.new for o in outcomes)
+    assert len({o.position for o in outcomes}) == 1000
+    logged = services.ledger.recorder.select_notifications(
+        start=min(o.position for o in outcomes), stop=max(o.position for o in outcomes), limit=5000
+    )
+    assert {o.id: o.position for o in outcomes}.items() <= {
+        n.originator_id: n.id for n in logged
+    }.items()
+    queryable(services, max(o.position for o in outcomes))
+    assert len(rows_of(services, device)) == 1000
+
+
+def test_the_fast_paths_events_load_through_the_ledger_repository(services: Services) -> None:
+    cmd = a_reading(uuid4(), sensor_id=uuid4(), value=21.5, payload={"value": 21.5})
+    (outcome,) = submit(services, [cmd])
+    reading = services.ledger.repository.get(outcome.id)
+    assert isinstance(reading, Reading)
+    assert reading.version == 1
+    assert (reading.device_id, reading.sensor_id, reading.value) == (
+        cmd.device_id,
+        cmd.sensor_id,
+        21.5,
+    )
+    assert reading.recorded_at == cmd.recorded_at
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(readings, min_size=1, max_size=5))
+def test_stored_readings_decode_to_the_events_the_aggregate_would_record(
+    services: Services, cmds: list[RecordReading]
+) -> None:
+    for cmd, outcome in zip(cmds, submit(services, cmds), strict=True):
+        stored = services.ledger.recorder.select_events(outcome.id)
+        assert len(stored) == 1
+        decoded = services.ledger.mapper.to_domain_event(stored[0])
+        assert isinstance(decoded, Reading.Recorded)
+        expected = cmd.to_reading(decoded.timestamp).collect_events()[0]
+        if outcome.new:
+            assert stored[0].state == services.ledger.mapper.to_stored_event(expected).state
+            assert vars(decoded) == vars(expected)
+
+
+def test_a_correction_keeps_the_original_and_shows_in_the_read_model(
+    services: Services,
+) -> None:
+    device = uuid4()
+    (outcome,) = submitted(services, [a_reading(device, payload={"temperature": 99})])
+    fixed_at = T0 + timedelta(minutes=5)
+    written = services.ledger.correct_reading(
+        CorrectReading(
+            reading_id=outcome.id, by="user:1", payload={"temperature": 21}, recorded_at=fixed_at
+        )
+    )
+    queryable(services, written.position)
+    recorded, corrected = stored_events(services, outcome.id)
+    assert recorded.payload == {"temperature": 99}
+    assert (corrected.payload, corrected.recorded_at, corrected.by) == (
+        {"temperature": 21},
+        fixed_at,
+        "user:1",
+    )
+    (row,) = rows_of(services, device)
+    assert (row.payload, row.recorded_at, row.lambda_id) == (
+        {"temperature": 21},
+        fixed_at,
+        outcome.position,
+    )
+    assert services.readings.latest(device) == [row]
+
+
+def test_the_latest_value_follows_device_time_not_arrival(services: Services) -> None:
+    device = uuid4()
+    (newer,) = submitted(services, [a_reading(device, seconds=60)])
+    submitted(services, [a_reading(device, seconds=10)])  # a late reading of the past
+    assert [r.id for r in services.readings.latest(device)] == [newer.id]
+    (newest,) = submitted(services, [a_reading(device, seconds=120)])
+    assert [r.id for r in services.readings.latest(device)] == [newest.id]
+    power = submitted(services, [a_reading(device, seconds=5, telemetry_type="power")])
+    latest = services.readings.latest(device)
+    assert [(r.telemetry_type, r.id) for r in latest] == [
+        ("environment", newest.id),
+        ("power", power[0].id),
+    ]
+
+
+def test_the_latest_of_a_batch_is_its_newest_device_time_and_then_its_last(
+    services: Services,
+) -> None:
+    device = uuid4()
+    outcomes = submitted(
+        services,
+        [
+            a_reading(device, seconds=3),
+            a_reading(device, seconds=9),
+            a_reading(device, seconds=1),
+            a_reading(device, seconds=9, payload={"temperature": 0}),
+            a_reading(device, seconds=2),
+        ],
+    )
+    assert [r.id for r in services.readings.latest(device)] == [outcomes[3].id]
+
+
+def test_deleting_the_latest_reading_falls_back_to_the_next_newest(services: Services) -> None:
+    device = uuid4()
+    older, newer = submitted(services, [a_reading(device, seconds=1), a_reading(device, seconds=2)])
+    written = services.ledger.delete_reading(DeleteReading(reading_id=newer.id, by="user:1"))
+    queryable(services, written.position)
+    assert [r.id for r in rows_of(services, device)] == [older.id]
+    assert [r.id for r in services.readings.latest(device)] == [older.id]
+    assert [type(e) for e in stored_events(services, newer.id)] == [
+        Reading.Recorded,
+        Reading.Deleted,
+    ]
+    with pytest.raises(NotFound):
+        services.ledger.correct_reading(CorrectReading(reading_id=newer.id, by="user:1", value=1))
+
+
+def test_a_device_page_is_newest_first_and_filtered_by_time_and_type(services: Services) -> None:
+    device = uuid4()
+    outcomes = submitted(
+        services,
+        [
+            a_reading(device, seconds=s, telemetry_type="power" if s % 2 else "environment")
+            for s in range(10)
+        ],
+    )
+    by_time = {o.id: s for s, o in enumerate(outcomes)}
+    first = services.readings.device_page(device, 4)
+    assert [by_time[r.id] for r in first] == [9, 8, 7, 6]
+    end = (first[-1].recorded_at, first[-1].lambda_id)
+    after = services.readings.device_page(device, 4, after=end)
+    assert [by_time[r.id] for r in after] == [5, 4, 3, 2]
+    window = rows_of(
+        services,
+        device,
+        since=T0 + timedelta(seconds=2),
+        until=T0 + timedelta(seconds=7),
+        telemetry_type="power",
+    )
+    assert [by_time[r.id] for r in window] == [5, 3]
+
+
+def test_a_failed_append_fails_every_caller_and_stores_nothing(
+    services: Services, database_url: DatabaseUrl
+) -> None:
+    recorder = cast(PostgresApplicationRecorder, services.ledger.recorder)
+    impatient = ReadingIngest.for_recorder(recorder, str(database_url), lock_timeout=0.2)
+    device = uuid4()
+    try:
+        with psycopg.connect(str(database_url)) as blocker:
+            blocker.execute("LOCK TABLE iotledger_events IN EXCLUSIVE MODE")
+            futures = [impatient.enqueue([a_reading(device, key=str(i))]) for i in range(3)]
+            for future in futures:
+                with pytest.raises(Unavailable):
+                    future.result(timeout=10)
+        assert all(
+            not stored_events(services, a_reading(device, key=str(i)).reading_id) for i in range(3)
+        )
+        (retried,) = impatient.enqueue([a_reading(device, key="0")]).result(timeout=10)
+        assert retried.new
+    finally:
+        impatient.stop()
+    with pytest.raises(Unavailable):
+        impatient.enqueue([a_reading(device)])
+
+
+def test_a_rebuild_reproduces_the_readings_read_model(
+    settings: Settings, fresh_database_url: DatabaseUrl
+) -> None:
+    with quiet_services(settings, fresh_database_url) as services:
+        device = uuid4()
+        outcomes = submit(services, [a_reading(device, seconds=s) for s in range(50)])
+        services.ledger.correct_reading(CorrectReading(outcomes[7].id, "user:1", value=7.5))
+        services.ledger.delete_reading(DeleteReading(outcomes[49].id, "user:1"))
+        rebuild(services, ["readings"], lambda *_: None)
+        before = (rows_of(services, device), services.readings.latest(device))
+        rebuild(services, ["readings"], lambda *_: None)
+        after = (rows_of(services, device), services.readings.latest(device))
+    assert before == after
+    assert [r.lambda_id for r in before[0]] == [o.position for o in reversed(outcomes[:49])]
+    assert [r.id for r in before[1]] == [outcomes[48].id]
+    assert {r.id: r.value for r in before[0]}[outcomes[7].id] == 7.5
+
+
+@contextmanager
+def quiet_services(settings: Settings, url: DatabaseUrl) -> Iterator[Services]:
+    """Services on a database of their own, with no projection running."""
+    services = bootstrap(settings, url)
+    migrate(url, services.ledger)
+    try:
+        yield services
+    finally:
+        services.close()
