@@ -12,12 +12,22 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg_pool import ConnectionPool
 
 from iotledger.adapters.catalog import PROJECTIONS
+from iotledger.adapters.command_view import PostgresCommandView
 from iotledger.adapters.database import open_pool
+from iotledger.adapters.device_view import PostgresDeviceView
+from iotledger.adapters.dispatch_view import PostgresDispatchView
 from iotledger.adapters.eventstore import eventsourcing_env
 from iotledger.adapters.feed import PostgresEventFeed, open_feed
+from iotledger.adapters.ingest import ReadingIngest
+from iotledger.adapters.mqtt import NoBroker, Publisher
 from iotledger.adapters.passwords import PasswordHasher
+from iotledger.adapters.ratelimit import LoginLimiter
+from iotledger.adapters.reading_view import PostgresReadingView
+from iotledger.adapters.runtime import tune_collector
+from iotledger.adapters.session_view import PostgresSessionView
 from iotledger.adapters.settings import DatabaseUrl, Settings
 from iotledger.adapters.tokens import TokenIssuer, jwt_secret
+from iotledger.adapters.topics import Topics
 from iotledger.adapters.user_view import PostgresUserView
 from iotledger.adapters.views import PostgresView
 from iotledger.adapters.watch import ProjectionWatch
@@ -36,11 +46,39 @@ class Services:
     views: dict[str, PostgresView[Any]]
     watch: ProjectionWatch
     tokens: TokenIssuer
+    ingest: ReadingIngest
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
+    publisher: Publisher = field(default_factory=NoBroker)
+    """The MQTT link the API publishes through; `serve` sets it."""
 
     @property
     def users(self) -> PostgresUserView:
         return cast(PostgresUserView, self.views["users"])
+
+    @property
+    def devices(self) -> PostgresDeviceView:
+        return cast(PostgresDeviceView, self.views["devices"])
+
+    @property
+    def commands(self) -> PostgresCommandView:
+        return cast(PostgresCommandView, self.views["commands"])
+
+    @property
+    def dispatch(self) -> PostgresDispatchView:
+        return cast(PostgresDispatchView, self.views["dispatch"])
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.settings.mqtt_topic)
+
+    @property
+    def sessions(self) -> PostgresSessionView:
+        return cast(PostgresSessionView, self.views["sessions"])
+
+    @property
+    def login_limiter(self) -> LoginLimiter:
+        """Stateless: its counts live in PostgreSQL, shared by every API process."""
+        return LoginLimiter(self.pool)
 
     @contextmanager
     def feed(self) -> Iterator[PostgresEventFeed]:
@@ -50,17 +88,22 @@ class Services:
 
     def runners(self, names: list[str] | None = None) -> list[ProjectionRunner]:
         chosen = names or list(PROJECTIONS)
-        return [
-            ProjectionRunner(PROJECTIONS[name][0](self.views[name]), self.feed) for name in chosen
-        ]
+        projections = [PROJECTIONS[name][0](self.views[name]) for name in chosen]
+        return [ProjectionRunner(p, self.feed, batch_size=p.batch_size) for p in projections]
+
+    @property
+    def readings(self) -> PostgresReadingView:
+        return cast(PostgresReadingView, self.views["readings"])
 
     def close(self) -> None:
+        self.ingest.stop()
         self.watch.stop()
         self.ledger.close()
         self.pool.close()
 
 
 def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
+    tune_collector()
     ledger = Ledger(env=eventsourcing_env(database_url, settings.db_pool_size))
     pool = open_pool(database_url, settings.db_pool_size)
     views = {name: view(pool, name) for name, (_, view) in PROJECTIONS.items()}
@@ -72,4 +115,7 @@ def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
         views=views,
         watch=ProjectionWatch(pool, str(database_url)),
         tokens=TokenIssuer(jwt_secret(settings.jwt_secret, settings.data_dir)),
+        ingest=ReadingIngest.for_recorder(
+            cast(PostgresApplicationRecorder, ledger.recorder), str(database_url)
+        ),
     )

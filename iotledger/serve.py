@@ -17,7 +17,6 @@ import uvicorn
 
 from iotledger.adapters.database import check_reachable, migrate, schema_exists
 from iotledger.adapters.embedded import EmbeddedBroker, EmbeddedPostgres
-from iotledger.adapters.mqtt import MqttLink
 from iotledger.adapters.settings import (
     DatabaseUrl,
     MqttUrl,
@@ -28,6 +27,7 @@ from iotledger.adapters.settings import (
 )
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services, bootstrap
+from iotledger.mqtt_role import Timing, link_for, mqtt_role
 
 log = logging.getLogger("iotledger")
 
@@ -108,17 +108,13 @@ async def run(settings: Settings, roles: tuple[str, ...]) -> None:
 
 
 async def _run_roles(services: Services, roles: tuple[str, ...], stop: asyncio.Event) -> None:
-    settings = services.settings
     runners = services.runners() if "projections" in roles else []
     for runner in runners:
         runner.start()
     try:
         async with contextlib.AsyncExitStack() as stack:
             if "mqtt" in roles or "api" in roles:
-                mqtt_url = await stack.enter_async_context(broker(settings, roles))
-                link = MqttLink(mqtt_url, f"{settings.mqtt_client_id}-{'-'.join(roles)}")
-                await link.start()
-                stack.push_async_callback(link.stop)
+                await _connect_mqtt(services, roles, stack)
             if "api" in roles:
                 services.watch.start()
                 await _serve_http(services, stop)
@@ -128,6 +124,25 @@ async def _run_roles(services: Services, roles: tuple[str, ...], stop: asyncio.E
     finally:
         for runner in runners:
             await asyncio.to_thread(runner.stop)
+
+
+async def _connect_mqtt(
+    services: Services, roles: tuple[str, ...], stack: contextlib.AsyncExitStack
+) -> None:
+    """The broker link: the whole `mqtt` role, or (api alone) a link to publish through."""
+    settings = services.settings
+    url = await stack.enter_async_context(broker(settings, roles))
+    embedded = settings.mqtt_url is None
+    client_id = f"{settings.mqtt_client_id}-{'-'.join(roles)}"
+    if "mqtt" in roles:
+        timing = Timing(presence_every=min(1.0, settings.device_check_interval / 5))
+        role = mqtt_role(services, url, client_id=client_id, embedded=embedded, timing=timing)
+        services.publisher = (await stack.enter_async_context(role)).link
+        return
+    link = link_for(url, client_id, embedded)
+    await link.start()
+    stack.push_async_callback(link.stop)
+    services.publisher = link
 
 
 async def _serve_http(services: Services, stop: asyncio.Event) -> None:

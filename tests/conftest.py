@@ -21,9 +21,11 @@ from litestar.testing import TestClient
 
 from iotledger.adapters.database import migrate
 from iotledger.adapters.embedded import EmbeddedBroker, EmbeddedPostgres
+from iotledger.adapters.mqtt import NoBroker
 from iotledger.adapters.settings import DatabaseUrl, MqttUrl, Settings, parse_database_url
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services, bootstrap
+from tests.mqtt_support import Adapter, LoopThread
 
 LOCAL_POSTGRES = os.environ.get(
     "IOTLEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -182,3 +184,34 @@ def register_and_login(client: TestClient[object]) -> dict[str, str]:
 @pytest.fixture
 def auth_headers(client: TestClient[object]) -> dict[str, str]:
     return register_and_login(client)
+
+
+@pytest.fixture(scope="session")
+def mqtt_loop() -> Iterator[LoopThread]:
+    """The event loop the MQTT adapter and the devices of the tests run on."""
+    loop = LoopThread()
+    try:
+        yield loop
+    finally:
+        loop.close()
+
+
+@pytest.fixture(scope="session")
+def mqtt_adapter(services: Services, mqtt_url: MqttUrl, mqtt_loop: LoopThread) -> Iterator[Adapter]:
+    """The `mqtt` role running in-process against the session's broker; the API publishes
+    through its link."""
+    embedded = mqtt_url.port != 1883  # no Mosquitto here: conftest started the embedded broker
+    adapter = Adapter(mqtt_loop, services, mqtt_url, embedded=embedded)
+    services.publisher = adapter.role.link
+    try:
+        yield adapter
+    finally:
+        services.publisher = NoBroker()
+        adapter.close()
+
+
+@pytest.fixture(scope="module")
+def module_auth_headers(services: Services) -> dict[str, str]:
+    """One user signed in for a whole test module: signing in (argon2) is the slow part."""
+    with TestClient(create_app(services)) as client:
+        return register_and_login(client)

@@ -1,47 +1,196 @@
-"""The link to the MQTT broker: one gmqtt client that reconnects by itself.
+"""The link to the MQTT broker: one gmqtt client that reconnects and resubscribes by itself.
 
-MQTT 3.1.1 on the wire (the embedded amqtt broker speaks nothing newer), QoS 1,
-and a persistent session. Acknowledgements are not optimistic: a message is
-acknowledged only when its handler returns, i.e. after what it caused committed.
+Inbound, QoS 1 on a persistent session, and never acknowledged early: the
+handler's PUBACK goes out when it returns, i.e. after what the message caused
+has committed (gmqtt with `optimistic_acknowledgement=False`). Messages are
+handled concurrently, which is what lets many in-flight readings share one
+append.
+
+With a real broker the link speaks MQTT 5: it asks for a large receive
+maximum (Mosquitto otherwise sends at most 20 unacknowledged messages, which
+would cap ingest at 20 per commit), a session that outlives restarts, and
+shared subscriptions (`$share/iotledger/...`) so that several `--role mqtt`
+processes split the messages instead of each handling all of them. The
+embedded amqtt broker only speaks MQTT 3.1.1: plain subscriptions there.
+
+Outbound, `publish` waits for the broker's PUBACK, so "published" means the
+broker has the message; it raises `BrokerUnavailable` when it does not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import gmqtt
-from gmqtt.mqtt.constants import MQTTv311
+from gmqtt.mqtt.constants import MQTTv50
+from gmqtt.mqtt.handler import MQTTConnectError
+from gmqtt.storage import PersistentStorage
 
 from iotledger.adapters.settings import MqttUrl
+from iotledger.domain.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], Awaitable[None]]
 
+SHARE_GROUP = "iotledger"
+SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+
+
+class BrokerUnavailable(Unavailable):
+    """The broker did not take a message (not connected, or no PUBACK in time)."""
+
+    code = "MQTT_UNAVAILABLE"
+
+
+class _AckWaiters(PersistentStorage):  # type: ignore[misc]
+    """gmqtt's store of unacknowledged outbound messages, telling us when each is acked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_mid: int | None = None
+        self._waiters: dict[int, asyncio.Future[None]] = {}
+
+    def push_message(self, mid: int, raw_package: bytes) -> None:
+        super().push_message(mid, raw_package)
+        self.last_mid = mid
+
+    def remove_message_by_mid(self, mid: int) -> None:
+        super().remove_message_by_mid(mid)
+        waiter = self._waiters.pop(mid, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def clear(self) -> None:
+        """The broker lost our session: what it had not acknowledged will never be."""
+        super().clear()
+        waiters, self._waiters = self._waiters, {}
+        for waiter in waiters.values():
+            if not waiter.done():
+                waiter.set_exception(BrokerUnavailable("the broker lost the message"))
+
+    def acked(self, mid: int) -> asyncio.Future[None]:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters[mid] = waiter
+        return waiter
+
+
+class _Window:
+    """At most `limit` outbound QoS 1 messages unacknowledged at once.
+
+    The broker says how many it takes (its receive maximum: 20 for a default
+    Mosquitto); gmqtt fails a publish beyond that instead of waiting, so we wait.
+    """
+
+    def __init__(self) -> None:
+        self.limit = 1
+        self._used = 0
+        self._freed = asyncio.Event()
+
+    async def __aenter__(self) -> None:
+        while self._used >= self.limit:
+            self._freed.clear()
+            await self._freed.wait()
+        self._used += 1
+
+    async def __aexit__(self, *_: object) -> None:
+        self._used -= 1
+        self._freed.set()
+
+    def resize(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self._freed.set()
+
+
+PUBACK = 0x40
+
+
+def cork_acknowledgements(protocol: Any) -> None:
+    """Send the PUBACKs of one loop turn in one write instead of one system call each.
+
+    A batch of readings commits for hundreds of messages at once, and gmqtt
+    writes each PUBACK on its own: that was the adapter's largest single cost.
+    Any other packet first flushes what waits, so the order on the wire stays.
+    """
+    write = protocol.write_data
+    waiting: list[bytes] = []
+
+    def flush() -> None:
+        if waiting:
+            data = b"".join(waiting)
+            waiting.clear()
+            write(data)
+
+    def write_data(data: bytes) -> None:
+        if data[:1] != bytes([PUBACK]):
+            flush()
+            write(data)
+            return
+        if not waiting:
+            asyncio.get_running_loop().call_soon(flush)
+        waiting.append(data)
+
+    protocol.write_data = write_data
+
 
 class MqttLink:
-    def __init__(self, url: MqttUrl, client_id: str, subscriptions: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        url: MqttUrl,
+        client_id: str,
+        subscriptions: tuple[str, ...] = (),
+        *,
+        version: int = MQTTv50,
+        shared: bool = False,
+        receive_maximum: int = 1000,
+        reconnect_delay: float = 1.0,
+        counters: Counter[str] | None = None,
+    ) -> None:
         self.url = url
         self.subscriptions = subscriptions
-        self.counters: Counter[str] = Counter()
+        self.version = version
+        self.shared = shared and version >= MQTTv50
+        self.counters: Counter[str] = Counter() if counters is None else counters
         self.handler: Handler | None = None
         self._connected = asyncio.Event()
-        self._task: asyncio.Task[None]
+        self._subscribed = asyncio.Event()
+        self._closing = False
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._acks = _AckWaiters()
+        self._window: _Window | None = None
+        properties: dict[str, Any] = {}
+        if version >= MQTTv50:
+            properties = {
+                "receive_maximum": receive_maximum,
+                "session_expiry_interval": SESSION_NEVER_EXPIRES,
+            }
         self._client = gmqtt.Client(
-            client_id, clean_session=False, optimistic_acknowledgement=False
+            client_id,
+            clean_session=False,
+            optimistic_acknowledgement=False,
+            persistent_storage=self._acks,
+            **properties,
         )
+        self._client.set_config({"reconnect_delay": reconnect_delay})
         if url.username:
             self._client.set_auth_credentials(url.username, url.password)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
 
     async def start(self) -> None:
         """Connect in the background: a broker that is not there yet must not stop us."""
+        self._loop = asyncio.get_running_loop()
+        self._window = _Window()
         self._task = asyncio.create_task(self._connect_until_connected())
 
     async def _connect_until_connected(self) -> None:
@@ -49,9 +198,9 @@ class MqttLink:
         while True:
             try:
                 await self._client.connect(
-                    self.url.host, self.url.port, version=MQTTv311, keepalive=30
+                    self.url.host, self.url.port, version=self.version, keepalive=30
                 )
-            except (TimeoutError, OSError) as e:
+            except (TimeoutError, OSError, MQTTConnectError) as e:
                 log.warning("MQTT broker %s unreachable (%s); retrying", self.url.redacted(), e)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -59,46 +208,130 @@ class MqttLink:
                 log.info("MQTT connected to %s", self.url.redacted())
                 return
 
-    async def wait_connected(self, timeout: float) -> bool:
+    async def wait_ready(self, timeout: float) -> bool:
+        """True once connected and (if it subscribes) subscribed."""
+        wanted = self._subscribed if self.subscriptions else self._connected
         try:
-            await asyncio.wait_for(self._connected.wait(), timeout)
+            await asyncio.wait_for(wanted.wait(), timeout)
         except TimeoutError:
             return False
         return True
 
-    async def stop(self) -> None:
-        self._task.cancel()
-        if self._client.is_connected:
-            await self._client.disconnect()
+    async def stop(self, grace: float = 5.0) -> None:
+        """Finish (and acknowledge) what is in hand, for up to `grace` seconds, then
+        disconnect. What is still unfinished then is never acknowledged, so the
+        broker sends it again to this session, or to another member of the group.
+        """
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+        if self._busy:
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
+        if self._client._connection is not None:  # connected once: stop gmqtt's reconnecting too
+            with contextlib.suppress(Exception):
+                await self._client.disconnect()
 
     @property
     def connected(self) -> bool:
-        return bool(self._client.is_connected)
+        return self._connection_ready()
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
-        if not self._client.is_connected:
-            raise ConnectionError("not connected to the MQTT broker")
-        self._client.publish(topic, payload, qos=qos)
+    def _connection_ready(self) -> bool:
+        return bool(self._client._connection is not None and self._client.is_connected)
+
+    async def publish(self, topic: str, payload: bytes, timeout: float = 5.0) -> None:
+        """Publish at QoS 1 and wait for the broker's PUBACK; from any event loop."""
+        loop = self._loop
+        if loop is None:
+            raise BrokerUnavailable("failed to publish to MQTT: not connected")
+        if asyncio.get_running_loop() is loop:
+            await self._publish(topic, payload, timeout)
+        else:
+            future = asyncio.run_coroutine_threadsafe(self._publish(topic, payload, timeout), loop)
+            await asyncio.wrap_future(future)
+
+    async def _publish(self, topic: str, payload: bytes, timeout: float) -> None:
+        if self._window is None:
+            raise BrokerUnavailable("failed to publish to MQTT: not connected")
+        try:
+            async with asyncio.timeout(timeout), self._window:
+                await self._publish_in_window(topic, payload)
+        except TimeoutError:
+            raise BrokerUnavailable("failed to publish to MQTT: no acknowledgement") from None
+        self.counters["published"] += 1
+
+    async def _publish_in_window(self, topic: str, payload: bytes) -> None:
+        if self._closing or not self._connection_ready():
+            raise BrokerUnavailable("failed to publish to MQTT: not connected")
+        self._client.publish(topic, payload, qos=1)
+        mid = self._acks.last_mid
+        if mid is None:
+            raise BrokerUnavailable("failed to publish to MQTT")
+        await self._acks.acked(mid)
+
+    def _broker_receive_maximum(self) -> int:
+        """How many unacknowledged messages the broker takes from us (gmqtt applied it)."""
+        generator = getattr(self._client._package_handler, "id_generator", None)
+        return min(int(getattr(generator, "_max", 20)), 1000)
+
+    def _filters(self) -> list[gmqtt.Subscription]:
+        if self.shared:
+            return [
+                gmqtt.Subscription(f"$share/{SHARE_GROUP}/{topic}", qos=1)
+                for topic in self.subscriptions
+            ]
+        no_local = self.version >= MQTTv50  # our own publishes on T are not news to us
+        return [gmqtt.Subscription(topic, qos=1, no_local=no_local) for topic in self.subscriptions]
 
     def _on_connect(self, client: Any, flags: Any, rc: Any, properties: Any) -> None:
-        for topic in self.subscriptions:
-            client.subscribe(topic, qos=1)
+        """Subscribe again on every connect: a restarted broker may have lost our session."""
         self._connected.set()
+        cork_acknowledgements(client._connection._protocol)
+        if self._window is not None:
+            self._window.resize(self._broker_receive_maximum() - 2)
+        if self.subscriptions:
+            client.subscriptions = []
+            client.subscribe(self._filters())
+
+    def _on_subscribe(self, client: Any, mid: Any, granted: Any, properties: Any) -> None:
+        refused = [code for code in granted if code >= 0x80]
+        if refused:
+            log.error("MQTT broker refused subscriptions %s: codes %s", self.subscriptions, granted)
+            return
+        self._subscribed.set()
 
     def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
         self._connected.clear()
-        log.warning("MQTT disconnected from %s; gmqtt reconnects", self.url.redacted())
+        self._subscribed.clear()
+        if not self._closing:
+            log.warning("MQTT disconnected from %s; reconnecting", self.url.redacted())
 
     async def _on_message(
         self, client: Any, topic: str, payload: bytes, qos: int, properties: Any
     ) -> int:
+        """Handle one message; returning sends its PUBACK (reason code 0)."""
+        self.counters["received"] += 1
+        if self.handler is None:
+            raise RuntimeError("an MQTT link that subscribes needs a handler")
+        self._busy += 1
         try:
-            if self.handler is None:
-                self.counters["unhandled"] += 1
-            else:
-                await self.handler(topic, payload)
-                self.counters["handled"] += 1
-        except Exception:
-            self.counters["dropped"] += 1
-            log.exception("MQTT message on %s dropped", topic)
+            await self.handler(topic, payload)
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._idle.set()
         return 0
+
+
+class Publisher(Protocol):
+    """What the API publishes through: the link of its process, once serve has made one."""
+
+    async def publish(self, topic: str, payload: bytes, timeout: float = 5.0) -> None: ...
+
+
+class NoBroker:
+    """The publisher of a process without a broker link: nothing can be published."""
+
+    async def publish(self, topic: str, payload: bytes, timeout: float = 5.0) -> None:
+        raise BrokerUnavailable("failed to publish to MQTT: not connected")

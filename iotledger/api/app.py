@@ -8,8 +8,16 @@ from litestar.openapi import OpenAPIConfig
 
 from iotledger.api.auth import provide_principal
 from iotledger.api.errors import EXCEPTION_HANDLERS
+from iotledger.api.lambda_iot.components import LambdaActorsController, LambdaSensorsController
+from iotledger.api.lambda_iot.devices import LambdaDevicesController
+from iotledger.api.lambda_iot.mqtt_actions import MqttActionsController
+from iotledger.api.lambda_iot.readings import LambdaReadingsController
 from iotledger.api.lambda_iot.system import SystemController
 from iotledger.api.lambda_iot.users import LambdaUsersController
+from iotledger.api.telemetry.auth import TelemetryAuthController
+from iotledger.api.telemetry.commands import TelemetryCommandsController
+from iotledger.api.telemetry.devices import TelemetryDevicesController
+from iotledger.api.telemetry.telemetry import TelemetryController
 from iotledger.bootstrap import Services
 
 
@@ -18,7 +26,19 @@ def create_app(services: Services) -> Litestar:
         return services
 
     return Litestar(
-        route_handlers=[SystemController, LambdaUsersController],
+        route_handlers=[
+            SystemController,
+            LambdaUsersController,
+            TelemetryAuthController,
+            LambdaDevicesController,
+            LambdaSensorsController,
+            LambdaActorsController,
+            TelemetryDevicesController,
+            MqttActionsController,
+            TelemetryCommandsController,
+            TelemetryController,
+            LambdaReadingsController,
+        ],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
             "principal": Provide(provide_principal),

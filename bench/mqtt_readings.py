@@ -1,0 +1,320 @@
+"""The readings benchmark's MQTT mode: many devices publish QoS 1 telemetry, until queryable.
+
+Run `python -m bench.mqtt_readings --help`. It creates a throw-away database (as
+`bench.readings` does), starts a Mosquitto of its own (configured as
+`deploy/mosquitto.conf` is: many messages in flight, none dropped), registers
+the devices, and runs the `mqtt` role (in this process, or as `iotledger serve
+--role mqtt` processes sharing the subscriptions) and the readings projection.
+Then `--clients` MQTT clients (`mosquitto_pub`, so that the publishers cost
+the machine little) each publish their share of `--readings` telemetry
+messages at QoS 1 on their device's topic, as fast as the broker lets them.
+
+Figures: the time until every message is acknowledged (so stored: the adapter
+acknowledges after commit), and until the readings projection has applied all
+of them (queryable); readings/s is `--readings` over the latter. Every reading
+must be stored exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Coroutine, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+import msgspec
+
+from bench.readings import (
+    TARGETS,
+    Queryable,
+    database,
+    fmt,
+    projected_elsewhere,
+    running,
+    verdict,
+)
+from iotledger.adapters.settings import DatabaseUrl, MqttUrl
+from iotledger.bootstrap import Services
+from iotledger.domain.device_service import RegisterDevice
+from iotledger.domain.vocabulary import DeviceStatus
+from iotledger.mqtt_role import mqtt_role
+
+T = TypeVar("T")
+
+BROKER_CONFIG = """\
+listener {port} 127.0.0.1
+allow_anonymous true
+persistence false
+max_inflight_messages 1000
+max_queued_messages 0
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.mqtt_readings",
+        description="Measure readings published over MQTT (QoS 1) until they are queryable.",
+    )
+    p.add_argument("--database-url", help="an existing database to use (see bench.readings)")
+    p.add_argument("--server-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--readings", type=int, default=200_000, help="telemetry messages in all")
+    p.add_argument("--clients", type=int, default=50, help="publishing clients (one device each)")
+    p.add_argument(
+        "--adapters",
+        type=int,
+        default=0,
+        help="`iotledger serve --role mqtt` processes sharing the messages; 0: in this process",
+    )
+    p.add_argument("--mosquitto", default="/usr/sbin/mosquitto")
+    p.add_argument("--mosquitto-pub", default="mosquitto_pub")
+    return p
+
+
+@contextlib.contextmanager
+def broker(mosquitto: str, workdir: Path) -> Iterator[MqttUrl]:
+    """A Mosquitto of the benchmark's own on a free port, stopped afterwards."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    config = workdir / "mosquitto.conf"
+    config.write_text(BROKER_CONFIG.format(port=port))
+    process = subprocess.Popen([mosquitto, "-c", str(config)], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not _answers(port):
+            if time.monotonic() > deadline:
+                raise RuntimeError("mosquitto did not start")
+            time.sleep(0.05)
+        yield MqttUrl(host="127.0.0.1", port=port, username=None, password=None)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def register_devices(services: Services, count: int) -> list[uuid.UUID]:
+    at = datetime.now(UTC)
+    ids = []
+    for n in range(count):
+        command = RegisterDevice(uuid.uuid4(), None, f"bench-{n}", DeviceStatus.OK, "system", at)
+        ids.append(services.ledger.register_device(command).id)
+    return ids
+
+
+def message_files(workdir: Path, clients: int, readings: int) -> list[Path]:
+    """One file per client: one telemetry message per line, each with its own id."""
+    encode = msgspec.json.Encoder().encode
+    start = datetime.now(UTC) - timedelta(days=1)
+    files = []
+    for index in range(clients):
+        share = readings // clients + (1 if index < readings % clients else 0)
+        path = workdir / f"client-{index}.jsonl"
+        with path.open("wb") as out:
+            for n in range(share):
+                message = {
+                    "telemetry_type": "environment" if n % 2 else "power",
+                    "payload": {"temperature": 20 + n % 10, "humidity": n % 100},
+                    "recorded_at": start + timedelta(milliseconds=n),
+                    "id": f"{index}-{n}",
+                }
+                out.write(encode(message) + b"\n")
+        files.append(path)
+    return files
+
+
+class InProcessAdapter:
+    """The `mqtt` role on an event loop of its own, as `serve` runs it."""
+
+    def __init__(self, services: Services, url: MqttUrl) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self._context = mqtt_role(services, url, client_id=f"bench-{uuid.uuid4().hex[:6]}")
+        role = self._run(self._context.__aenter__())
+        if not self._run(role.link.wait_ready(10)):
+            raise RuntimeError("the adapter did not subscribe")
+        self.counters = role.counters
+
+    def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(60)
+
+    def close(self) -> None:
+        self._run(self._context.__aexit__(None, None, None))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@contextlib.contextmanager
+def adapters(services: Services, url: MqttUrl, count: int, db: DatabaseUrl) -> Iterator[str]:
+    """The `mqtt` role: in this process (count 0) or in `count` serve processes."""
+    if count == 0:
+        adapter = InProcessAdapter(services, url)
+        try:
+            yield "in-process adapter"
+        finally:
+            print(f"adapter counters: {dict(adapter.counters)}", flush=True)
+            adapter.close()
+        return
+    command = [str(Path(sys.executable).parent / "iotledger"), "serve", "--role", "mqtt"]
+    processes = [
+        subprocess.Popen(command, env=_role_env(services, url, db, n), stderr=subprocess.DEVNULL)
+        for n in range(count)
+    ]
+    try:
+        time.sleep(3)  # connected and subscribed
+        yield f"{count} `serve --role mqtt` processes"
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(30)
+
+
+def _role_env(services: Services, url: MqttUrl, db: DatabaseUrl, n: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "IOTLEDGER_DATABASE_URL": str(db),
+        "IOTLEDGER_MQTT_URL": str(url),
+        "IOTLEDGER_MQTT_TOPIC": services.settings.mqtt_topic,
+        "IOTLEDGER_MQTT_CLIENT_ID": f"bench-{n}",
+        "IOTLEDGER_JWT_SECRET": "bench",
+        "IOTLEDGER_LOG_LEVEL": "WARNING",
+    }
+
+
+def publish_all(
+    args: argparse.Namespace, url: MqttUrl, topics: list[str], files: list[Path]
+) -> None:
+    """Every client publishes its file, one QoS 1 message per line; returns when all are acked."""
+    processes = []
+    for topic, path in zip(topics, files, strict=True):
+        with path.open("rb") as lines:
+            processes.append(
+                subprocess.Popen(
+                    [
+                        args.mosquitto_pub,
+                        "-h",
+                        url.host,
+                        "-p",
+                        str(url.port),
+                        "-q",
+                        "1",
+                        "-t",
+                        topic,
+                        "-l",
+                        "-V",
+                        "mqttv311",
+                    ],
+                    stdin=lines,
+                )
+            )
+    for process in processes:
+        if process.wait(600) != 0:
+            raise RuntimeError("a publishing client failed")
+
+
+class Figures(NamedTuple):
+    published: float
+    stored: float
+    queryable: float
+    stored_readings: int
+    how: str
+    cpu: float
+    """CPU seconds this process spent meanwhile (the adapter, when it runs in-process)."""
+
+
+def measure(args: argparse.Namespace) -> Figures:
+    workdir = Path(tempfile.mkdtemp(prefix="iotledger-bench-"))
+    with (
+        database(args) as db,
+        projected_elsewhere(db, True),
+        running(db) as services,
+        broker(args.mosquitto, workdir) as url,
+    ):
+        devices = register_devices(services, args.clients)
+        topics = [services.topics.telemetry(device) for device in devices]
+        files = message_files(workdir, len(devices), args.readings)
+        before = services.readings.count()
+        with adapters(services, url, args.adapters, db) as how, Queryable(db) as watch:
+            print(f"publishing {args.readings:,} readings from {args.clients} clients to {how}")
+            last = (services.ledger.recorder.max_notification_id() or 0) + args.readings
+            cpu = time.process_time()
+            started = time.perf_counter()
+            publish_all(args, url, topics, files)
+            published = time.perf_counter()
+            stored = stored_by(services, last) - started
+            queryable = watch.wait_for(last) - started
+            cpu = time.process_time() - cpu
+        count = services.readings.count() - before
+    return Figures(published - started, stored, queryable, count, how, cpu)
+
+
+def stored_by(services: Services, position: int, timeout: float = 600.0) -> float:
+    """When the log holds `position` (every reading appended: nothing else writes now)."""
+    deadline = time.perf_counter() + timeout
+    while (services.ledger.recorder.max_notification_id() or 0) < position:
+        if time.perf_counter() > deadline:
+            raise TimeoutError("not every reading was stored")
+        time.sleep(0.005)
+    return time.perf_counter()
+
+
+def main() -> None:
+    args = parser().parse_args()
+    figures = measure(args)
+    rate = args.readings / figures.queryable
+    rows = [
+        ("readings published (QoS 1)", f"{args.readings:,}", "", ""),
+        (
+            "readings stored",
+            f"{figures.stored_readings:,}",
+            "",
+            verdict(figures.stored_readings == args.readings, "each once"),
+        ),
+        ("all taken by the broker", f"{figures.published:.2f} s", "", ""),
+        (
+            "all stored (appended, acknowledged)",
+            f"{figures.stored:.2f} s",
+            f"{args.readings / figures.stored:,.0f}/s",
+            "",
+        ),
+        (
+            "CPU of this process per reading",
+            f"{figures.cpu / args.readings * 1e6:,.0f} us",
+            f"{figures.cpu / figures.stored:.0%} of a core",
+            "",
+        ),
+        (
+            f"publish -> queryable ({args.clients} clients, {figures.how})",
+            f"{figures.queryable:.2f} s",
+            f"{rate:,.0f} readings/s",
+            verdict(rate >= TARGETS["throughput"], ">= 15,000/s"),
+        ),
+    ]
+    header = ("figure", "measured", "rate", "target")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    print()
+    print(fmt(header, widths))
+    print(fmt(tuple("-" * w for w in widths), widths))
+    for row in rows:
+        print(fmt(row, widths))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Every MQTT topic iotledger uses, named once, for a configurable base topic `T`.
+
+- `T`: the Lambda IoT Core protocol (readings, device checks, triggers, actor commands, pings)
+- `T/discovery`: Lambda IoT Core discovery
+- `T/devices/{device_id}/telemetry`: a device's readings (Device Telemetry dialect)
+- `T/devices/{device_id}/commands`: commands to a device
+- `T/devices/{device_id}/commands/{command_id}/ack`: a device's answer to a command
+- `T/devices/{device_id}/status`: a device's status, usable as its will
+"""
+
+from __future__ import annotations
+
+import functools
+from enum import StrEnum
+from uuid import UUID
+
+import msgspec
+
+
+class Channel(StrEnum):
+    LAMBDA = "lambda"
+    DISCOVERY = "discovery"
+    TELEMETRY = "telemetry"
+    COMMANDS = "commands"
+    ACK = "ack"
+    STATUS = "status"
+
+
+class Route(msgspec.Struct, frozen=True):
+    """Where a message arrived: its channel and the ids its topic names."""
+
+    channel: Channel
+    device_id: UUID | None = None
+    command_id: UUID | None = None
+
+
+class Topics:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.discovery = f"{base}/discovery"
+
+    def telemetry(self, device_id: UUID) -> str:
+        return f"{self.base}/devices/{device_id}/telemetry"
+
+    def commands(self, device_id: UUID) -> str:
+        return f"{self.base}/devices/{device_id}/commands"
+
+    def ack(self, device_id: UUID, command_id: UUID) -> str:
+        return f"{self.base}/devices/{device_id}/commands/{command_id}/ack"
+
+    def status(self, device_id: UUID) -> str:
+        return f"{self.base}/devices/{device_id}/status"
+
+    def subscriptions(self) -> tuple[str, ...]:
+        """The filters the adapter subscribes to: everything devices send us."""
+        devices = f"{self.base}/devices/+"
+        return (
+            self.base,
+            self.discovery,
+            f"{devices}/telemetry",
+            f"{devices}/commands/+/ack",
+            f"{devices}/status",
+        )
+
+    def route(self, topic: str) -> Route | None:
+        """The channel of a topic we subscribe to, or None for anything else."""
+        return _route(self.base, topic)
+
+
+@functools.lru_cache(maxsize=100_000)
+def _route(base: str, topic: str) -> Route | None:
+    """Remembered: a busy device sends on the same few topics all day."""
+    if topic == base:
+        return Route(Channel.LAMBDA)
+    if topic == f"{base}/discovery":
+        return Route(Channel.DISCOVERY)
+    prefix = f"{base}/devices/"
+    if not topic.startswith(prefix):
+        return None
+    return _device_route(topic[len(prefix) :].split("/"))
+
+
+def _device_route(parts: list[str]) -> Route | None:
+    """`{id}/telemetry`, `{id}/status` or `{id}/commands/{command_id}/ack`."""
+    try:
+        device_id = UUID(parts[0])
+        if parts[1:] in (["telemetry"], ["status"]):
+            return Route(Channel(parts[1]), device_id)
+        if len(parts) == 4 and parts[1] == "commands" and parts[3] == "ack":
+            return Route(Channel.ACK, device_id, UUID(parts[2]))
+    except (ValueError, IndexError):
+        return None
+    return None

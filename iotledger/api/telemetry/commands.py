@@ -1,0 +1,200 @@
+"""Device Telemetry: the commands of a device, and each command's history for auditors.
+
+A command is created `pending`; the dispatcher sends it on the device's MQTT
+topic as soon as the device is online (`dispatched`); the device answers on
+MQTT, or a device that polls over REST answers here with PATCH: `acknowledged`,
+then `executed` or `failed` (with its own time and a result). A command never
+sent before its `ttl_seconds` (our extension) passed becomes `expired`; one
+never sent can be `cancelled`. An answer that contradicts the command's end
+answers 409. Commands follow their device's tenancy: a foreign device's
+commands answer 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal, TypeVar
+from uuid import UUID, uuid4
+
+import msgspec
+from litestar import Controller, Response, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from iotledger.api.auth import Principal
+from iotledger.api.deps import off_loop
+from iotledger.api.pagination import PAGE_HEADERS, Cursor, Limit, decode_cursor, page_response
+from iotledger.api.registry import access_of, cause, found, now
+from iotledger.api.telemetry.devices import HistoryEntry, history_entries
+from iotledger.bootstrap import Services
+from iotledger.domain.command_service import COMMAND_NOT_FOUND, IssueCommand, ReportCommand
+from iotledger.domain.commands import MAX_NAME_LENGTH, CommandStatus, Delivery
+from iotledger.domain.device_service import DEVICE_NOT_FOUND
+from iotledger.domain.service import Written
+from iotledger.projections.commands import CommandProjection, CommandSummary
+
+C = TypeVar("C")
+MAX_TTL_SECONDS = 30 * 24 * 3600
+
+CommandName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_LENGTH)]
+TtlSeconds = Annotated[
+    int,
+    msgspec.Meta(
+        ge=1,
+        le=MAX_TTL_SECONDS,
+        description="Our extension: seconds the command may wait for its device; "
+        "never sent by then, it expires",
+    ),
+]
+Instant = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+class NewCommand(msgspec.Struct):
+    command_name: CommandName
+    payload: dict[str, Any] = {}
+    ttl_seconds: TtlSeconds | None = None
+
+
+class CommandUpdate(msgspec.Struct):
+    """What became of a command; `executed_at` is the device's time (default: now)."""
+
+    status: Literal["acknowledged", "executed", "failed", "cancelled"]
+    executed_at: Instant | None = None
+    result: Any = None
+
+
+class TelemetryCommand(msgspec.Struct, omit_defaults=True):
+    id: UUID
+    command_name: str
+    payload: dict[str, Any]
+    status: CommandStatus
+    executed_at: datetime | None = None
+    result: Any = None
+    expires_at: datetime | None = None
+
+
+def telemetry_command(command: CommandSummary) -> TelemetryCommand:
+    return TelemetryCommand(
+        id=command.id,
+        command_name=command.command_name,
+        payload=command.payload,
+        status=command.status,
+        executed_at=command.executed_at,
+        result=command.result,
+        expires_at=command.expires_at,
+    )
+
+
+class TelemetryCommandsController(Controller):
+    path = "/api/v1/devices/{device_id:str}/commands"
+    tags = ["Device Telemetry: commands"]
+
+    @post("/", status_code=201)
+    async def create_command(
+        self,
+        device_id: FromPath[UUID],
+        data: JSONBody[NewCommand],
+        services: NamedDependency[Services],
+        principal: NamedDependency[Principal],
+    ) -> TelemetryCommand:
+        at = now()
+        ttl = data.ttl_seconds
+        command = IssueCommand(
+            command_id=uuid4(),
+            device_id=device_id,
+            access=access_of(principal),
+            command_name=data.command_name,
+            payload=data.payload,
+            delivery=Delivery.DEVICE,
+            by=cause(principal),
+            at=at,
+            expires_at=None if ttl is None else at + timedelta(seconds=ttl),
+        )
+        await record_command(services, services.ledger.issue_command, command)
+        return TelemetryCommand(
+            id=command.command_id,
+            command_name=command.command_name,
+            payload=command.payload,
+            status=CommandStatus.PENDING,
+            expires_at=command.expires_at,
+        )
+
+    @get("/", response_headers=PAGE_HEADERS)
+    async def list_commands(
+        self,
+        device_id: FromPath[UUID],
+        services: NamedDependency[Services],
+        principal: NamedDependency[Principal],
+        *,
+        limit: Limit = 10,
+        cursor: Cursor = None,
+        status: FromQuery[CommandStatus | None] = None,
+    ) -> Response[list[TelemetryCommand]]:
+        await _visible(services, device_id, principal)
+        (after,) = decode_cursor(CommandProjection.name, cursor) or (0,)
+        commands, more = await off_loop(services.commands.page, device_id, after, limit, status)
+        items = [telemetry_command(command) for command in commands]
+        return page_response(items, CommandProjection.name, limit, None if more is None else [more])
+
+    @get("/{command_id:str}")
+    async def get_command(
+        self,
+        device_id: FromPath[UUID],
+        command_id: FromPath[UUID],
+        services: NamedDependency[Services],
+        principal: NamedDependency[Principal],
+    ) -> TelemetryCommand:
+        await _visible(services, device_id, principal)
+        return await _current(services, device_id, command_id)
+
+    @patch("/{command_id:str}")
+    async def update_command(
+        self,
+        device_id: FromPath[UUID],
+        command_id: FromPath[UUID],
+        data: JSONBody[CommandUpdate],
+        services: NamedDependency[Services],
+        principal: NamedDependency[Principal],
+    ) -> TelemetryCommand:
+        report = ReportCommand(
+            command_id=command_id,
+            device_id=device_id,
+            access=access_of(principal),
+            status=CommandStatus(data.status),
+            by=cause(principal),
+            at=now(),
+            executed_at=data.executed_at,
+            result=data.result,
+        )
+        await record_command(services, services.ledger.report_command, report)
+        return await _current(services, device_id, command_id)
+
+    @get("/{command_id:str}/history")
+    async def command_history(
+        self,
+        device_id: FromPath[UUID],
+        command_id: FromPath[UUID],
+        services: NamedDependency[Services],
+        principal: NamedDependency[Principal],
+    ) -> list[HistoryEntry]:
+        history = services.ledger.command_history
+        events = await off_loop(history, device_id, command_id, access_of(principal))
+        return history_entries(events)
+
+
+async def record_command(services: Services, write: Callable[[C], Written], command: C) -> None:
+    """Write, then wait until the commands read model shows it (read-your-writes)."""
+    written = await off_loop(write, command)
+    await services.watch.wait(written.position, CommandProjection.name)
+
+
+async def _visible(services: Services, device_id: UUID, principal: Principal) -> None:
+    """The device exists and is the caller's to see; else NotFound, as if absent."""
+    device = await off_loop(services.devices.device, device_id, access_of(principal))
+    found(device, DEVICE_NOT_FOUND)
+
+
+async def _current(services: Services, device_id: UUID, command_id: UUID) -> TelemetryCommand:
+    command = await off_loop(services.commands.command, device_id, command_id)
+    return telemetry_command(found(command, COMMAND_NOT_FOUND))

@@ -1,0 +1,126 @@
+"""The `mqtt` role: the broker link, what devices send, and what is sent to them.
+
+One place wires it, for `iotledger serve` and for tests alike: the link
+(subscribed to everything devices send), the inbound handler behind it, the
+dispatcher and the device checks (each in one process at a time), the
+presence writer, and a log line of the counters every minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from gmqtt.mqtt.constants import MQTTv50, MQTTv311
+
+from iotledger.adapters.device_checks import DeviceChecks
+from iotledger.adapters.device_directory import Presence, ledger_directory
+from iotledger.adapters.dispatcher import Dispatcher
+from iotledger.adapters.leadership import lead
+from iotledger.adapters.mqtt import MqttLink
+from iotledger.adapters.mqtt_inbound import Inbound
+from iotledger.adapters.settings import MqttUrl
+from iotledger.bootstrap import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How often each part works; tests make them short."""
+
+    dispatch_every: float = 0.25
+    presence_every: float = 1.0
+    counters_every: float = 60.0
+    reconnect_delay: float = 1.0
+    check_interval: float | None = None  # None: IOTLEDGER_DEVICE_CHECK_INTERVAL
+
+
+@dataclass
+class MqttRole:
+    link: MqttLink
+    inbound: Inbound
+    counters: Counter[str]
+
+
+def link_for(
+    url: MqttUrl, client_id: str, embedded: bool, subscriptions: tuple[str, ...] = (), **kw: Any
+) -> MqttLink:
+    """MQTT 5 with shared subscriptions for a real broker; 3.1.1 for the embedded one."""
+    version = MQTTv311 if embedded else MQTTv50
+    return MqttLink(url, client_id, subscriptions, version=version, shared=not embedded, **kw)
+
+
+@contextlib.asynccontextmanager
+async def mqtt_role(
+    services: Services,
+    url: MqttUrl,
+    *,
+    client_id: str,
+    embedded: bool = False,
+    timing: Timing = Timing(),
+) -> AsyncIterator[MqttRole]:
+    settings = services.settings
+    topics = services.topics
+    counters: Counter[str] = Counter()
+    link = link_for(
+        url,
+        client_id,
+        embedded,
+        topics.subscriptions(),
+        counters=counters,
+        reconnect_delay=timing.reconnect_delay,
+    )
+    presence = Presence(services.dispatch.record_heard)
+    inbound = Inbound(
+        services.ledger,
+        services.ingest,
+        directory=ledger_directory(services.ledger),
+        presence=presence,
+        topics=topics,
+        counters=counters,
+    )
+    link.handler = inbound.handle
+    dispatcher = Dispatcher(services.ledger, services.dispatch, link.publish, topics, counters)
+    checks = DeviceChecks(
+        services.ledger,
+        services.devices,
+        services.dispatch,
+        publish=link.publish,
+        topics=topics,
+        counters=counters,
+        misses=settings.device_check_misses,
+    )
+    conninfo = str(services.database_url)
+    check_every = timing.check_interval or settings.device_check_interval
+    background: list[Coroutine[Any, Any, None]] = [
+        lead(conninfo, "dispatcher", dispatcher.round, timing.dispatch_every),
+        lead(conninfo, "device-checks", checks.round, check_every),
+        presence.run(timing.presence_every),
+        log_counters(counters, timing.counters_every),
+    ]
+    await link.start()
+    tasks = [asyncio.create_task(work) for work in background]
+    try:
+        yield MqttRole(link, inbound, counters)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await link.stop()
+        await presence.flush()
+
+
+async def log_counters(counters: Counter[str], every: float) -> None:
+    """One line a minute of what the adapter received, handled, dropped (by reason), sent."""
+    last: dict[str, int] = {}
+    while True:
+        await asyncio.sleep(every)
+        if dict(counters) != last:
+            last = dict(counters)
+            log.info("mqtt: %s", ", ".join(f"{k}={v}" for k, v in sorted(last.items())))

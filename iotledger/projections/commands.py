@@ -1,0 +1,100 @@
+"""The commands read model: every command of a device, as the Device Telemetry dialect lists it.
+
+One row per command, in the order commands were issued (`seq`, the log position
+of `Command.Issued`: the stable key list cursors walk). A row carries the
+command's current status and, once the device reported it, its time and result;
+the full story stays in the event store, where the auditors' endpoint reads it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from eventsourcing.dispatch import singledispatchmethod
+
+from iotledger.domain.commands import COMMAND_EVENTS, Command, CommandStatus, Delivery
+from iotledger.projections.base import Positioned, Projection, topics_of
+
+
+class CommandSummary(msgspec.Struct, frozen=True):
+    id: UUID
+    device_id: UUID
+    command_name: str
+    payload: dict[str, Any]
+    delivery: Delivery
+    status: CommandStatus
+    issued_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None = None
+    attempts: int = 0
+    executed_at: datetime | None = None
+    result: Any = None
+
+
+class CommandRows(ABC):
+    """What the commands projection writes, inside one unit of work.
+
+    `position` is the log position of the event being applied; a new row keeps it.
+    """
+
+    position: int = 0
+
+    @abstractmethod
+    def add(self, command: CommandSummary) -> None: ...
+
+    @abstractmethod
+    def change(self, command_id: UUID, at: datetime, columns: dict[str, Any]) -> None:
+        """Set the named columns (names from the projection, never input)."""
+
+
+class CommandProjection(Projection[CommandRows]):
+    name = "commands"
+    topics = topics_of(*COMMAND_EVENTS)
+
+    def process_batch(self, batch: Sequence[Positioned], work: CommandRows) -> None:
+        for position, event in batch:
+            work.position = position
+            self.apply(event, work)
+
+    @singledispatchmethod
+    def apply(self, event: Any, work: CommandRows) -> None:
+        """Events of other topics are not ours."""
+
+    @apply.register
+    def _(self, event: Command.Issued, work: CommandRows) -> None:
+        work.add(
+            CommandSummary(
+                id=event.originator_id,
+                device_id=event.device_id,
+                command_name=event.command_name,
+                payload=event.payload,
+                delivery=event.delivery,
+                status=CommandStatus.PENDING,
+                issued_at=event.timestamp,
+                updated_at=event.timestamp,
+                expires_at=event.expires_at,
+            )
+        )
+
+    @apply.register
+    def _(self, event: Command.Moved, work: CommandRows) -> None:
+        work.change(event.originator_id, event.timestamp, {"status": event.reaches})
+
+    @apply.register
+    def _(self, event: Command.Dispatched, work: CommandRows) -> None:
+        columns = {"status": event.reaches, "attempts": event.attempt}
+        work.change(event.originator_id, event.timestamp, columns)
+
+    @apply.register
+    def _(self, event: Command.Finished, work: CommandRows) -> None:
+        columns = {
+            "status": event.reaches,
+            "executed_at": event.executed_at,
+            "result": event.result,
+        }
+        work.change(event.originator_id, event.timestamp, columns)
