@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Iterator
 
@@ -139,7 +140,8 @@ async def _connect_mqtt(
         role = mqtt_role(services, url, client_id=client_id, embedded=embedded, timing=timing)
         services.publisher = (await stack.enter_async_context(role)).link
         return
-    link = link_for(url, client_id, embedded)
+    # A publish-only link keeps no session: each api process connects with its own id.
+    link = link_for(url, f"{client_id}-{os.getpid()}", embedded)
     await link.start()
     stack.push_async_callback(link.stop)
     services.publisher = link

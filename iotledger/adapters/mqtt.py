@@ -166,15 +166,17 @@ class MqttLink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._acks = _AckWaiters()
         self._window: _Window | None = None
+        # A subscriber keeps its session (and what the broker queued for it) across
+        # reconnects; a publish-only link has nothing to keep and leaves nothing behind.
+        persistent = bool(subscriptions)
         properties: dict[str, Any] = {}
         if version >= MQTTv50:
-            properties = {
-                "receive_maximum": receive_maximum,
-                "session_expiry_interval": SESSION_NEVER_EXPIRES,
-            }
+            properties = {"receive_maximum": receive_maximum}
+            if persistent:
+                properties["session_expiry_interval"] = SESSION_NEVER_EXPIRES
         self._client = gmqtt.Client(
             client_id,
-            clean_session=False,
+            clean_session=not persistent,
             optimistic_acknowledgement=False,
             persistent_storage=self._acks,
             **properties,
