@@ -11,14 +11,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from uuid import UUID, uuid4
 
+import msgspec
 import psycopg
 import pytest
 from eventsourcing.postgres import PostgresApplicationRecorder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg import postgres
+from psycopg._copy_base import BinaryFormatter
+from psycopg.adapt import AdaptersMap, Transformer
+from psycopg.pq import Format
+from psycopg.types.json import set_json_dumps
 
+from iotledger.adapters import binary_copy
 from iotledger.adapters.database import migrate
 from iotledger.adapters.ingest import Outcome, ReadingIngest
+from iotledger.adapters.reading_log import RECORDED_TOPIC, copy_data, stored_state
+from iotledger.adapters.reading_view import copy_rows
 from iotledger.adapters.settings import DatabaseUrl, Settings
 from iotledger.bootstrap import Services, bootstrap
 from iotledger.domain.errors import NotFound, Unavailable
@@ -26,7 +35,7 @@ from iotledger.domain.reading_service import CorrectReading, DeleteReading, Reco
 from iotledger.domain.readings import Reading
 from iotledger.maintenance import rebuild
 from iotledger.projections.readings import ReadingRow
-from tests.test_readings_domain import readings
+from tests.test_readings_domain import moments, payloads, readings, types, values
 
 T0 = datetime(2025, 8, 22, 12, 0, tzinfo=UTC)
 
@@ -152,6 +161,59 @@ def test_stored_readings_decode_to_the_events_the_aggregate_would_record(
         if outcome.new:
             assert stored[0].state == services.ledger.mapper.to_stored_event(expected).state
             assert vars(decoded) == vars(expected)
+
+
+row_strategy = st.builds(
+    ReadingRow,
+    lambda_id=st.integers(min_value=1, max_value=2**62),
+    id=st.uuids(),
+    device_id=st.uuids(),
+    sensor_id=st.none() | st.uuids(),
+    telemetry_type=types,
+    payload=payloads,
+    value=values,
+    recorded_at=moments,
+    received_at=moments,
+)
+
+
+@given(st.lists(row_strategy, max_size=5), st.lists(readings, max_size=5), st.datetimes())
+def test_hand_made_copy_streams_are_the_bytes_psycopg_would_send(
+    rows: list[ReadingRow], cmds: list[RecordReading], received: datetime
+) -> None:
+    expected_rows = [msgspec.structs.astuple(row) for row in rows]
+    assert b"".join(copy_rows(rows)) == psycopg_copy(_ROW_TYPES, expected_rows)
+    pieces = [bytes([n]) * 3 for n in range(len(rows) * 3)]
+    assert b"".join(binary_copy.chunks(pieces, size=2)) == binary_copy.stream(pieces)
+    received_at = received.replace(tzinfo=UTC)
+    log_rows = {cmd.reading_id: stored_state(cmd, received_at) for cmd in cmds}
+    expected_log = [(i, 1, RECORDED_TOPIC, state) for i, state in log_rows.items()]
+    assert copy_data(log_rows) == psycopg_copy(("uuid", "int8", "text", "bytea"), expected_log)
+
+
+_ROW_TYPES = (
+    "int8",
+    "uuid",
+    "uuid",
+    "uuid",
+    "text",
+    "jsonb",
+    "float8",
+    "timestamptz",
+    "timestamptz",
+)
+_ADAPTERS = AdaptersMap(postgres.adapters)
+set_json_dumps(lambda obj: msgspec.json.encode(obj).decode(), context=_ADAPTERS)
+
+
+def psycopg_copy(types: Sequence[str], rows: list[tuple[Any, ...]]) -> bytes:
+    """The COPY stream psycopg's own row writer makes of these rows."""
+    formatter = BinaryFormatter(Transformer(_ADAPTERS))
+    formatter.transformer.set_dumper_types(
+        [postgres.types[name].oid for name in types], Format.BINARY
+    )
+    out = [formatter.write_row(row) for row in rows]
+    return b"".join([*map(bytes, out), bytes(formatter.end())])
 
 
 def test_a_correction_keeps_the_original_and_shows_in_the_read_model(

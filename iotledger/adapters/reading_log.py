@@ -5,7 +5,8 @@ aggregates: version 1 of each, the `Reading.Recorded` topic, and the msgspec
 state bytes of `iotledger.adapters.eventstore` (the same Struct, the same field
 order), so the ledger's repository loads them and later corrections append
 version 2 the ordinary way. What is faster: the state is encoded straight from
-the command, and a whole batch is one binary COPY into the events table, under
+the command, the rows are formatted by hand (`binary_copy`), and a whole batch
+is one binary COPY into the events table, under
 eventsourcing's own table lock (commit order is notification order) and with a
 NOTIFY on its own channel, so its listeners wake as for any save.
 
@@ -27,6 +28,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import get_topic
 from psycopg import sql
 
+from iotledger.adapters import binary_copy
 from iotledger.adapters.eventstore import state_struct
 from iotledger.domain.reading_service import RecordReading
 from iotledger.domain.readings import Reading
@@ -149,30 +151,16 @@ class ReadingLog:
         return head
 
 
-_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # no flags, no header extension
-_TRAILER = b"\xff\xff"
-_FIELDS_AND_ID_LENGTH = (4).to_bytes(2, "big") + (16).to_bytes(4, "big")
-_VERSION_AND_TOPIC = (
-    (8).to_bytes(4, "big")
-    + (1).to_bytes(8, "big")
-    + len(RECORDED_TOPIC.encode()).to_bytes(4, "big")
-    + RECORDED_TOPIC.encode()
-)
+_FIELDS = binary_copy.fields(4)
+_VERSION_AND_TOPIC = binary_copy.int8(1) + binary_copy.data(RECORDED_TOPIC.encode())
 
 
 def copy_data(rows: dict[UUID, bytes]) -> bytes:
-    """The rows (id, version 1, topic, state) in PostgreSQL's binary COPY format.
-
-    Each row is its field count, then each field's length and bytes. Built by
-    hand: the same bytes psycopg's row writer makes, at less than half the cost.
-    """
-    parts = [_SIGNATURE]
-    add = parts.extend
-    for reading_id, state in rows.items():
-        add((_FIELDS_AND_ID_LENGTH, reading_id.bytes, _VERSION_AND_TOPIC))
-        add((len(state).to_bytes(4, "big"), state))
-    parts.append(_TRAILER)
-    return b"".join(parts)
+    """The rows (id, version 1, topic, state) as one binary COPY stream."""
+    uuid, data = binary_copy.uuid, binary_copy.data
+    return binary_copy.stream(
+        [b"".join((_FIELDS, uuid(i), _VERSION_AND_TOPIC, data(state))) for i, state in rows.items()]
+    )
 
 
 def _one(cur: psycopg.Cursor[Any]) -> tuple[Any, ...]:

@@ -15,34 +15,21 @@ it to the position of its `Recorded` event, that is, to its Lambda id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, LiteralString
 from uuid import UUID
 
 import msgspec
-from psycopg import Cursor, postgres, sql
-from psycopg.adapt import Dumper
-from psycopg.pq import Format
+from psycopg import Cursor, sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from iotledger.adapters import binary_copy
 from iotledger.adapters.views import PostgresView
 from iotledger.domain.ledger import Ledger
 from iotledger.projections.readings import ReadingRow, ReadingRows
 
-_TYPE_OF = {
-    "lambda_id": "int8",
-    "id": "uuid",
-    "device_id": "uuid",
-    "sensor_id": "uuid",
-    "telemetry_type": "text",
-    "payload": "jsonb",
-    "value": "float8",
-    "recorded_at": "timestamptz",
-    "received_at": "timestamptz",
-}
-_TYPES = tuple(_TYPE_OF[field] for field in ReadingRow.__struct_fields__)
 _COLUMNS = ", ".join(ReadingRow.__struct_fields__)
 _SELECT = ", ".join(f"r.{column}" for column in ReadingRow.__struct_fields__)
 _COPY = f"COPY readings ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
@@ -78,30 +65,44 @@ PageEnd = tuple[datetime, int]
 """Where a page of a device's readings ended: the last row's (recorded_at, lambda_id)."""
 
 
-class _JsonbDumper(Dumper):
-    """A payload in jsonb's binary form (a version byte, then the text), by msgspec."""
+_FIELDS = binary_copy.fields(len(ReadingRow.__struct_fields__))
+_JSONB_VERSION = b"\x01"
 
-    format = Format.BINARY
-    oid = postgres.types["jsonb"].oid
 
-    def dump(self, obj: Any) -> bytes:
-        return b"\x01" + _encode(obj)
+def copy_rows(rows: Iterable[ReadingRow]) -> Iterator[bytes]:
+    """The rows as a binary COPY stream of `_COLUMNS`, in pieces (jsonb: a version byte,
+    then the text)."""
+    uuid, data, stamp = binary_copy.uuid, binary_copy.data, binary_copy.timestamptz
+    return binary_copy.chunks(
+        b"".join(
+            (
+                _FIELDS,
+                binary_copy.int8(r.lambda_id),
+                uuid(r.id),
+                uuid(r.device_id),
+                uuid(r.sensor_id),
+                data(r.telemetry_type.encode()),
+                data(_JSONB_VERSION + _encode(r.payload)),
+                binary_copy.float8(r.value),
+                stamp(r.recorded_at),
+                stamp(r.received_at),
+            )
+        )
+        for r in rows
+    )
 
 
 class PostgresReadingRows(ReadingRows):
     def __init__(self, cursor: Cursor[Any]) -> None:
         self.cursor = cursor
-        cursor.adapters.register_dumper(None, _JsonbDumper)
         # A read model can be replayed: a crash that loses its last commits loses
         # their tracking position with them, so waiting for the disk buys nothing.
         cursor.execute("SET LOCAL synchronous_commit = off")
 
     def add(self, rows: Sequence[ReadingRow]) -> None:
-        astuple = msgspec.structs.astuple
         with self.cursor.copy(_COPY) as copy:
-            copy.set_types(_TYPES)
-            for row in rows:
-                copy.write_row(astuple(row))
+            for piece in copy_rows(rows):
+                copy.write(piece)
         self.cursor.execute(_MOVE_LATEST, (rows[0].lambda_id, rows[-1].lambda_id))
 
     def correct(
