@@ -88,13 +88,13 @@ def test_a_projection_process_killed_mid_stream_resumes_without_loss_or_duplicat
     append_users(services, total)
     env = environment(services.database_url, mqtt_url)
     with serving("--role", "projections", env=env) as first:
-        wait_until(lambda: users_position(services) > 0, timeout=60, interval=0.005)
+        wait_until(lambda: users_position(services) > 0, timeout=180, interval=0.005)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     stopped_at = users_position(services)
     assert 0 < stopped_at < head(services), "the kill should land mid-stream"
     with serving("--role", "projections", env=env):
-        wait_until(lambda: users_position(services) == head(services), timeout=120)
+        wait_until(lambda: users_position(services) == head(services), timeout=300)
     users = services.users.all_users()
     assert len(users) == total
     assert len({u.id for u in users}) == total

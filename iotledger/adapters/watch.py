@@ -8,10 +8,10 @@ for its own write to become visible even when projections run elsewhere.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
-import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -27,6 +27,8 @@ class ProjectionWatch:
         self._pool = pool
         self._conninfo = conninfo
         self._positions: dict[str, int] = {}
+        self._waiters: list[_Waiter] = []
+        self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="projection-watch", daemon=True)
 
@@ -45,13 +47,28 @@ class ProjectionWatch:
         return all(self._positions.get(name, 0) >= position for name in names)
 
     async def wait(self, position: int, *names: str, timeout: float = 5.0) -> bool:
-        """Wait until every named projection has applied `position`; False on timeout."""
-        deadline = time.monotonic() + timeout
-        while not self.reached(position, names):
-            if time.monotonic() > deadline:
-                log.warning("read-your-writes wait timed out at %d for %s", position, names)
-                return False
-            await asyncio.sleep(0.002)
+        """Wait until every named projection has applied `position`; False on timeout.
+
+        Waiters sleep on a future that the watch thread settles when a notification
+        brings their position: no polling, however many requests wait at once.
+        """
+        if self.reached(position, names):
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(position, names, future)
+        with self._lock:
+            self._waiters.append(waiter)
+        if self.reached(position, names):  # a notification may have come in between
+            _settle(future)
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            log.warning("read-your-writes wait timed out at %d for %s", position, names)
+            return False
+        finally:
+            with self._lock:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
         return True
 
     def _watch(self) -> None:
@@ -79,3 +96,21 @@ class ProjectionWatch:
         for name, position in positions.items():
             if position > self._positions.get(name, 0):
                 self._positions[name] = position
+        with self._lock:
+            ready = [w for w in self._waiters if self.reached(w.position, w.names)]
+            for waiter in ready:
+                self._waiters.remove(waiter)
+        for waiter in ready:
+            with contextlib.suppress(RuntimeError):  # its loop has closed: nobody waits
+                waiter.future.get_loop().call_soon_threadsafe(_settle, waiter.future)
+
+
+class _Waiter(NamedTuple):
+    position: int
+    names: tuple[str, ...]
+    future: asyncio.Future[None]
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
