@@ -95,6 +95,9 @@ class EmbeddedPostgres:
         if owner is not None:
             os.chown(self.data_dir, owner.pw_uid, owner.pw_gid)
             _let_others_traverse(self.data_dir.parent)
+            # The server's binaries too: a virtualenv inside a private directory (a
+            # mktemp clone, a home directory) is otherwise out of the owner's reach.
+            _let_others_traverse(_pg_bin())
 
     def _initdb(self) -> None:
         if not self._password_file.exists():
@@ -296,7 +299,7 @@ def _free_port(host: str) -> int:
 
 
 def _let_others_traverse(directory: Path) -> None:
-    """Add o+x (search only, not read) where needed so the unprivileged owner reaches its data."""
+    """Add o+x (search only, not read) where needed so the unprivileged owner reaches its files."""
     for path in (directory, *directory.parents):
         mode = path.stat().st_mode
         if not mode & stat.S_IXOTH:
