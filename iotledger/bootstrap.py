@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, cast
+from uuid import UUID
 
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg_pool import ConnectionPool
@@ -14,11 +16,12 @@ from psycopg_pool import ConnectionPool
 from iotledger.adapters.catalog import PROJECTIONS
 from iotledger.adapters.command_view import PostgresCommandView
 from iotledger.adapters.database import open_pool
-from iotledger.adapters.device_view import PostgresDeviceView
+from iotledger.adapters.device_view import Ownership, PostgresDeviceView
 from iotledger.adapters.dispatch_view import PostgresDispatchView
 from iotledger.adapters.eventstore import eventsourcing_env
 from iotledger.adapters.feed import PostgresEventFeed, open_feed
 from iotledger.adapters.ingest import ReadingIngest
+from iotledger.adapters.lookup import BatchedLookup
 from iotledger.adapters.mqtt import NoBroker, Publisher
 from iotledger.adapters.passwords import PasswordHasher
 from iotledger.adapters.ratelimit import LoginLimiter
@@ -47,6 +50,11 @@ class Services:
     watch: ProjectionWatch
     tokens: TokenIssuer
     ingest: ReadingIngest
+    ownerships: BatchedLookup[UUID, Ownership]
+    """Whose a device is, for the requests that ask on every call (telemetry)."""
+    log_head: BatchedLookup[str, int]
+    """`LOG_HEAD`: the newest position of the log, for reads that must see every
+    write acknowledged before them (readings: see `iotledger.api.readings`)."""
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
     publisher: Publisher = field(default_factory=NoBroker)
     """The MQTT link the API publishes through; `serve` sets it."""
@@ -81,9 +89,9 @@ class Services:
         return LoginLimiter(self.pool)
 
     @contextmanager
-    def feed(self) -> Iterator[PostgresEventFeed]:
+    def feed(self, topics: Sequence[str] = ()) -> Iterator[PostgresEventFeed]:
         recorder = cast(PostgresApplicationRecorder, self.ledger.recorder)
-        with open_feed(recorder, self.ledger.mapper, str(self.database_url)) as feed:
+        with open_feed(recorder, self.ledger.mapper, str(self.database_url), topics) as feed:
             yield feed
 
     def runners(self, names: list[str] | None = None) -> list[ProjectionRunner]:
@@ -107,6 +115,8 @@ def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
     ledger = Ledger(env=eventsourcing_env(database_url, settings.db_pool_size))
     pool = open_pool(database_url, settings.db_pool_size)
     views = {name: view(pool, name) for name, (_, view) in PROJECTIONS.items()}
+    devices = cast(PostgresDeviceView, views["devices"])
+    recorder = cast(PostgresApplicationRecorder, ledger.recorder)
     return Services(
         settings=settings,
         database_url=database_url,
@@ -115,7 +125,14 @@ def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
         views=views,
         watch=ProjectionWatch(pool, str(database_url)),
         tokens=TokenIssuer(jwt_secret(settings.jwt_secret, settings.data_dir)),
-        ingest=ReadingIngest.for_recorder(
-            cast(PostgresApplicationRecorder, ledger.recorder), str(database_url)
-        ),
+        ingest=ReadingIngest.for_recorder(recorder, str(database_url)),
+        ownerships=BatchedLookup(devices.ownerships),
+        log_head=BatchedLookup(partial(_log_head, recorder)),
     )
+
+
+LOG_HEAD = "head"
+
+
+def _log_head(recorder: PostgresApplicationRecorder, _keys: object) -> dict[str, int]:
+    return {LOG_HEAD: recorder.max_notification_id() or 0}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 import psycopg
+from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool
 
 from iotledger.adapters.catalog import PROJECTIONS
@@ -44,6 +46,7 @@ def open_pool(url: DatabaseUrl, size: int) -> ConnectionPool[Any]:
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
+    set_json_loads(msgspec.json.decode, conn)  # jsonb rows (payloads): several times faster
     conn.execute("SET idle_in_transaction_session_timeout = '10s'")
     conn.execute("SET lock_timeout = '10s'")
 

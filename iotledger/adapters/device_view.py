@@ -14,6 +14,7 @@ The tenancy rule is `DeviceAccess.allows` (owner NULL, or the caller's own);
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -54,6 +55,12 @@ _FLEET_COMPONENTS = (
     " JOIN devices d ON d.id = c.device_id"
     " WHERE c.kind = %(kind)s AND d.owner IS NULL"
 )
+
+
+class Ownership(msgspec.Struct, frozen=True):
+    """Whose a device is (None: the shared fleet's), all that tenancy asks of it."""
+
+    owner: UUID | None
 
 
 def _sets(columns: dict[str, Any], allowed: frozenset[str]) -> sql.Composed:
@@ -157,6 +164,14 @@ class PostgresDeviceView(PostgresView[DeviceRows]):
             {"id": device_id, "user": access.user_id},
         )
         return msgspec.convert(found[0], DeviceSummary) if found else None
+
+    def ownerships(self, device_ids: Collection[UUID]) -> dict[UUID, Ownership]:
+        """Of each of these devices that exists, whose it is (for `DeviceAccess.allows`)."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, owner FROM devices WHERE id = ANY(%s)", (list(device_ids),)
+            ).fetchall()
+        return {device_id: Ownership(owner) for device_id, owner in rows}
 
     def page(
         self, access: DeviceAccess, after: int, limit: int

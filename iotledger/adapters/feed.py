@@ -1,7 +1,8 @@
 """The event log as projections read it: batches by topic, woken by NOTIFY.
 
-Each feed owns one connection that LISTENs on the event table's channel and
-holds the projection's advisory lock, so one runner per projection works at a
+Each feed owns one connection that LISTENs on the event table's channel (and on
+the channel of new readings, for a projection that reads them) and holds the
+projection's advisory lock, so one runner per projection works at a
 time across every process; if that connection dies, the lock goes with it and a
 standby runner takes over.
 """
@@ -20,6 +21,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import sql
 
 from iotledger.adapters.log_reader import LogReader
+from iotledger.adapters.reading_log import RECORDED_TOPIC, readings_channel
 from iotledger.projections.base import Event
 
 
@@ -34,15 +36,23 @@ class PostgresEventFeed:
         recorder: PostgresApplicationRecorder,
         conn: psycopg.Connection[Any],
         reader: LogReader,
+        topics: Sequence[str] = (),
     ) -> None:
         self._recorder = recorder
         self._conn = conn
         self._reader = reader
-        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(recorder.channel_name)))
+        self._head = sql.SQL("SELECT max(notification_id) FROM {}").format(
+            sql.Identifier(recorder.datastore.schema, recorder.events_table_name)
+        )
+        channels = [recorder.channel_name]
+        if RECORDED_TOPIC in topics:
+            channels.append(readings_channel(recorder.channel_name))
+        for channel in channels:
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
 
     def head(self) -> int | None:
-        head: int | None = self._recorder.max_notification_id()
-        return head
+        row = self._conn.execute(self._head).fetchone()
+        return None if row is None else row[0]
 
     def read(
         self, after: int | None, upto: int, topics: Sequence[str], limit: int
@@ -63,12 +73,17 @@ class PostgresEventFeed:
 
 @contextmanager
 def open_feed(
-    recorder: PostgresApplicationRecorder, mapper: Mapper[UUID], conninfo: str
+    recorder: PostgresApplicationRecorder,
+    mapper: Mapper[UUID],
+    conninfo: str,
+    topics: Sequence[str] = (),
 ) -> Iterator[PostgresEventFeed]:
+    """A feed woken by appends of events of these `topics` (and by any ordinary save)."""
     with psycopg.connect(
         conninfo, autocommit=True, connect_timeout=10, application_name="iotledger-feed"
     ) as conn:
-        feed = PostgresEventFeed(recorder, conn, LogReader(recorder, mapper, conn, conninfo))
+        reader = LogReader(recorder, mapper, conn, conninfo)
+        feed = PostgresEventFeed(recorder, conn, reader, topics)
         try:
             yield feed
         finally:

@@ -1,12 +1,14 @@
 """The one road every reading takes into the log: many readings, one transaction.
 
 Every source (REST, MQTT, bulk) hands its readings to `ReadingIngest.submit` (or
-`enqueue`, from a thread). A worker thread groups what arrives within a few
-milliseconds, up to a few thousand readings, into one append
-(`iotledger.adapters.reading_log`) and answers each caller only after that
-append has committed: nothing is acknowledged that is not stored, and one
-commit serves thousands of readings. If the append fails, every caller of that
-batch gets the error.
+`enqueue`, from a thread). A worker thread groups what arrives while it is
+writing the previous append (a few milliseconds), up to a few thousand readings,
+into the next append (`iotledger.adapters.reading_log`), and answers each caller
+only after that append has committed: nothing is acknowledged that is not
+stored, and under load one commit serves thousands of readings. No timer holds a
+lone reading back: an idle ingest appends it at once (`linger` can make the
+worker wait that long after the first arrival, for fewer, larger appends). If
+the append fails, every caller of that batch gets the error.
 
 Callers on an event loop are woken together, with one wake-up per loop and
 batch: per-caller wake-ups cost more than the append itself.
@@ -69,7 +71,7 @@ class ReadingIngest:
     """Batches readings from any thread or event loop into one append per few ms."""
 
     def __init__(
-        self, conninfo: str, log_: ReadingLog, *, max_batch: int = 5000, linger: float = 0.002
+        self, conninfo: str, log_: ReadingLog, *, max_batch: int = 5000, linger: float = 0.0
     ) -> None:
         self._conninfo = conninfo
         self._log = log_
@@ -139,7 +141,8 @@ class ReadingIngest:
                 self._cond.notify()
 
     def _take(self) -> list[_Submission] | None:
-        """The next batch: what arrived within `linger` of the oldest, up to `max_batch`."""
+        """The next batch: what is waiting (and what arrives within `linger` of the oldest),
+        up to `max_batch`."""
         with self._cond:
             while not self._pending:
                 if self._state == "stopped":

@@ -29,11 +29,16 @@ TRACKING_DDL = (
     " position bigint NOT NULL)"
 )
 
+# One round trip: move the position forward, notify, and let the commit go without
+# waiting for its WAL flush (see `PostgresView.unit_of_work`). No row: a lost race.
 _ADVANCE = (
-    "INSERT INTO projection_tracking (name, position) VALUES (%(name)s, %(position)s)"
+    "WITH advanced AS ("
+    " INSERT INTO projection_tracking (name, position) VALUES (%(name)s, %(position)s)"
     " ON CONFLICT (name) DO UPDATE SET position = excluded.position"
     " WHERE projection_tracking.position < excluded.position"
-    " RETURNING position"
+    " RETURNING position)"
+    " SELECT pg_notify(%(channel)s, %(name)s || ':' || position),"
+    " set_config('synchronous_commit', 'off', true) FROM advanced"
 )
 
 
@@ -64,14 +69,20 @@ class PostgresView(View[W]):
 
     @contextmanager
     def unit_of_work(self, position: int) -> Iterator[W]:
+        """The view's rows and its position, in one transaction.
+
+        The commit does not wait for its WAL to reach the disk (`synchronous_commit`
+        off, for this transaction only). A view is made from the log, and its rows
+        and position commit or vanish together: should PostgreSQL crash within the
+        fraction of a second before the flush, the view is simply back at an earlier
+        position, and its runner applies those events again. The log's own appends
+        keep the durable commit: they are what was acknowledged.
+        """
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
             yield self.rows(cursor)
-            cursor.execute(_ADVANCE, {"name": self.name, "position": position})
-            if cursor.fetchone() is None:
+            advance = {"name": self.name, "position": position, "channel": PROJECTIONS_CHANNEL}
+            if cursor.execute(_ADVANCE, advance).fetchone() is None:
                 raise LostRace(f"projection {self.name} is already past {position}")
-            cursor.execute(
-                "SELECT pg_notify(%s, %s)", (PROJECTIONS_CHANNEL, f"{self.name}:{position}")
-            )
 
     def wipe(self) -> None:
         with self.pool.connection() as conn, conn.transaction():

@@ -1,4 +1,12 @@
-"""What both dialects' reading controllers share: the one road in, and device times."""
+"""What both dialects' reading controllers share: the one road in, the way out, device times.
+
+Read-your-writes for readings is kept on the reading side. A write of readings
+answers once its readings are committed to the log, without waiting for the
+readings read model: devices write far more often than people read. A read first
+learns the head of the log (one query for every read waiting at that moment) and
+waits until the readings projection has applied it, so it shows every reading
+acknowledged before it began, whoever wrote it and through whichever process.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,8 @@ from typing import Annotated
 import msgspec
 
 from iotledger.adapters.ingest import Outcome
-from iotledger.bootstrap import Services
+from iotledger.adapters.reading_view import PostgresReadingView
+from iotledger.bootstrap import LOG_HEAD, Services
 from iotledger.domain.errors import InvalidInput
 from iotledger.domain.reading_service import RecordReading
 from iotledger.projections.readings import ReadingProjection
@@ -19,10 +28,15 @@ Instant = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 async def record_readings(services: Services, readings: Sequence[RecordReading]) -> list[Outcome]:
-    """Through the shared ingest; answers once the readings read model shows them."""
-    outcomes = await services.ingest.submit(readings)
-    await services.watch.wait(max(o.position for o in outcomes), ReadingProjection.name)
-    return outcomes
+    """Through the shared ingest; answers once the readings are committed to the log."""
+    return await services.ingest.submit(readings)
+
+
+async def settled_readings(services: Services) -> PostgresReadingView:
+    """The readings read model, once it shows every reading acknowledged before this call."""
+    head = await services.log_head.get(LOG_HEAD)
+    await services.watch.wait(head or 0, ReadingProjection.name)
+    return services.readings
 
 
 def instant(text: str | None, name: str) -> datetime | None:

@@ -38,7 +38,8 @@ class EventFeed(Protocol):
         """Try to become the only runner of projection `name`; True when this one is."""
 
 
-FeedFactory = Callable[[], AbstractContextManager[EventFeed]]
+FeedFactory = Callable[[Sequence[str]], AbstractContextManager[EventFeed]]
+"""Opens a feed that wakes for appends of events of these topics."""
 
 
 class ProjectionRunner:
@@ -85,7 +86,7 @@ class ProjectionRunner:
                 backoff = 0.1
 
     def _run(self) -> None:
-        with self._feed() as feed:
+        with self._feed(self.projection.topics) as feed:
             while not feed.hold(self.name):
                 log.info("projection %s runs elsewhere; standing by", self.name)
                 if self._stopping.wait(self._idle_wait * 4):

@@ -23,7 +23,7 @@ from msgspec import UNSET, UnsetType
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.lambda_iot.devices import Message, PageNumber
-from iotledger.api.readings import Instant, record_readings
+from iotledger.api.readings import Instant, record_readings, settled_readings
 from iotledger.api.registry import cause, found, given, now
 from iotledger.bootstrap import Services
 from iotledger.domain.devices import ComponentKind
@@ -113,7 +113,8 @@ class LambdaReadingsController(Controller):
         """Oldest first (by id); `sensor_id` narrows it to one sensor of the fleet."""
         if sensor_id is not None:
             await self._sensor(services, sensor_id)
-        rows = await off_loop(services.readings.sensor_page, sensor_id, limit, page * limit)
+        readings = await settled_readings(services)
+        rows = await off_loop(readings.sensor_page, sensor_id, limit, page * limit)
         return [lambda_reading(row) for row in rows]
 
     @get("/{reading_id:str}")
@@ -168,7 +169,8 @@ class LambdaReadingsController(Controller):
 
     async def _reading(self, services: Services, reading_id: str) -> ReadingRow:
         """A sensor reading by its integer id, or 404 (telemetry of the other dialect too)."""
-        row = await off_loop(services.readings.by_lambda_id, reading_id_of(reading_id))
+        readings = await settled_readings(services)
+        row = await off_loop(readings.by_lambda_id, reading_id_of(reading_id))
         if row is None or row.sensor_id is None:
             raise NotFound(READING_NOT_FOUND)
         return row

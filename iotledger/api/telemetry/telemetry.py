@@ -10,6 +10,7 @@ follows its device's tenancy: another user's device answers 404.
 
 from __future__ import annotations
 
+from asyncio import gather
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
@@ -22,11 +23,11 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.pagination import PAGE_HEADERS, Cursor, Limit, decode_cursor, page_response
-from iotledger.api.readings import Instant, instant, record_readings
-from iotledger.api.registry import access_of, cause, found, now
+from iotledger.api.readings import Instant, instant, record_readings, settled_readings
+from iotledger.api.registry import access_of, cause, now
 from iotledger.bootstrap import Services
 from iotledger.domain.device_service import DEVICE_NOT_FOUND
-from iotledger.domain.errors import Conflict
+from iotledger.domain.errors import Conflict, NotFound
 from iotledger.domain.reading_service import RecordReading
 from iotledger.domain.readings import MAX_KEY_LENGTH, MAX_TYPE_LENGTH
 from iotledger.projections.readings import ReadingRow
@@ -96,7 +97,8 @@ class TelemetryController(Controller):
             return TelemetryReading(
                 outcome.id, data.telemetry_type, data.payload, reading.recorded_at
             )
-        stored = await off_loop(services.readings.by_id, outcome.id)
+        readings = await settled_readings(services)
+        stored = await off_loop(readings.by_id, outcome.id)
         if stored is None:
             raise Conflict("a reading with this id was recorded and has been deleted")
         return telemetry_reading(stored)
@@ -115,9 +117,11 @@ class TelemetryController(Controller):
         telemetry_type: Annotated[str | None, QueryParameter(max_length=MAX_TYPE_LENGTH)] = None,
     ) -> Response[list[TelemetryReading]]:
         """Newest device time first; `from` (inclusive) and `to` (exclusive) bound it."""
-        await self._device(services, device_id, principal)
+        _, readings = await gather(
+            self._device(services, device_id, principal), settled_readings(services)
+        )
         rows = await off_loop(
-            services.readings.device_page,
+            readings.device_page,
             device_id,
             limit + 1,
             after=page_end(decode_cursor(LIST_NAME, cursor, width=2)),
@@ -137,13 +141,14 @@ class TelemetryController(Controller):
         principal: NamedDependency[Principal],
     ) -> list[TelemetryReading]:
         """Per telemetry type, the reading with the newest device time."""
-        await self._device(services, device_id, principal)
-        rows = await off_loop(services.readings.latest, device_id)
+        _, readings = await gather(
+            self._device(services, device_id, principal), settled_readings(services)
+        )
+        rows = await off_loop(readings.latest, device_id)
         return [telemetry_reading(row) for row in rows]
 
     async def _device(self, services: Services, device_id: UUID, principal: Principal) -> None:
         """The device must be one the caller may see: else 404, as if it did not exist."""
-        found(
-            await off_loop(services.devices.device, device_id, access_of(principal)),
-            DEVICE_NOT_FOUND,
-        )
+        device = await services.ownerships.get(device_id)
+        if device is None or not access_of(principal).allows(device.owner):
+            raise NotFound(DEVICE_NOT_FOUND)
