@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
@@ -163,16 +164,38 @@ async def _serve_http(services: Services, stop: asyncio.Event) -> None:
         await stop.wait()
         server.should_exit = True
 
+    cannot_listen = SettingsError(
+        f"IOTLEDGER_PORT: cannot listen on {settings.host}:{settings.port} "
+        "(address in use or not permitted)"
+    )
+    try:
+        sockets = [shared_socket(settings.host, settings.port)] if settings.reuse_port else None
+    except OSError:
+        raise cannot_listen from None
     watcher = asyncio.create_task(stop_on_signal())
     log.info("HTTP API on http://%s:%d", settings.host, settings.port)
     try:
-        await server.serve()
+        await server.serve(sockets)
     except SystemExit:
         pass  # uvicorn exits when it cannot bind; said below in one line
     finally:
         watcher.cancel()
     if not server.started:
-        raise SettingsError(
-            f"IOTLEDGER_PORT: cannot listen on {settings.host}:{settings.port} "
-            "(address in use or not permitted)"
-        )
+        raise cannot_listen
+
+
+def shared_socket(host: str, port: int) -> socket.socket:
+    """A listening socket that other processes of this host may bind too (SO_REUSEPORT):
+    the kernel spreads the connections over every process listening on the port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock

@@ -158,3 +158,26 @@ def test_the_lambda_token_lasts_24_hours_and_the_telemetry_token_one_hour(
     header = jwt.get_unverified_header(lambda_token)
     assert (header["alg"], header["typ"]) == ("HS256", "at+jwt")
     assert header["kid"]
+
+
+@pytest.mark.parametrize("dialect", sorted(PROTECTED))
+def test_a_token_that_was_accepted_is_refused_from_the_second_it_expires(
+    client: TestClient[Any], services: Services, member: Person, dialect: str
+) -> None:
+    """Tokens checked once are remembered; their expiry still holds to the second."""
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": member.username,
+        "user_id": member.id,
+        "iat": now,
+        "exp": now + 2,
+    }
+    secret = services.settings.jwt_secret or ""
+    header = {"kid": key_id(secret), "typ": "at+jwt"}
+    token = jwt.encode(claims, secret, algorithm="HS256", headers=header)
+    assert client.get(PROTECTED[dialect], headers=bearer(token)).status_code == 200
+    assert client.get(PROTECTED[dialect], headers=bearer(token)).status_code == 200
+    time.sleep(max(0.0, now + 2 - time.time()) + 0.05)
+    assert client.get(PROTECTED[dialect], headers=bearer(token)).status_code == 401

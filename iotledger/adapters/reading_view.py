@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, LiteralString
+from typing import Any, LiteralString, NamedTuple
 from uuid import UUID
 
 import msgspec
@@ -61,6 +61,68 @@ _RECOMPUTE_LATEST = (
     " ORDER BY recorded_at DESC, lambda_id DESC LIMIT 1"
 )
 
+# A device, the head of the log and the readings projection's position, and the
+# device's readings as {readings} finds them, all in one statement's snapshot.
+_OF_DEVICE = (
+    "SELECT d.owner, h.head, t.position, {columns} FROM devices d"
+    f" CROSS JOIN (SELECT coalesce(max(notification_id), 0) AS head FROM {_LOG}) h"
+    " LEFT JOIN projection_tracking t ON t.name = %s"
+    " LEFT JOIN LATERAL ({readings}) r ON true"
+    " WHERE d.id = %s"
+)
+
+
+class Bounds(NamedTuple):
+    """Which of a device's readings a page holds, besides how many."""
+
+    after: PageEnd | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    telemetry_type: str | None = None
+
+
+def _page(device: sql.Composable, limit: int, bounds: Bounds) -> tuple[sql.Composed, list[Any]]:
+    """A page of the readings of `device` (a placeholder, or a column), and its parameters."""
+    where: list[sql.Composable] = [sql.SQL("r.device_id = {}").format(device)]
+    params: list[Any] = []
+    filters: tuple[tuple[LiteralString, tuple[Any, ...] | None], ...] = (
+        ("(r.recorded_at, r.lambda_id) < (%s, %s)", bounds.after),
+        ("r.recorded_at >= %s", None if bounds.since is None else (bounds.since,)),
+        ("r.recorded_at < %s", None if bounds.until is None else (bounds.until,)),
+        (
+            "r.telemetry_type = %s",
+            None if bounds.telemetry_type is None else (bounds.telemetry_type,),
+        ),
+    )
+    for condition, values in filters:
+        if values is not None:
+            where.append(sql.SQL(condition))
+            params.extend(values)
+    query = sql.SQL(
+        "SELECT {} FROM readings r WHERE {} ORDER BY r.recorded_at DESC, r.lambda_id DESC LIMIT %s"
+    ).format(sql.SQL(_SELECT), sql.SQL(" AND ").join(where))
+    return query, [*params, limit]
+
+
+def _latest(device: sql.Composable) -> sql.Composed:
+    return sql.SQL(
+        "SELECT {} FROM latest_readings l JOIN readings r ON r.lambda_id = l.lambda_id"
+        " WHERE l.device_id = {} ORDER BY l.telemetry_type"
+    ).format(sql.SQL(_SELECT), device)
+
+
+class DeviceReadings(NamedTuple):
+    """A device's readings, and what is needed to know whether they are complete."""
+
+    owner: UUID | None
+    head: int
+    """The newest position of the log in the snapshot the readings were read in."""
+    applied: int
+    """How far the readings read model had got in that snapshot: when this is at
+    least the position of a write, the readings show that write."""
+    rows: list[ReadingRow]
+
+
 PageEnd = tuple[datetime, int]
 """Where a page of a device's readings ended: the last row's (recorded_at, lambda_id)."""
 
@@ -95,9 +157,6 @@ def copy_rows(rows: Iterable[ReadingRow]) -> Iterator[bytes]:
 class PostgresReadingRows(ReadingRows):
     def __init__(self, cursor: Cursor[Any]) -> None:
         self.cursor = cursor
-        # A read model can be replayed: a crash that loses its last commits loses
-        # their tracking position with them, so waiting for the disk buys nothing.
-        cursor.execute("SET LOCAL synchronous_commit = off")
 
     def add(self, rows: Sequence[ReadingRow]) -> None:
         with self.cursor.copy(_COPY) as copy:
@@ -174,31 +233,38 @@ class PostgresReadingView(PostgresView[ReadingRows]):
         telemetry_type: str | None = None,
     ) -> list[ReadingRow]:
         """A device's readings, newest device time first, after a cursor, within a range."""
-        where = [sql.SQL("r.device_id = %s")]
-        params: list[Any] = [device_id]
-        filters: tuple[tuple[LiteralString, tuple[Any, ...] | None], ...] = (
-            ("(r.recorded_at, r.lambda_id) < (%s, %s)", after),
-            ("r.recorded_at >= %s", None if since is None else (since,)),
-            ("r.recorded_at < %s", None if until is None else (until,)),
-            ("r.telemetry_type = %s", None if telemetry_type is None else (telemetry_type,)),
-        )
-        for condition, values in filters:
-            if values is not None:
-                where.append(sql.SQL(condition))
-                params.extend(values)
-        query = sql.SQL(
-            "SELECT {} FROM readings r WHERE {}"
-            " ORDER BY r.recorded_at DESC, r.lambda_id DESC LIMIT %s"
-        ).format(sql.SQL(_SELECT), sql.SQL(" AND ").join(where))
-        return self._select(query, [*params, limit])
+        bounds = Bounds(after, since, until, telemetry_type)
+        query, params = _page(sql.Placeholder(), limit, bounds)
+        return self._select(query, [device_id, *params])
+
+    def device_page_as_seen(
+        self, device_id: UUID, limit: int, bounds: Bounds
+    ) -> DeviceReadings | None:
+        """`device_page`, with the device's owner and the positions of its snapshot."""
+        query, params = _page(sql.SQL("d.id"), limit, bounds)
+        return self._of_device(device_id, query, params)
 
     def latest(self, device_id: UUID) -> list[ReadingRow]:
         """The newest reading (by device time) of each telemetry type of a device."""
-        query = sql.SQL(
-            "SELECT {} FROM latest_readings l JOIN readings r ON r.lambda_id = l.lambda_id"
-            " WHERE l.device_id = %s ORDER BY l.telemetry_type"
-        ).format(sql.SQL(_SELECT))
-        return self._select(query, [device_id])
+        return self._select(_latest(sql.Placeholder()), [device_id])
+
+    def latest_as_seen(self, device_id: UUID) -> DeviceReadings | None:
+        """`latest`, with the device's owner and the positions of its snapshot."""
+        return self._of_device(device_id, _latest(sql.SQL("d.id")), [])
+
+    def _of_device(
+        self, device_id: UUID, readings: sql.Composable, params: list[Any]
+    ) -> DeviceReadings | None:
+        """`readings` (a query of device `d`), the device's owner and the positions, as
+        one statement sees them; None when there is no such device."""
+        query = sql.SQL(_OF_DEVICE).format(readings=readings, columns=sql.SQL(_SELECT))
+        with self.pool.connection() as conn:
+            found = conn.execute(query, [self.name, *params, device_id]).fetchall()
+        if not found:
+            return None
+        owner, head, applied = found[0][:3]
+        rows = [ReadingRow(*row[3:]) for row in found if row[3] is not None]
+        return DeviceReadings(owner, head, applied or 0, rows)
 
     def sensor_page(self, sensor_id: UUID | None, limit: int, offset: int) -> list[ReadingRow]:
         """Sensor readings (of one sensor, or of every sensor), by Lambda id."""

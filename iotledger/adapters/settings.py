@@ -116,6 +116,7 @@ class Settings(msgspec.Struct, frozen=True):
     device_check_interval: float = 60.0
     device_check_misses: int = 3
     cookie_secure: bool = True
+    reuse_port: bool = False  # several `--role api` processes of one host share the port
     data_dir: Path = Path("var")
     max_body_bytes: int = 1048576
     log_level: str = "INFO"
@@ -251,6 +252,7 @@ _FIELDS: dict[str, tuple[Callable[[object, str], object], str, str]] = {
     "device_check_interval": (_positive, "mqtt", "device_check_interval"),
     "device_check_misses": (_count, "mqtt", "device_check_misses"),
     "cookie_secure": (_bool, "server", "cookie_secure"),
+    "reuse_port": (_bool, "server", "reuse_port"),
     "data_dir": (lambda v, s: Path(_text(v, s)), "server", "data_dir"),
     "max_body_bytes": (_count, "server", "max_body_bytes"),
     "log_level": (_log_level, "server", "log_level"),

@@ -10,18 +10,21 @@ acknowledged before it began, whoever wrote it and through whichever process.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated
 
 import msgspec
 
 from iotledger.adapters.ingest import Outcome
-from iotledger.adapters.reading_view import PostgresReadingView
+from iotledger.adapters.reading_view import DeviceReadings, PostgresReadingView
+from iotledger.api.deps import off_loop
 from iotledger.bootstrap import LOG_HEAD, Services
-from iotledger.domain.errors import InvalidInput
+from iotledger.domain.device_service import DEVICE_NOT_FOUND
+from iotledger.domain.devices import DeviceAccess
+from iotledger.domain.errors import InvalidInput, NotFound
 from iotledger.domain.reading_service import RecordReading
-from iotledger.projections.readings import ReadingProjection
+from iotledger.projections.readings import ReadingProjection, ReadingRow
 
 Instant = Annotated[datetime, msgspec.Meta(tz=True)]
 """A device time in a body: RFC 3339 with its offset (a clock without one cannot be placed)."""
@@ -30,6 +33,25 @@ Instant = Annotated[datetime, msgspec.Meta(tz=True)]
 async def record_readings(services: Services, readings: Sequence[RecordReading]) -> list[Outcome]:
     """Through the shared ingest; answers once the readings are committed to the log."""
     return await services.ingest.submit(readings)
+
+
+async def device_readings(
+    services: Services, access: DeviceAccess, read: Callable[[], DeviceReadings | None]
+) -> list[ReadingRow]:
+    """A device's readings as `read` finds them, showing every reading acknowledged
+    before this call; NotFound when the caller may not see the device.
+
+    One statement reads the readings with the head of the log and the read model's
+    position, in one snapshot: when the model had applied that head, nothing more
+    is needed. Otherwise it waits until the projection has, and reads again.
+    """
+    seen = await off_loop(read)
+    if seen is not None and seen.applied < seen.head:
+        await services.watch.wait(seen.head, ReadingProjection.name)
+        seen = await off_loop(read)
+    if seen is None or not access.allows(seen.owner):
+        raise NotFound(DEVICE_NOT_FOUND)
+    return seen.rows
 
 
 async def settled_readings(services: Services) -> PostgresReadingView:

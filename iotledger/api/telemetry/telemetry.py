@@ -10,8 +10,8 @@ follows its device's tenancy: another user's device answers 404.
 
 from __future__ import annotations
 
-from asyncio import gather
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -20,10 +20,17 @@ from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from iotledger.adapters.reading_view import Bounds
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.pagination import PAGE_HEADERS, Cursor, Limit, decode_cursor, page_response
-from iotledger.api.readings import Instant, instant, record_readings, settled_readings
+from iotledger.api.readings import (
+    Instant,
+    device_readings,
+    instant,
+    record_readings,
+    settled_readings,
+)
 from iotledger.api.registry import access_of, cause, now
 from iotledger.bootstrap import Services
 from iotledger.domain.device_service import DEVICE_NOT_FOUND
@@ -117,18 +124,14 @@ class TelemetryController(Controller):
         telemetry_type: Annotated[str | None, QueryParameter(max_length=MAX_TYPE_LENGTH)] = None,
     ) -> Response[list[TelemetryReading]]:
         """Newest device time first; `from` (inclusive) and `to` (exclusive) bound it."""
-        _, readings = await gather(
-            self._device(services, device_id, principal), settled_readings(services)
-        )
-        rows = await off_loop(
-            readings.device_page,
-            device_id,
-            limit + 1,
+        bounds = Bounds(
             after=page_end(decode_cursor(LIST_NAME, cursor, width=2)),
             since=instant(since, "from"),
             until=instant(until, "to"),
             telemetry_type=telemetry_type,
         )
+        page = partial(services.readings.device_page_as_seen, device_id, limit + 1, bounds)
+        rows = await device_readings(services, access_of(principal), page)
         more = len(rows) > limit
         items = [telemetry_reading(row) for row in rows[:limit]]
         return page_response(items, LIST_NAME, limit, page_key(rows[limit - 1]) if more else None)
@@ -141,10 +144,8 @@ class TelemetryController(Controller):
         principal: NamedDependency[Principal],
     ) -> list[TelemetryReading]:
         """Per telemetry type, the reading with the newest device time."""
-        _, readings = await gather(
-            self._device(services, device_id, principal), settled_readings(services)
-        )
-        rows = await off_loop(readings.latest, device_id)
+        latest = partial(services.readings.latest_as_seen, device_id)
+        rows = await device_readings(services, access_of(principal), latest)
         return [telemetry_reading(row) for row in rows]
 
     async def _device(self, services: Services, device_id: UUID, principal: Principal) -> None:

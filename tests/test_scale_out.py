@@ -1,0 +1,87 @@
+"""Several processes as one system: API processes sharing a port, projections elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from iotledger.adapters.settings import DatabaseUrl, MqttUrl
+from tests.conftest import create_database, drop_database, free_port, unique
+from tests.processes import environment, run, serving, stop, wait_for_http
+
+
+@pytest.fixture
+def own_database(server_url: DatabaseUrl) -> Iterator[DatabaseUrl]:
+    url = create_database(server_url)
+    yield url
+    drop_database(server_url, url)
+
+
+def signed_in_device(base: str) -> tuple[dict[str, str], str]:
+    name = unique()
+    account = {"username": name, "email": f"{name}@example.com", "password": "secret123"}
+    with httpx.Client(base_url=base, timeout=10) as client:
+        assert client.post("/api/v1/auth/register", json=account).status_code == 201
+        login = client.post("/api/v1/auth/login", json=account)
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        device = client.post(
+            "/api/v1/devices", json={"name": "boiler", "device_type": "sensor"}, headers=headers
+        )
+        assert device.status_code == 201, device.text
+        return headers, device.json()["id"]
+
+
+def test_api_processes_share_a_port_and_every_reading_is_read_back_at_once(
+    own_database: DatabaseUrl, mqtt_url: MqttUrl
+) -> None:
+    port = free_port()
+    env = environment(own_database, mqtt_url, IOTLEDGER_PORT=str(port))
+    shared = {**env, "IOTLEDGER_REUSE_PORT": "true"}
+    assert run("migrate", env=env).returncode == 0
+    base = f"http://127.0.0.1:{port}"
+    with (
+        serving("--role", "projections", env=env) as projections,
+        serving("--role", "api", env=shared) as first,
+        serving("--role", "api", env=shared) as second,
+    ):
+        wait_for_http(base, first)
+        wait_for_http(base, second)
+        headers, device = signed_in_device(base)
+        telemetry = f"{base}/api/v1/devices/{device}/telemetry"
+        for n in range(40):
+            # A new connection each time: the kernel hands it to either process, and the
+            # readings projection runs in a third one.
+            posted = httpx.post(
+                telemetry,
+                json={"telemetry_type": "temperature", "payload": {"celsius": n}},
+                headers=headers,
+                timeout=10,
+            )
+            assert posted.status_code == 201, posted.text
+            newest = httpx.get(f"{telemetry}?limit=1", headers=headers, timeout=10).json()
+            assert [r["id"] for r in newest] == [posted.json()["id"]]
+            latest = httpx.get(f"{telemetry}/latest", headers=headers, timeout=10).json()
+            assert latest[0]["payload"] == {"celsius": n}
+        assert first.poll() is None
+        assert second.poll() is None
+        for process in (first, second, projections):
+            code, _, output = stop(process)
+            assert code == 0, output
+
+
+def test_without_reuse_port_a_second_api_process_says_the_port_is_taken(
+    own_database: DatabaseUrl, mqtt_url: MqttUrl
+) -> None:
+    port = free_port()
+    env = environment(own_database, mqtt_url, IOTLEDGER_PORT=str(port))
+    assert run("migrate", env=env).returncode == 0
+    with serving("--role", "api", env=env) as first:
+        wait_for_http(f"http://127.0.0.1:{port}", first)
+        second = run("serve", "--role", "api", env=env, timeout=60)
+    assert second.returncode == 2
+    assert second.stderr.strip().splitlines()[-1] == (
+        f"iotledger: IOTLEDGER_PORT: cannot listen on 127.0.0.1:{port}"
+        " (address in use or not permitted)"
+    )
