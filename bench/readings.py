@@ -259,7 +259,7 @@ def measure_throughput(services: Services, args: argparse.Namespace) -> float:
     with Queryable(services.database_url) as watch:
         started, last = asyncio.run(submit_concurrently(services, args))
         done = watch.wait_for(last)
-    return args.readings / (done - started)
+    return float(args.readings / (done - started))
 
 
 async def submit_steadily(

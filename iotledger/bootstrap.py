@@ -123,7 +123,7 @@ def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
         ledger=ledger,
         pool=pool,
         views=views,
-        watch=ProjectionWatch(pool, str(database_url)),
+        watch=ProjectionWatch(pool, str(database_url), settings.read_wait_timeout),
         tokens=TokenIssuer(jwt_secret(settings.jwt_secret, settings.data_dir)),
         ingest=ReadingIngest.for_recorder(recorder, str(database_url)),
         ownerships=BatchedLookup(devices.ownerships),

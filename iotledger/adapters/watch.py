@@ -23,9 +23,10 @@ log = logging.getLogger(__name__)
 
 
 class ProjectionWatch:
-    def __init__(self, pool: ConnectionPool[Any], conninfo: str) -> None:
+    def __init__(self, pool: ConnectionPool[Any], conninfo: str, timeout: float = 5.0) -> None:
         self._pool = pool
         self._conninfo = conninfo
+        self._timeout = timeout  # IOTLEDGER_READ_WAIT_TIMEOUT
         self._positions: dict[str, int] = {}
         self._waiters: list[_Waiter] = []
         self._lock = threading.Lock()
@@ -46,14 +47,17 @@ class ProjectionWatch:
     def reached(self, position: int, names: tuple[str, ...]) -> bool:
         return all(self._positions.get(name, 0) >= position for name in names)
 
-    async def wait(self, position: int, *names: str, timeout: float = 5.0) -> bool:
-        """Wait until every named projection has applied `position`; False on timeout.
+    async def wait(self, position: int, *names: str) -> bool:
+        """Wait until every named projection has applied `position`; False on timeout
+        (`timeout` seconds; 0: answer at once whether they have).
 
         Waiters sleep on a future that the watch thread settles when a notification
         brings their position: no polling, however many requests wait at once.
         """
         if self.reached(position, names):
             return True
+        if self._timeout <= 0:
+            return False
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(position, names, future)
         with self._lock:
@@ -61,7 +65,7 @@ class ProjectionWatch:
         if self.reached(position, names):  # a notification may have come in between
             _settle(future)
         try:
-            await asyncio.wait_for(future, timeout)
+            await asyncio.wait_for(future, self._timeout)
         except TimeoutError:
             log.warning("read-your-writes wait timed out at %d for %s", position, names)
             return False
