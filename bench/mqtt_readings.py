@@ -12,7 +12,11 @@ messages at QoS 1 on their device's topic, as fast as the broker lets them.
 Figures: the time until every message is acknowledged (so stored: the adapter
 acknowledges after commit), and until the readings projection has applied all
 of them (queryable); readings/s is `--readings` over the latter. Every reading
-must be stored exactly once.
+must be stored exactly once. Then the CPU each part of the machine spent per
+reading meanwhile (from `/proc/<pid>/stat`; on a shared machine these move
+less than wall time): the adapter (this process, or the serve processes), the
+broker, the publishers, the readings projection's process, and the PostgreSQL
+backends of the benchmark's database; and how busy the whole machine was.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -28,12 +33,15 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import msgspec
+import psycopg
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg import sql
 
 from bench.readings import (
     TARGETS,
@@ -44,6 +52,7 @@ from bench.readings import (
     running,
     verdict,
 )
+from iotledger.adapters.reading_log import readings_channel
 from iotledger.adapters.settings import DatabaseUrl, MqttUrl
 from iotledger.bootstrap import Services
 from iotledger.domain.device_service import RegisterDevice
@@ -162,24 +171,27 @@ class InProcessAdapter:
 
 
 @contextlib.contextmanager
-def adapters(services: Services, url: MqttUrl, count: int, db: DatabaseUrl) -> Iterator[str]:
-    """The `mqtt` role: in this process (count 0) or in `count` serve processes."""
+def adapters(
+    services: Services, url: MqttUrl, count: int, db: DatabaseUrl
+) -> Iterator[tuple[str, list[int]]]:
+    """The `mqtt` role: in this process (count 0) or in `count` serve processes (their pids)."""
     if count == 0:
         adapter = InProcessAdapter(services, url)
         try:
-            yield "in-process adapter"
+            yield "in-process adapter", []
         finally:
             print(f"adapter counters: {dict(adapter.counters)}", flush=True)
             adapter.close()
         return
     command = [str(Path(sys.executable).parent / "iotledger"), "serve", "--role", "mqtt"]
     processes = [
-        subprocess.Popen(command, env=_role_env(services, url, db, n), stderr=subprocess.DEVNULL)
-        for n in range(count)
+        subprocess.Popen(command, env=_role_env(services, url, db, n)) for n in range(count)
     ]
     try:
         time.sleep(3)  # connected and subscribed
-        yield f"{count} `serve --role mqtt` processes"
+        if any(process.poll() is not None for process in processes):
+            raise RuntimeError("a `serve --role mqtt` process exited (its output is above)")
+        yield f"{count} `serve --role mqtt` processes", [p.pid for p in processes]
     finally:
         for process in processes:
             process.terminate()
@@ -235,8 +247,95 @@ class Figures(NamedTuple):
     queryable: float
     stored_readings: int
     how: str
-    cpu: float
-    """CPU seconds this process spent meanwhile (the adapter, when it runs in-process)."""
+    cpu: dict[str, float]
+    """CPU seconds each part spent meanwhile, and "machine": the busy share of every core."""
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """Seconds of CPU a process (all its threads) has used; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of every core since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return sum(values) - values[3] - values[4], sum(values)
+
+
+def processes() -> Iterator[tuple[int, int, str, str]]:
+    """(pid, parent pid, command name, command line) of every process."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        parent = int(stat.rpartition(")")[2].split()[1])
+        yield int(entry.name), parent, name, cmdline
+
+
+def parts(db: DatabaseUrl, adapters: list[int]) -> dict[str, list[int]]:
+    """The processes of each part: adapter, broker, projection, PostgreSQL (this database)."""
+    me = os.getpid()
+    found: dict[str, list[int]] = {
+        "adapter": adapters or [me],
+        "broker": [],
+        "projection": [],  # the spawned projection process (and multiprocessing's tracker)
+        "postgresql": [],
+    }
+    for pid, parent, name, cmdline in processes():
+        if parent == me and name == "mosquitto":
+            found["broker"].append(pid)
+        elif parent == me and name.startswith("python"):
+            found["projection"].append(pid)
+        elif name == "postgres" and f" {db.dbname} " in cmdline:
+            found["postgresql"].append(pid)
+    return found
+
+
+class CpuMeter:
+    """CPU seconds of each part between `start` and `stop`, and the machine's busy share."""
+
+    def __init__(self, db: DatabaseUrl, adapters: list[int]) -> None:
+        self._db = db
+        self._adapters = adapters
+        self._before: dict[int, float] = {}
+        self._machine = (0, 0)
+        self._children = 0.0
+
+    def start(self) -> None:
+        self._before = {pid: process_cpu(pid) for pids in self._parts().values() for pid in pids}
+        self._machine = machine_cpu()
+        self._children = _children_cpu()
+
+    def stop(self, publishers_done: float) -> dict[str, float]:
+        spent = {
+            part: sum(process_cpu(pid) - self._before.get(pid, 0.0) for pid in pids)
+            for part, pids in self._parts().items()
+        }
+        spent["publishers"] = publishers_done - self._children
+        busy, total = machine_cpu()
+        spent["machine"] = (busy - self._machine[0]) / max(total - self._machine[1], 1)
+        return spent
+
+    def _parts(self) -> dict[str, list[int]]:
+        return parts(self._db, self._adapters)
+
+
+def _children_cpu() -> float:
+    """CPU of the children waited for so far: after `publish_all`, the publishers."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure(args: argparse.Namespace) -> Figures:
@@ -251,28 +350,53 @@ def measure(args: argparse.Namespace) -> Figures:
         topics = [services.topics.telemetry(device) for device in devices]
         files = message_files(workdir, len(devices), args.readings)
         before = services.readings.count()
-        with adapters(services, url, args.adapters, db) as how, Queryable(db) as watch:
+        with adapters(services, url, args.adapters, db) as (how, pids), Queryable(db) as watch:
             print(f"publishing {args.readings:,} readings from {args.clients} clients to {how}")
             last = (services.ledger.recorder.max_notification_id() or 0) + args.readings
-            cpu = time.process_time()
+            meter = CpuMeter(db, pids)
+            meter.start()
             started = time.perf_counter()
             publish_all(args, url, topics, files)
             published = time.perf_counter()
-            stored = stored_by(services, last) - started
+            publishers = _children_cpu()
+            stored = stored_by(services, db, last, pids) - started
             queryable = watch.wait_for(last) - started
-            cpu = time.process_time() - cpu
+            cpu = meter.stop(publishers)
         count = services.readings.count() - before
     return Figures(published - started, stored, queryable, count, how, cpu)
 
 
-def stored_by(services: Services, position: int, timeout: float = 600.0) -> float:
-    """When the log holds `position` (every reading appended: nothing else writes now)."""
+def stored_by(
+    services: Services, db: DatabaseUrl, position: int, adapters: list[int], timeout: float = 600.0
+) -> float:
+    """When the log holds `position` (every reading appended: nothing else writes now).
+
+    Looked at after each append's NOTIFY rather than by polling, which would cost this
+    process (the adapter's, when it runs in-process) CPU of its own.
+    """
+    recorder = services.ledger.recorder
+    assert isinstance(recorder, PostgresApplicationRecorder)
     deadline = time.perf_counter() + timeout
-    while (services.ledger.recorder.max_notification_id() or 0) < position:
-        if time.perf_counter() > deadline:
-            raise TimeoutError("not every reading was stored")
-        time.sleep(0.005)
+    with psycopg.connect(str(db), autocommit=True) as conn:
+        channel = sql.Identifier(readings_channel(recorder.channel_name))
+        conn.execute(sql.SQL("LISTEN {}").format(channel))
+        while (recorder.max_notification_id() or 0) < position:
+            if time.perf_counter() > deadline:
+                raise TimeoutError("not every reading was stored")
+            if not all(_running(pid) for pid in adapters):
+                raise RuntimeError("a `serve --role mqtt` process exited (its output is above)")
+            for _ in conn.notifies(timeout=0.5, stop_after=1):
+                pass
     return time.perf_counter()
+
+
+def _running(pid: int) -> bool:
+    """Not exited (a child that exited stays a zombie until it is waited for)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
 
 
 def main() -> None:
@@ -295,20 +419,30 @@ def main() -> None:
             "",
         ),
         (
-            "CPU of this process per reading",
-            f"{figures.cpu / args.readings * 1e6:,.0f} us",
-            f"{figures.cpu / figures.stored:.0%} of a core",
-            "",
-        ),
-        (
             f"publish -> queryable ({args.clients} clients, {figures.how})",
             f"{figures.queryable:.2f} s",
             f"{rate:,.0f} readings/s",
             verdict(rate >= TARGETS["throughput"], ">= 15,000/s"),
         ),
     ]
-    header = ("figure", "measured", "rate", "target")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    print_table(("figure", "measured", "rate", "target"), rows)
+    cpu = figures.cpu
+    adapter = f"{args.adapters} serve processes" if args.adapters else "in this process"
+    labels = {"adapter": f"adapter ({adapter})", "postgresql": "postgresql (this database)"}
+    shares = [
+        (
+            labels.get(part, part),
+            f"{cpu[part] / args.readings * 1e6:,.1f} us",
+            f"{cpu[part] / figures.queryable:.2f} cores",
+        )
+        for part in ("adapter", "broker", "publishers", "projection", "postgresql")
+    ]
+    shares.append(("machine busy (every core)", "", f"{cpu['machine']:.0%}"))
+    print_table(("CPU per reading, publish -> queryable", "per reading", "on average"), shares)
+
+
+def print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     print()
     print(fmt(header, widths))
     print(fmt(tuple("-" * w for w in widths), widths))

@@ -85,7 +85,7 @@ async def mqtt_role(
         topics=topics,
         counters=counters,
     )
-    link.handler = inbound.handle
+    link.handler = inbound.handle_many
     dispatcher = Dispatcher(services.ledger, services.dispatch, link.publish, topics, counters)
     checks = DeviceChecks(
         services.ledger,

@@ -16,6 +16,7 @@ import pytest
 from iotledger.adapters.device_directory import Presence, ledger_directory
 from iotledger.adapters.ingest import Outcome
 from iotledger.adapters.mqtt_inbound import Inbound
+from iotledger.adapters.mqtt_intake import Intake
 from iotledger.adapters.settings import MqttUrl
 from iotledger.bootstrap import Services
 from iotledger.domain.device_service import RegisterDevice
@@ -92,6 +93,8 @@ def test_the_adapter_recovers_by_itself_when_the_broker_restarts(
             eventually(lambda: not link.connected, what="the link to notice")
             broker.start()
             assert mqtt_loop.run(link.wait_ready(15)), "the link did not come back by itself"
+            reader = link._client._connection._protocol._read_packet
+            assert isinstance(reader.__self__, Intake), "the new connection reads without batches"
             played.append(Device(mqtt_loop, broker.url, (services.topics.base,)))
             played[1].publish(topic, telemetry("after"))
             eventually(

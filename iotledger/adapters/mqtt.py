@@ -1,10 +1,13 @@
 """The link to the MQTT broker: one gmqtt client that reconnects and resubscribes by itself.
 
-Inbound, QoS 1 on a persistent session, and never acknowledged early: the
-handler's PUBACK goes out when it returns, i.e. after what the message caused
-has committed (gmqtt with `optimistic_acknowledgement=False`). Messages are
-handled concurrently, which is what lets many in-flight readings share one
-append.
+Inbound, QoS 1 on a persistent session, and never acknowledged early: a
+message's PUBACK goes out when the handler it was given to returns, i.e. after
+what it caused has committed. The handler takes messages in batches: every
+PUBLISH of one chunk read from the socket, read straight off gmqtt's input
+(`mqtt_intake`), handed over together and acknowledged in one write. A PUBLISH
+that path leaves to gmqtt is handed over on its own and acknowledged by gmqtt
+when the handler returns (`optimistic_acknowledgement=False`). Batches are
+handled concurrently, and many of them share one append.
 
 With a real broker the link speaks MQTT 5: it asks for a large receive
 maximum (Mosquitto otherwise sends at most 20 unacknowledged messages, which
@@ -23,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import gmqtt
@@ -31,12 +34,14 @@ from gmqtt.mqtt.constants import MQTTv50
 from gmqtt.mqtt.handler import MQTTConnectError
 from gmqtt.storage import PersistentStorage
 
+from iotledger.adapters.mqtt_intake import BatchingClient, Intake, Message
 from iotledger.adapters.settings import MqttUrl
 from iotledger.domain.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[str, bytes], Awaitable[None]]
+Handler = Callable[[Sequence[Message]], Awaitable[None]]
+"""Returns once every message given is handled (committed), dropped or ignored."""
 
 SHARE_GROUP = "iotledger"
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
@@ -107,37 +112,6 @@ class _Window:
         self._freed.set()
 
 
-PUBACK = 0x40
-
-
-def cork_acknowledgements(protocol: Any) -> None:
-    """Send the PUBACKs of one loop turn in one write instead of one system call each.
-
-    A batch of readings commits for hundreds of messages at once, and gmqtt
-    writes each PUBACK on its own: that was the adapter's largest single cost.
-    Any other packet first flushes what waits, so the order on the wire stays.
-    """
-    write = protocol.write_data
-    waiting: list[bytes] = []
-
-    def flush() -> None:
-        if waiting:
-            data = b"".join(waiting)
-            waiting.clear()
-            write(data)
-
-    def write_data(data: bytes) -> None:
-        if data[:1] != bytes([PUBACK]):
-            flush()
-            write(data)
-            return
-        if not waiting:
-            asyncio.get_running_loop().call_soon(flush)
-        waiting.append(data)
-
-    protocol.write_data = write_data
-
-
 class MqttLink:
     def __init__(
         self,
@@ -174,8 +148,10 @@ class MqttLink:
             properties = {"receive_maximum": receive_maximum}
             if persistent:
                 properties["session_expiry_interval"] = SESSION_NEVER_EXPIRES
-        self._client = gmqtt.Client(
+        self._batches: set[asyncio.Task[None]] = set()
+        self._client = BatchingClient(
             client_id,
+            self._deliver,
             clean_session=not persistent,
             optimistic_acknowledgement=False,
             persistent_storage=self._acks,
@@ -289,7 +265,6 @@ class MqttLink:
     def _on_connect(self, client: Any, flags: Any, rc: Any, properties: Any) -> None:
         """Subscribe again on every connect: a restarted broker may have lost our session."""
         self._connected.set()
-        cork_acknowledgements(client._connection._protocol)
         if self._window is not None:
             self._window.resize(self._broker_receive_maximum() - 2)
         if self.subscriptions:
@@ -309,21 +284,38 @@ class MqttLink:
         if not self._closing:
             log.warning("MQTT disconnected from %s; reconnecting", self.url.redacted())
 
+    def _deliver(self, messages: list[Message], mids: list[int], intake: Intake) -> None:
+        """A batch read off the connection: handled in a task of its own, acked at its end."""
+        task = asyncio.get_running_loop().create_task(self._handle(messages, mids, intake))
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
+
+    async def _handle(self, messages: list[Message], mids: list[int], intake: Intake) -> None:
+        try:
+            await self._handed_over(messages)
+        except Exception:
+            log.exception("MQTT: %d messages failed; not acknowledged", len(messages))
+            return
+        intake.acknowledge(mids)
+
     async def _on_message(
         self, client: Any, topic: str, payload: bytes, qos: int, properties: Any
     ) -> int:
-        """Handle one message; returning sends its PUBACK (reason code 0)."""
-        self.counters["received"] += 1
+        """A message gmqtt handled itself; returning sends its PUBACK (reason code 0)."""
+        await self._handed_over([(topic, payload)])
+        return 0
+
+    async def _handed_over(self, messages: list[Message]) -> None:
+        self.counters["received"] += len(messages)
         if self.handler is None:
             raise RuntimeError("an MQTT link that subscribes needs a handler")
         self._busy += 1
         try:
-            await self.handler(topic, payload)
+            await self.handler(messages)
         finally:
             self._busy -= 1
             if not self._busy:
                 self._idle.set()
-        return 0
 
 
 class Publisher(Protocol):

@@ -4,7 +4,15 @@ Topics (base `T`): `T` (the Lambda IoT Core protocol: `sensor_reading`,
 `sensor_value`, `device_check_response`), `T/discovery`, and each device's own
 `T/devices/{id}/telemetry`, `.../commands/{cid}/ack` and `.../status`.
 
-What `handle` promises the link, which acknowledges the message when it returns:
+The link hands over messages in batches (what it read from the socket in one
+go). The readings of a batch, telemetry and Lambda sensor readings alike, are
+decoded and checked one by one, but looked up once per device and submitted
+to the ingest together (`mqtt_readings`); every other message (discovery,
+command answers, statuses, check responses) is handled on its own,
+concurrently with them.
+
+What `handle_many` promises the link, which acknowledges the messages when it
+returns:
 - handled: what the message caused has committed;
 - dropped (not JSON, wrong types, unknown type, unknown device or sensor, a
   message on one device's topic that names another, a report the domain
@@ -21,25 +29,44 @@ waiting commands go), and records that the device was heard from.
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import TypeVar
 from uuid import UUID
 
-import msgspec
 import psycopg
 from eventsourcing.persistence import PersistenceError
 
 from iotledger.adapters.device_directory import (
     DeviceDirectory,
     KnownDevice,
+    KnownSensor,
     Presence,
     SingleFlight,
 )
 from iotledger.adapters.ingest import ReadingIngest
-from iotledger.adapters.tick_batch import TickBatch
+from iotledger.adapters.mqtt_intake import Message
+from iotledger.adapters.mqtt_messages import (
+    READING_TYPES,
+    SERVER_TO_DEVICE,
+    CommandAck,
+    DeviceCheckResponse,
+    DiscoveredComponent,
+    Discovery,
+    Dropped,
+    Envelope,
+    Ignored,
+    StatusReport,
+    decode,
+    device_cause,
+    now,
+    speaker,
+)
+from iotledger.adapters.mqtt_readings import Drafts, Found
 from iotledger.adapters.topics import Channel, Route, Topics
 from iotledger.domain.command_service import COMMAND_NOT_FOUND, ReportCommand
 from iotledger.domain.commands import CommandStatus
@@ -52,8 +79,6 @@ from iotledger.domain.discovery_service import (
 )
 from iotledger.domain.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
 from iotledger.domain.ledger import Ledger
-from iotledger.domain.reading_service import RecordReading
-from iotledger.domain.readings import lambda_value
 from iotledger.domain.vocabulary import (
     DeviceStatus,
     TelemetryStatus,
@@ -63,111 +88,20 @@ from iotledger.domain.vocabulary import (
 
 log = logging.getLogger(__name__)
 
-S = TypeVar("S")
-Instant = Annotated[datetime, msgspec.Meta(tz=True)]
-"""A date-time with its offset: a device's clock without one cannot be placed."""
+T = TypeVar("T")
+V = TypeVar("V")
 
-SERVER_TO_DEVICE = frozenset({"device_check_request", "sensor_trigger", "actor_command", "ping"})
 INFRASTRUCTURE = (Unavailable, psycopg.Error, PersistenceError, OSError, TimeoutError)
 CONFLICT_RETRIES = 3
+LOOKUP_LANES = 4
 _NOT_FOUND_REASONS = {
     DEVICE_NOT_FOUND: "unknown_device",
     COMMAND_NOT_FOUND: "unknown_command",
     "sensor not found": "unknown_sensor",
 }
 
-
-# --- what devices send -----------------------------------------------------------------
-
-
-class Envelope(msgspec.Struct):
-    """The Lambda IoT Core message's kind; its other fields depend on it."""
-
-    type: str
-
-
-class SensorReading(msgspec.Struct):
-    sensor_id: UUID
-    value: float | bool | str
-    value_at: Instant | None = None
-
-
-class DeviceCheckResponse(msgspec.Struct):
-    device_id: UUID
-    status: str
-
-
-class DiscoveredDevice(msgspec.Struct):
-    id: UUID
-    name: str
-    description: str = ""
-    location: str = ""
-
-
-class DiscoveredComponent(msgspec.Struct):
-    id: UUID
-    name: str
-    type: str
-    data_type_id: int
-
-
-class Discovery(msgspec.Struct):
-    device: DiscoveredDevice
-    mac_address: str | None = None
-    sensors: list[DiscoveredComponent] = []
-    actors: list[DiscoveredComponent] = []
-
-
-class Telemetry(msgspec.Struct):
-    telemetry_type: str
-    payload: dict[str, Any]
-    recorded_at: Instant | None = None
-    id: str | int | None = None
-    device_id: UUID | None = None
-
-
-class CommandAck(msgspec.Struct):
-    status: Literal["acknowledged", "executed", "failed"]
-    executed_at: Instant | None = None
-    result: Any = None
-    device_id: UUID | None = None
-
-
-class StatusReport(msgspec.Struct):
-    status: Literal["online", "offline"]
-    device_id: UUID | None = None
-
-
-# --- outcomes other than "handled" ---------------------------------------------------
-
-
-class Dropped(Exception):
-    """The message cannot be understood or applied: acknowledge it, store nothing."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(detail or reason)
-        self.reason = reason
-
-
-class Ignored(Exception):
-    """A message for devices, not for us (our own, echoed on `T`)."""
-
-
-def decode(payload: bytes, struct: type[S]) -> S:
-    try:
-        return msgspec.json.decode(payload, type=struct)
-    except msgspec.ValidationError as error:
-        raise Dropped("invalid", str(error)) from None
-    except msgspec.DecodeError as error:
-        raise Dropped("not_json", str(error)) from None
-
-
-def device_cause(device_id: UUID) -> str:
-    return f"device:{device_id}"
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
+Work = Callable[[], Awaitable[None]]
+"""Handling one message that is not a reading: repeated if it fails for a passing reason."""
 
 
 class Inbound:
@@ -185,58 +119,136 @@ class Inbound:
         max_backoff: float = 5.0,
     ) -> None:
         self.ledger = ledger
+        self.ingest = ingest
         self.directory = directory
         self.presence = presence
         self.topics = topics
         self.counters = counters
         self.max_backoff = max_backoff
         self._waking: SingleFlight[UUID, None] = SingleFlight()
-        self._readings: TickBatch[RecordReading] = TickBatch(ingest.submit)
         self._channels: dict[Channel, Callable[[Route, bytes], Awaitable[None]]] = {
-            Channel.LAMBDA: self._lambda,
             Channel.DISCOVERY: self._discovery,
-            Channel.TELEMETRY: self._telemetry,
             Channel.ACK: self._ack,
             Channel.STATUS: self._status,
         }
 
     async def handle(self, topic: str, payload: bytes) -> None:
-        """Return once the message is handled, dropped or ignored; retry what failed."""
+        """One message: see `handle_many`."""
+        await self.handle_many([(topic, payload)])
+
+    async def handle_many(self, messages: Sequence[Message]) -> None:
+        """Return once every message is handled, dropped or ignored; retry what failed."""
+        drafts = Drafts(self.topics.base)
+        singles: list[Awaitable[None]] = []
+        for topic, payload in messages:
+            try:
+                work = self._sort(topic, payload, drafts)
+            except Exception as error:
+                self._settle(topic, payload, error)
+                continue
+            if work is not None:
+                singles.append(self._one(topic, payload, work))
+        if singles:
+            await asyncio.gather(self._store(drafts), *singles)
+        elif drafts:
+            await self._store(drafts)
+
+    def _sort(self, topic: str, payload: bytes, drafts: Drafts) -> Work | None:
+        """A reading joins the drafts (None); any other message is work of its own."""
+        route = self.topics.route(topic)
+        if route is None:
+            raise Dropped("unknown_topic", topic)
+        if route.channel is Channel.TELEMETRY:
+            drafts.telemetry(topic, route, payload)
+            return None
+        if route.channel is Channel.LAMBDA:
+            return self._lambda(payload, drafts)
+        handler = self._channels.get(route.channel)
+        if handler is None:
+            raise Dropped("unknown_topic", topic)
+        return functools.partial(handler, route, payload)
+
+    async def _one(self, topic: str, payload: bytes, work: Work) -> None:
+        try:
+            await self._persistently(work, f"MQTT message on {topic}")
+        except Exception as error:
+            self._settle(topic, payload, error)
+        else:
+            self.counters["handled"] += 1
+
+    async def _store(self, drafts: Drafts) -> None:
+        """The readings of a batch in one submission; then their devices were heard from."""
+        if not drafts:
+            return
+        what = f"{len(drafts)} MQTT readings"
+        try:
+            devices, sensors = await self._persistently(lambda: self._lookup(drafts), what)
+        except Exception as error:
+            self._settle_all(drafts.messages(), error)
+            return
+        built = drafts.build(devices, sensors, self._settle)
+        if not built.readings:
+            return
+        try:
+            await self._persistently(
+                lambda: self.ingest.submit(built.readings), what, len(built.readings)
+            )
+        except Exception as error:
+            self._settle_all(built.messages, error)
+            return
+        self.counters["handled"] += len(built.messages)
+        await self._heard(built.devices)
+
+    async def _lookup(self, drafts: Drafts) -> tuple[Found[KnownDevice], Found[KnownSensor]]:
+        """The devices and sensors these readings name, as the directory knows them."""
+        sensors = await _found(self.directory.sensor, drafts.sensor_ids())
+        device_ids = drafts.device_ids()
+        device_ids.update(sensor.device_id for sensor in sensors.values() if sensor is not None)
+        return await _found(self.directory.device, device_ids), sensors
+
+    async def _heard(self, devices: list[KnownDevice]) -> None:
+        """Each device was heard from (now that its readings are stored); a lost one is back."""
+        at = now()
+        for device in devices:
+            try:
+                await self._persistently(functools.partial(self._seen, device, at), "a device")
+            except Exception as error:
+                log.warning("device %s was heard from but is still lost: %s", device.id, error)
+
+    async def _persistently(self, work: Callable[[], Awaitable[T]], what: str, count: int = 1) -> T:
+        """`work`, again after a growing pause for as long as the infrastructure fails it,
+        and again at once (a few times) when it meets a concurrent change to its aggregate.
+        """
         delay = 0.1
         conflicts = 0
         while True:
             try:
-                await self._route(topic, payload)
-            except Ignored:
-                self.counters["ignored"] += 1
-            except Dropped as dropped:
-                self._drop(topic, payload, dropped.reason, str(dropped))
-            except Conflict as error:
+                return await work()
+            except Conflict:
                 conflicts += 1
-                if conflicts <= CONFLICT_RETRIES:
-                    continue  # most likely a concurrent change to the same aggregate
-                self._drop(topic, payload, "rejected", str(error))
+                if conflicts > CONFLICT_RETRIES:
+                    raise
             except INFRASTRUCTURE as error:
-                self.counters["retried"] += 1
-                log.warning("MQTT message on %s not stored yet (%s); retrying", topic, error)
+                self.counters["retried"] += count
+                log.warning("%s not stored yet (%s); retrying", what, error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff)
-                continue
-            except DomainError as error:
-                self._drop(topic, payload, _reason(error), str(error))
-            except Exception:
-                log.exception("MQTT message on %s failed unexpectedly; dropped", topic)
-                self._drop(topic, payload, "error", "unexpected error")
-            else:
-                self.counters["handled"] += 1
-            return
 
-    async def _route(self, topic: str, payload: bytes) -> None:
-        route = self.topics.route(topic)
-        handler = None if route is None else self._channels.get(route.channel)
-        if route is None or handler is None:
-            raise Dropped("unknown_topic", topic)
-        await handler(route, payload)
+    def _settle(self, topic: str, payload: bytes, error: Exception) -> None:
+        """A message that will not be handled: ignored, or dropped for its reason."""
+        if isinstance(error, Ignored):
+            self.counters["ignored"] += 1
+        elif isinstance(error, Dropped):
+            self._drop(topic, payload, error.reason, str(error))
+        elif isinstance(error, DomainError):
+            self._drop(topic, payload, _reason(error), str(error))
+        else:
+            log.error("MQTT message on %s failed unexpectedly; dropped", topic, exc_info=error)
+            self._drop(topic, payload, "error", "unexpected error")
+
+    def _settle_all(self, messages: list[Message], error: Exception) -> None:
+        for topic, payload in messages:
+            self._settle(topic, payload, error)
 
     def _drop(self, topic: str, payload: bytes, reason: str, detail: str) -> None:
         self.counters["dropped"] += 1
@@ -245,37 +257,16 @@ class Inbound:
 
     # --- the Lambda IoT Core protocol ----------------------------------------------------
 
-    async def _lambda(self, route: Route, payload: bytes) -> None:
+    def _lambda(self, payload: bytes, drafts: Drafts) -> Work | None:
         kind = decode(payload, Envelope).type
-        if kind in ("sensor_reading", "sensor_value"):
-            await self._sensor_reading(decode(payload, SensorReading))
-        elif kind == "device_check_response":
-            await self._check_response(decode(payload, DeviceCheckResponse))
-        elif kind in SERVER_TO_DEVICE:
+        if kind in READING_TYPES:
+            drafts.sensor_reading(payload)
+            return None
+        if kind == "device_check_response":
+            return functools.partial(self._check_response, decode(payload, DeviceCheckResponse))
+        if kind in SERVER_TO_DEVICE:
             raise Ignored
-        else:
-            raise Dropped("unknown_type", f"unknown message type {kind!r}")
-
-    async def _sensor_reading(self, message: SensorReading) -> None:
-        """Stored only for a sensor of the shared fleet, as its device's reading."""
-        sensor = await self.directory.sensor(message.sensor_id)
-        if sensor is None:
-            raise Dropped("unknown_sensor", f"no sensor {message.sensor_id}")
-        value = lambda_value(message.value)
-        at = now()
-        reading = RecordReading(
-            device_id=sensor.device_id,
-            telemetry_type=sensor.sensor_type,
-            payload={"value": value},
-            recorded_at=message.value_at or at,
-            by=device_cause(sensor.device_id),
-            sensor_id=sensor.id,
-            value=value,
-        )
-        await self._readings.submit(reading)
-        device = await self.directory.device(sensor.device_id)
-        if device is not None:
-            await self._seen(device, at)
+        raise Dropped("unknown_type", f"unknown message type {kind!r}")
 
     async def _check_response(self, message: DeviceCheckResponse) -> None:
         device = await self._known(message.device_id, FLEET)
@@ -308,21 +299,6 @@ class Inbound:
         self.presence.heard(device_id, at)
 
     # --- each device's own topics -----------------------------------------------------------
-
-    async def _telemetry(self, route: Route, payload: bytes) -> None:
-        message = decode(payload, Telemetry)
-        device = await self._sender(route, message.device_id)
-        at = now()
-        reading = RecordReading(
-            device_id=device.id,
-            telemetry_type=message.telemetry_type,
-            payload=message.payload,
-            recorded_at=message.recorded_at or at,
-            by=device_cause(device.id),
-            key=None if message.id is None else str(message.id),
-        )
-        await self._readings.submit(reading)
-        await self._seen(device, at)
 
     async def _ack(self, route: Route, payload: bytes) -> None:
         message = decode(payload, CommandAck)
@@ -357,9 +333,7 @@ class Inbound:
 
     async def _sender(self, route: Route, named: UUID | None) -> KnownDevice:
         """The device whose topic the message came on; it may not speak for another."""
-        if route.device_id is None or (named is not None and named != route.device_id):
-            raise Dropped("device_mismatch", f"topic of {route.device_id}, message of {named}")
-        return await self._known(route.device_id, None)
+        return await self._known(speaker(route, named), None)
 
     async def _known(self, device_id: UUID, access: DeviceAccess | None) -> KnownDevice:
         device = await self.directory.device(device_id)
@@ -379,6 +353,24 @@ class Inbound:
                 device.id, DeviceStatus.OK, device_cause(device.id), at, only_from=device.status
             )
             await self._waking.run(device.id, lambda: self._report(back))
+
+
+async def _found(find: Callable[[UUID], Awaitable[V | None]], ids: set[UUID]) -> Found[V]:
+    """What `find` knows of each id, looked up in a few concurrent lanes.
+
+    A lookup the directory remembers returns at once, so a task for each would
+    cost more than the lookup (a batch names dozens of devices); one it must make
+    waits for the database, and the lanes let a few of those wait at once.
+    """
+    keys = list(ids)
+    if len(keys) <= 1:
+        return {key: await find(key) for key in keys}
+
+    async def lane(part: list[UUID]) -> list[tuple[UUID, V | None]]:
+        return [(key, await find(key)) for key in part]
+
+    lanes = await asyncio.gather(*(lane(keys[n::LOOKUP_LANES]) for n in range(LOOKUP_LANES)))
+    return dict(itertools.chain.from_iterable(lanes))
 
 
 def _components(

@@ -1,0 +1,124 @@
+"""What devices send over MQTT, as msgspec Structs, and the outcomes other than "handled".
+
+Shared by the inbound handler (`mqtt_inbound`) and the readings it stores in
+batches (`mqtt_readings`).
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+from uuid import UUID
+
+import msgspec
+
+from iotledger.adapters.topics import Route
+
+S = TypeVar("S")
+Instant = Annotated[datetime, msgspec.Meta(tz=True)]
+"""A date-time with its offset: a device's clock without one cannot be placed."""
+
+READING_TYPES = frozenset({"sensor_reading", "sensor_value"})
+SERVER_TO_DEVICE = frozenset({"device_check_request", "sensor_trigger", "actor_command", "ping"})
+
+
+# --- what devices send -----------------------------------------------------------------
+
+
+class Envelope(msgspec.Struct):
+    """The Lambda IoT Core message's kind; its other fields depend on it."""
+
+    type: str
+
+
+class SensorReading(msgspec.Struct):
+    sensor_id: UUID
+    value: float | bool | str
+    value_at: Instant | None = None
+
+
+class DeviceCheckResponse(msgspec.Struct):
+    device_id: UUID
+    status: str
+
+
+class DiscoveredDevice(msgspec.Struct):
+    id: UUID
+    name: str
+    description: str = ""
+    location: str = ""
+
+
+class DiscoveredComponent(msgspec.Struct):
+    id: UUID
+    name: str
+    type: str
+    data_type_id: int
+
+
+class Discovery(msgspec.Struct):
+    device: DiscoveredDevice
+    mac_address: str | None = None
+    sensors: list[DiscoveredComponent] = []
+    actors: list[DiscoveredComponent] = []
+
+
+class Telemetry(msgspec.Struct):
+    telemetry_type: str
+    payload: dict[str, Any]
+    recorded_at: Instant | None = None
+    id: str | int | None = None
+    device_id: UUID | None = None
+
+
+class CommandAck(msgspec.Struct):
+    status: Literal["acknowledged", "executed", "failed"]
+    executed_at: Instant | None = None
+    result: Any = None
+    device_id: UUID | None = None
+
+
+class StatusReport(msgspec.Struct):
+    status: Literal["online", "offline"]
+    device_id: UUID | None = None
+
+
+# --- outcomes other than "handled" ---------------------------------------------------
+
+
+class Dropped(Exception):
+    """The message cannot be understood or applied: acknowledge it, store nothing."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
+
+
+class Ignored(Exception):
+    """A message for devices, not for us (our own, echoed on `T`)."""
+
+
+def decode(payload: bytes, struct: type[S]) -> S:
+    try:
+        return msgspec.json.decode(payload, type=struct)
+    except msgspec.ValidationError as error:
+        raise Dropped("invalid", str(error)) from None
+    except msgspec.DecodeError as error:
+        raise Dropped("not_json", str(error)) from None
+
+
+@functools.lru_cache(maxsize=65536)
+def device_cause(device_id: UUID) -> str:
+    return f"device:{device_id}"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def speaker(route: Route, named: UUID | None) -> UUID:
+    """The device of a message on a device's own topic: a message may not speak for another."""
+    if route.device_id is None or (named is not None and named != route.device_id):
+        raise Dropped("device_mismatch", f"topic of {route.device_id}, message of {named}")
+    return route.device_id

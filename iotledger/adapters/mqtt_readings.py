@@ -1,0 +1,175 @@
+"""The readings among a batch of MQTT messages: decoded first, then looked up and built together.
+
+A batch is what the link read from the socket in one go, often hundreds of
+messages from a few dozen devices. Per message there is only what cannot be
+shared: decoding, and the `RecordReading` command (whose construction checks
+the reading). Per device topic there is one route, one device lookup, one
+`caused_by`; per batch one submission to the ingest (`Inbound._store`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
+from uuid import UUID
+
+from iotledger.adapters.device_directory import KnownDevice, KnownSensor
+from iotledger.adapters.mqtt_intake import Message
+from iotledger.adapters.mqtt_messages import (
+    Dropped,
+    SensorReading,
+    Telemetry,
+    decode,
+    device_cause,
+    now,
+    speaker,
+)
+from iotledger.adapters.topics import Route
+from iotledger.domain.reading_service import RecordReading
+from iotledger.domain.readings import lambda_value
+
+V = TypeVar("V")
+Found = dict[UUID, V | None]
+"""What the directory knows of each id looked up (None: no such device, or sensor)."""
+
+
+class DeviceTelemetry(NamedTuple):
+    """The telemetry messages of one device's topic in a batch, decoded."""
+
+    topic: str
+    device_id: UUID
+    messages: list[tuple[bytes, Telemetry]]
+
+
+class SensorDraft(NamedTuple):
+    """A Lambda sensor reading, decoded. Stored only for a sensor of the shared fleet."""
+
+    payload: bytes
+    message: SensorReading
+
+
+class Built(NamedTuple):
+    """The readings of a batch, the messages they came in (in the same order), and the
+    devices that sent them."""
+
+    readings: list[RecordReading]
+    messages: list[Message]
+    devices: list[KnownDevice]
+
+
+Refuse = Callable[[str, bytes, Exception], None]
+"""Where a message goes whose reading cannot be made: the reason is in the exception."""
+
+
+class Drafts:
+    """The readings of a batch, before their devices and sensors are looked up."""
+
+    def __init__(self, lambda_topic: str) -> None:
+        self._lambda_topic = lambda_topic
+        self._telemetry: dict[str, DeviceTelemetry] = {}
+        self._sensor: list[SensorDraft] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._telemetry or self._sensor)
+
+    def __len__(self) -> int:
+        return sum(len(t.messages) for t in self._telemetry.values()) + len(self._sensor)
+
+    def telemetry(self, topic: str, route: Route, payload: bytes) -> None:
+        """A message on a device's telemetry topic; Dropped if it cannot be understood."""
+        message = decode(payload, Telemetry)
+        device_id = speaker(route, message.device_id)
+        drafts = self._telemetry.get(topic)
+        if drafts is None:
+            drafts = self._telemetry[topic] = DeviceTelemetry(topic, device_id, [])
+        drafts.messages.append((payload, message))
+
+    def sensor_reading(self, payload: bytes) -> None:
+        """A Lambda IoT Core `sensor_reading` (or `sensor_value`) on the base topic."""
+        self._sensor.append(SensorDraft(payload, decode(payload, SensorReading)))
+
+    def messages(self) -> list[Message]:
+        telemetry = [(t.topic, p) for t in self._telemetry.values() for p, _ in t.messages]
+        return telemetry + [(self._lambda_topic, draft.payload) for draft in self._sensor]
+
+    def sensor_ids(self) -> set[UUID]:
+        return {draft.message.sensor_id for draft in self._sensor}
+
+    def device_ids(self) -> set[UUID]:
+        return {drafts.device_id for drafts in self._telemetry.values()}
+
+    def build(
+        self,
+        devices: Found[KnownDevice],
+        sensors: Found[KnownSensor],
+        refuse: Refuse,
+    ) -> Built:
+        """Each message's reading; a message whose reading cannot be made goes to `refuse`."""
+        built = Built([], [], [])
+        for drafts in self._telemetry.values():
+            device = devices.get(drafts.device_id)
+            if device is None:
+                unknown = Dropped("unknown_device", f"no device {drafts.device_id}")
+                for payload, _ in drafts.messages:
+                    refuse(drafts.topic, payload, unknown)
+                continue
+            if _telemetry_readings(device, drafts, built, refuse):
+                built.devices.append(device)
+        heard: dict[UUID, KnownDevice] = {}
+        for draft in self._sensor:
+            try:
+                reading = _sensor_reading(draft.message, sensors)
+            except Exception as error:
+                refuse(self._lambda_topic, draft.payload, error)
+                continue
+            built.readings.append(reading)
+            built.messages.append((self._lambda_topic, draft.payload))
+            device = devices.get(reading.device_id)
+            if device is not None:
+                heard[device.id] = device
+        built.devices.extend(heard.values())
+        return built
+
+
+def _telemetry_readings(
+    device: KnownDevice,
+    drafts: DeviceTelemetry,
+    built: Built,
+    refuse: Refuse,
+) -> bool:
+    """The readings of one device's messages into `built`; True if there was one."""
+    cause = device_cause(device.id)
+    count = len(built.readings)
+    for payload, message in drafts.messages:
+        try:
+            reading = RecordReading(
+                device_id=device.id,
+                telemetry_type=message.telemetry_type,
+                payload=message.payload,
+                recorded_at=message.recorded_at or now(),
+                by=cause,
+                key=None if message.id is None else str(message.id),
+            )
+        except Exception as error:
+            refuse(drafts.topic, payload, error)
+            continue
+        built.readings.append(reading)
+        built.messages.append((drafts.topic, payload))
+    return len(built.readings) > count
+
+
+def _sensor_reading(message: SensorReading, sensors: Found[KnownSensor]) -> RecordReading:
+    """A Lambda reading is its sensor's device's reading, of the sensor's type."""
+    sensor = sensors.get(message.sensor_id)
+    if sensor is None:
+        raise Dropped("unknown_sensor", f"no sensor {message.sensor_id}")
+    value = lambda_value(message.value)
+    return RecordReading(
+        device_id=sensor.device_id,
+        telemetry_type=sensor.sensor_type,
+        payload={"value": value},
+        recorded_at=message.value_at or now(),
+        by=device_cause(sensor.device_id),
+        sensor_id=sensor.id,
+        value=value,
+    )
