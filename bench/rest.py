@@ -76,13 +76,16 @@ wrk.method = "GET"
 wrk.headers["Authorization"] = "Bearer %(token)s"
 """
 
-# Each connection waits this long before its next request: a steady rate of about
-# connections / pause, while answers take much less than the pause.
+# Each connection waits a random pause (exponential, of mean `pause_ms`) before its next
+# request: arrivals spread like independent clients', at about connections / pause a
+# second while answers take much less than the pause. (Equal pauses would send the
+# connections' requests in bursts, and measure the queue of each burst.)
 PACED_SCRIPT = (
     GET_SCRIPT
     + """
+math.randomseed(os.time())
 function delay()
-  return %(pause_ms)d
+  return math.floor(-math.log(1 - math.random()) * %(pause_ms)d)
 end
 """
 )
@@ -139,8 +142,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--api-processes",
         type=int,
-        default=1,
-        help="1: `iotledger serve` with every role in one process; N > 1: a `--role "
+        default=0,
+        help="0: `iotledger serve` with every role in one process; N > 0: a `--role "
         "projections` process and N `--role api` processes sharing the port "
         "(IOTLEDGER_REUSE_PORT) (default: %(default)s)",
     )
@@ -264,7 +267,7 @@ def free_port() -> int:
 
 def roles(args: argparse.Namespace) -> list[list[str]]:
     """The `serve` arguments of each process: one with every role, or projections + N api."""
-    if args.api_processes <= 1:
+    if args.api_processes < 1:
         return [[]]
     return [["--role", "projections"]] + [["--role", "api"]] * args.api_processes
 
@@ -286,7 +289,7 @@ def server(url: DatabaseUrl, args: argparse.Namespace) -> Iterator[tuple[str, li
         "IOTLEDGER_REUSE_PORT": "true",
     }
     iotledger = str(Path(sys.executable).with_name("iotledger"))
-    if args.api_processes > 1:
+    if args.api_processes > 0:
         subprocess.run([iotledger, "migrate"], env=env, check=True, capture_output=True)
     processes: list[subprocess.Popen[bytes]] = []
     base = f"http://127.0.0.1:{port}"
@@ -404,6 +407,9 @@ def store_readings(url: DatabaseUrl, device: uuid.UUID, args: argparse.Namespace
         shutil.rmtree(settings.data_dir, ignore_errors=True)
     with psycopg.connect(str(url), autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE) readings")  # what autovacuum would do soon enough
+        # ... and the checkpointer: flushing the load's dirty pages stalls whatever reads
+        # the disk meanwhile, the load's aftermath rather than the query's own time.
+        conn.execute("CHECKPOINT")
     return int(args.stored) / (done - started)
 
 

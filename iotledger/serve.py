@@ -19,6 +19,7 @@ import uvicorn
 
 from iotledger.adapters.database import check_reachable, migrate, schema_exists
 from iotledger.adapters.embedded import EmbeddedBroker, EmbeddedPostgres
+from iotledger.adapters.runtime import freeze_startup_objects
 from iotledger.adapters.settings import (
     DatabaseUrl,
     MqttUrl,
@@ -150,8 +151,10 @@ async def _connect_mqtt(
 
 async def _serve_http(services: Services, stop: asyncio.Event) -> None:
     settings = services.settings
+    app = create_app(services)
+    freeze_startup_objects()
     config = uvicorn.Config(
-        create_app(services),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
