@@ -5,9 +5,11 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp
 
 from iotledger.api.auth import provide_principal
 from iotledger.api.errors import EXCEPTION_HANDLERS
+from iotledger.api.intake import IntakeLane
 from iotledger.api.lambda_iot.components import LambdaActorsController, LambdaSensorsController
 from iotledger.api.lambda_iot.devices import LambdaDevicesController
 from iotledger.api.lambda_iot.mqtt_actions import MqttActionsController
@@ -21,7 +23,12 @@ from iotledger.api.telemetry.telemetry import TelemetryController
 from iotledger.bootstrap import Services
 
 
-def create_app(services: Services) -> Litestar:
+def create_app(services: Services) -> ASGIApp:
+    """What `serve` runs: the intake lane in front of the Litestar application."""
+    return IntakeLane(create_litestar(services), services)
+
+
+def create_litestar(services: Services) -> Litestar:
     def provide_services() -> Services:
         return services
 

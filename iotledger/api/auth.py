@@ -21,16 +21,22 @@ class Principal(msgspec.Struct, frozen=True):
     exp: int
 
 
-def bearer_token(request: Request[Any, Any, Any]) -> str:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+def bearer_token(authorization: str) -> str:
+    """The token of an `Authorization: Bearer <token>` header."""
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("no claims")
     return token.strip()
+
+
+def principal_of(services: Services, authorization: str) -> Principal:
+    """Who an Authorization header speaks for; Unauthorized unless its token holds."""
+    claims = services.tokens.verify(bearer_token(authorization))
+    return Principal(user_id=claims.user_id, username=claims.sub, exp=claims.exp)
 
 
 async def provide_principal(
     request: Request[Any, Any, Any], services: NamedDependency[Services]
 ) -> Principal:
     """The dependency `principal`: declare it on a handler to require a signed-in user."""
-    claims = services.tokens.verify(bearer_token(request))
-    return Principal(user_id=claims.user_id, username=claims.sub, exp=claims.exp)
+    return principal_of(services, request.headers.get("authorization", ""))

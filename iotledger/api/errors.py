@@ -8,9 +8,11 @@ Lambda IoT Core dialect (`{"error": "..."}`).
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NamedTuple
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
@@ -54,6 +56,14 @@ CODE_OF_STATUS = {
 }
 
 
+def error_body(path: str, status: int, message: str, code: str | None = None) -> dict[str, Any]:
+    """The error body of the dialect `path` speaks."""
+    if path.startswith(TELEMETRY_PREFIX):
+        code = code or CODE_OF_STATUS.get(status, HTTPStatus(status).name)
+        return {"success": False, "error": {"code": code, "message": message}}
+    return {"error": message}
+
+
 def error_response(
     request: Request[Any, Any, Any],
     status: int,
@@ -61,12 +71,7 @@ def error_response(
     code: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[Any]:
-    content: dict[str, Any]
-    if request.url.path.startswith(TELEMETRY_PREFIX):
-        code = code or CODE_OF_STATUS.get(status, HTTPStatus(status).name)
-        content = {"success": False, "error": {"code": code, "message": message}}
-    else:
-        content = {"error": message}
+    content = error_body(request.url.path, status, message, code)
     return Response(content, status_code=status, headers=headers)
 
 
@@ -77,13 +82,27 @@ def status_of(error: DomainError) -> int:
     return 400
 
 
-def on_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+class Answer(NamedTuple):
+    """How a domain error is answered, in whichever dialect."""
+
+    status: int
+    message: str
+    code: str | None
+    headers: dict[str, str] | None
+
+
+def answer_to(exc: DomainError) -> Answer:
     headers = None
     if isinstance(exc, TooManyRequests):
         headers = {"Retry-After": str(exc.retry_after)}
     status = status_of(exc)
     code = exc.code if status != 400 or type(exc).code != DomainError.code else None
-    return error_response(request, status, str(exc), code, headers)
+    return Answer(status, str(exc), code, headers)
+
+
+def on_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    answer = answer_to(exc)
+    return error_response(request, answer.status, answer.message, answer.code, answer.headers)
 
 
 def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -103,13 +122,34 @@ def describe_validation(exc: ValidationException) -> str:
         if isinstance(problem, dict):
             key = problem.get("key")
             text = str(problem.get("message", "invalid"))
+            if key and text == repr(key):  # Litestar's KeyError for a missing body
+                text = REQUIRED
             parts.append(f"{key}: {text}" if key else text)
     return "; ".join(parts) or str(exc.detail) or "invalid request"
 
 
+REQUIRED = "required"
+_AT_PATH = re.compile(r"`\$\.(.+)`$")
+
+
+def describe_body_error(exc: msgspec.ValidationError) -> str:
+    """A request body that does not fit its type, said as `describe_validation` says it
+    of a body Litestar decoded (`data` names the body itself)."""
+    text = str(exc)
+    at = _AT_PATH.search(text)
+    return f"{at.group(1) if at else 'data'}: {text.split(' - ', maxsplit=1)[0]}"
+
+
 def on_unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(request, 500, "internal server error")
+    log_unexpected(request.method, request.url.path, exc)
+    return error_response(request, 500, UNEXPECTED)
+
+
+UNEXPECTED = "internal server error"
+
+
+def log_unexpected(method: str, path: str, exc: Exception) -> None:
+    log.exception("unexpected error on %s %s", method, path, exc_info=exc)
 
 
 EXCEPTION_HANDLERS: Any = {

@@ -90,25 +90,9 @@ class TelemetryController(Controller):
         services: NamedDependency[Services],
         principal: NamedDependency[Principal],
     ) -> TelemetryReading:
-        await self._device(services, device_id, principal)
-        reading = RecordReading(
-            device_id=device_id,
-            telemetry_type=data.telemetry_type,
-            payload=data.payload,
-            recorded_at=data.recorded_at or now(),
-            by=cause(principal),
-            key=None if data.id is None else str(data.id),
-        )
-        (outcome,) = await record_readings(services, [reading])
-        if outcome.new:
-            return TelemetryReading(
-                outcome.id, data.telemetry_type, data.payload, reading.recorded_at
-            )
-        readings = await settled_readings(services)
-        stored = await off_loop(readings.by_id, outcome.id)
-        if stored is None:
-            raise Conflict("a reading with this id was recorded and has been deleted")
-        return telemetry_reading(stored)
+        """The common request is answered before Litestar sees it (`api.intake`), by
+        `record_telemetry` too: what comes here is the rest (chunked bodies and the like)."""
+        return await record_telemetry(services, device_id, data, principal)
 
     @get("/", response_headers=PAGE_HEADERS)
     async def list_telemetry(
@@ -148,8 +132,28 @@ class TelemetryController(Controller):
         rows = await device_readings(services, access_of(principal), latest)
         return [telemetry_reading(row) for row in rows]
 
-    async def _device(self, services: Services, device_id: UUID, principal: Principal) -> None:
-        """The device must be one the caller may see: else 404, as if it did not exist."""
-        device = await services.ownerships.get(device_id)
-        if device is None or not access_of(principal).allows(device.owner):
-            raise NotFound(DEVICE_NOT_FOUND)
+
+async def record_telemetry(
+    services: Services, device_id: UUID, data: NewTelemetry, principal: Principal
+) -> TelemetryReading:
+    """A reading of a device the caller may see (else 404, as if it did not exist)."""
+    device = await services.ownerships.get(device_id)
+    if device is None or not access_of(principal).allows(device.owner):
+        raise NotFound(DEVICE_NOT_FOUND)
+    reading = RecordReading(
+        device_id=device_id,
+        telemetry_type=data.telemetry_type,
+        payload=data.payload,
+        recorded_at=data.recorded_at or now(),
+        by=cause(principal),
+        key=None if data.id is None else str(data.id),
+    )
+    (outcome,) = await record_readings(services, [reading])
+    if outcome.new:  # answered as it will be listed: in UTC
+        recorded_at = reading.recorded_at.astimezone(UTC)
+        return TelemetryReading(outcome.id, data.telemetry_type, data.payload, recorded_at)
+    readings = await settled_readings(services)
+    stored = await off_loop(readings.by_id, outcome.id)
+    if stored is None:
+        raise Conflict("a reading with this id was recorded and has been deleted")
+    return telemetry_reading(stored)

@@ -1,0 +1,133 @@
+"""The intake lane: `POST /api/v1/devices/{id}/telemetry` answered in front of Litestar.
+
+Devices post readings far more often than anything else is asked of the API, and
+Litestar's own work per request (routing, signature model, dependencies, response
+objects) costs about as much as recording the reading. The lane answers the common
+form of that one request as plain ASGI, through the same `record_telemetry` and the
+same error bodies as the Litestar handler; anything out of the ordinary (no
+Content-Length, a body over the limit, an id that is not a canonical UUID, an
+`Expect` header) passes to Litestar untouched, and so does every other request.
+`tests/test_intake.py` holds the two answers to be the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
+
+from iotledger.api.auth import principal_of
+from iotledger.api.errors import (
+    REQUIRED,
+    UNEXPECTED,
+    answer_to,
+    describe_body_error,
+    error_body,
+    log_unexpected,
+)
+from iotledger.api.telemetry.telemetry import NewTelemetry, TelemetryReading, record_telemetry
+from iotledger.bootstrap import Services
+from iotledger.domain.errors import DomainError, InvalidInput
+
+log = logging.getLogger(__name__)
+
+_TELEMETRY = re.compile(
+    r"/api/v1/devices/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/telemetry/?",
+    re.IGNORECASE,
+)
+_JSON = (b"content-type", b"application/json")
+_decode = msgspec.json.Decoder(NewTelemetry, strict=False).decode
+_encode = msgspec.json.Encoder().encode
+
+
+class IntakeLane:
+    """ASGI: the lane for telemetry posts, in front of `app` (the Litestar application)."""
+
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.services = services
+        self.max_body = services.settings.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP and scope["method"] == "POST":
+            device_id = self._device_of(scope)
+            if device_id is not None:
+                await self._post_telemetry(scope, device_id, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _device_of(self, scope: HTTPScope) -> UUID | None:
+        """The device of a telemetry post this lane takes; None leaves it to Litestar."""
+        match = _TELEMETRY.fullmatch(scope["path"])
+        if match is None:
+            return None
+        length = _header(scope, b"content-length")
+        if not length.isdigit() or int(length) > self.max_body:
+            return None
+        return UUID(match.group(1))
+
+    async def _post_telemetry(
+        self, scope: HTTPScope, device_id: UUID, receive: Receive, send: Send
+    ) -> None:
+        body = await _body(receive)
+        if body is None:
+            return  # the client went away
+        path = scope["path"]
+        try:
+            created = await self._record(scope, device_id, body)
+        except DomainError as e:
+            answer = answer_to(e)
+            content = error_body(path, answer.status, answer.message, answer.code)
+            await _answer(send, answer.status, content, answer.headers)
+        except Exception as e:
+            log_unexpected("POST", path, e)
+            await _answer(send, 500, error_body(path, 500, UNEXPECTED))
+        else:
+            await _answer(send, 201, created)
+
+    async def _record(self, scope: HTTPScope, device_id: UUID, body: bytes) -> TelemetryReading:
+        """In Litestar's order: a body that is not JSON, then the token, then the fields."""
+        invalid = f"data: {REQUIRED}" if not body else None
+        try:
+            data = _decode(body or b"{}")
+        except msgspec.ValidationError as e:
+            invalid = invalid or describe_body_error(e)
+        except msgspec.DecodeError as e:
+            raise InvalidInput(str(e)) from None
+        principal = principal_of(self.services, _header(scope, b"authorization"))
+        if invalid is not None:
+            raise InvalidInput(invalid)
+        return await record_telemetry(self.services, device_id, data, principal)
+
+
+async def _body(receive: Receive) -> bytes | None:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _header(scope: HTTPScope, wanted: bytes) -> str:
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return value.decode("latin-1")
+    return ""
+
+
+async def _answer(
+    send: Send, status: int, content: Any, headers: dict[str, str] | None = None
+) -> None:
+    body = _encode(content)
+    raw = [_JSON, (b"content-length", b"%d" % len(body))]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
