@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,8 @@ from iotledger.adapters.settings import DatabaseUrl, MqttUrl, Settings
 from iotledger.bootstrap import Services, bootstrap
 from iotledger.domain.users import EmailIndex, User, UsernameIndex
 from iotledger.maintenance import rebuild
+from iotledger.projections.runner import ProjectionRunner
+from iotledger.projections.users import UserProjection
 from tests.conftest import unique
 from tests.processes import environment, serving, wait_until
 
@@ -122,5 +125,45 @@ def test_a_rebuild_refuses_while_the_projection_runs_elsewhere(quiet_services: S
         assert runner.active.wait(10)
         with pytest.raises(Exception, match="running in another process"):
             rebuild(quiet_services, ["users"], lambda *_: None)
+    finally:
+        runner.stop()
+
+
+class Counted(UserProjection):
+    """The users projection, paced, counting its batches."""
+
+    pace = 1.0
+
+    def __init__(self, view: Any) -> None:
+        super().__init__(view)
+        self.batches = 0
+
+    def process(self, batch: Any, position: int) -> None:
+        self.batches += 1
+        super().process(batch, position)
+
+
+def test_a_paced_projection_applies_a_stream_in_few_batches_and_a_lone_event_at_once(
+    quiet_services: Services,
+) -> None:
+    services = quiet_services
+    projection = Counted(services.views["users"])
+    runner = ProjectionRunner(projection, services.feed)
+    runner.start()
+    try:
+        append_users(services, 1)
+        wait_until(lambda: users_position(services) == head(services))
+        time.sleep(Counted.pace * 1.5)  # a quiet spell
+        started = time.monotonic()
+        append_users(services, 1)
+        wait_until(lambda: users_position(services) == head(services), interval=0.005)
+        assert time.monotonic() - started < Counted.pace / 2  # not held back by the pace
+        batches, started = projection.batches, time.monotonic()
+        while time.monotonic() - started < 2.5 * Counted.pace:  # a steady stream
+            append_users(services, 1)
+            time.sleep(0.02)
+        wait_until(lambda: users_position(services) == head(services))
+        assert projection.batches - batches <= 4  # about 100 appends over 2.5 paces
+        assert len(services.users.all_users()) == head(services) // 3
     finally:
         runner.stop()

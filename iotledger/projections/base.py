@@ -49,6 +49,9 @@ class Projection(ABC, Generic[UnitOfWork]):
     topics: ClassVar[tuple[str, ...]]
     batch_size: ClassVar[int] = 1000
     """How many events its runner reads and applies in one transaction."""
+    pace: ClassVar[float] = 0.0
+    """Seconds its runner leaves at least between the starts of two batches while
+    events keep coming (0: a batch as soon as events arrive)."""
 
     def __init__(self, view: View[UnitOfWork]) -> None:
         self.view = view
