@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, cast
-from uuid import UUID
 
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg_pool import ConnectionPool
@@ -16,7 +15,7 @@ from psycopg_pool import ConnectionPool
 from iotledger.adapters.catalog import PROJECTIONS
 from iotledger.adapters.command_view import PostgresCommandView
 from iotledger.adapters.database import open_pool
-from iotledger.adapters.device_view import Ownership, PostgresDeviceView
+from iotledger.adapters.device_view import PostgresDeviceView, owners_of
 from iotledger.adapters.dispatch_view import PostgresDispatchView
 from iotledger.adapters.eventstore import eventsourcing_env
 from iotledger.adapters.feed import PostgresEventFeed, open_feed
@@ -50,7 +49,6 @@ class Services:
     watch: ProjectionWatch
     tokens: TokenIssuer
     ingest: ReadingIngest
-    ownerships: BatchedLookup[UUID, Ownership]
     """Whose a device is, for the requests that ask on every call (telemetry)."""
     log_head: BatchedLookup[str, int]
     """`LOG_HEAD`: the newest position of the log, for reads that must see every
@@ -115,7 +113,6 @@ def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
     ledger = Ledger(env=eventsourcing_env(database_url, settings.db_pool_size))
     pool = open_pool(database_url, settings.db_pool_size)
     views = {name: view(pool, name) for name, (_, view) in PROJECTIONS.items()}
-    devices = cast(PostgresDeviceView, views["devices"])
     recorder = cast(PostgresApplicationRecorder, ledger.recorder)
     return Services(
         settings=settings,
@@ -125,8 +122,7 @@ def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
         views=views,
         watch=ProjectionWatch(pool, str(database_url), settings.read_wait_timeout),
         tokens=TokenIssuer(jwt_secret(settings.jwt_secret, settings.data_dir)),
-        ingest=ReadingIngest.for_recorder(recorder, str(database_url)),
-        ownerships=BatchedLookup(devices.ownerships),
+        ingest=ReadingIngest.for_recorder(recorder, str(database_url), owners=owners_of),
         log_head=BatchedLookup(partial(_log_head, recorder)),
     )
 

@@ -30,9 +30,13 @@ from iotledger.adapters.reading_log import RECORDED_TOPIC, copy_data, stored_sta
 from iotledger.adapters.reading_view import copy_rows
 from iotledger.adapters.settings import DatabaseUrl, Settings
 from iotledger.bootstrap import Services, bootstrap
+from iotledger.domain.device_service import DEVICE_NOT_FOUND, DeleteDevice, RegisterDevice
+from iotledger.domain.devices import DeviceAccess
 from iotledger.domain.errors import NotFound, Unavailable
 from iotledger.domain.reading_service import CorrectReading, DeleteReading, RecordReading
 from iotledger.domain.readings import Reading
+from iotledger.domain.service import Written
+from iotledger.domain.vocabulary import DeviceStatus
 from iotledger.maintenance import rebuild
 from iotledger.projections.readings import ReadingRow
 from tests.test_readings_domain import moments, payloads, readings, types, values
@@ -367,3 +371,51 @@ def quiet_services(settings: Settings, url: DatabaseUrl) -> Iterator[Services]:
         yield services
     finally:
         services.close()
+
+
+def shown(services: Services, written: Written) -> UUID:
+    """The id a write names, once the devices read model shows the write."""
+    deadline = time.monotonic() + 10
+    while (services.devices.position() or 0) < written.position:
+        assert time.monotonic() < deadline, "the devices projection never caught up"
+        time.sleep(0.01)
+    return written.id
+
+
+def registered(services: Services, owner: UUID | None) -> UUID:
+    """A device of `owner` (None: the shared fleet), shown by the devices read model."""
+    command = RegisterDevice(uuid4(), owner, "gated", DeviceStatus.OK, "test", datetime.now(UTC))
+    return shown(services, services.ledger.register_device(command))
+
+
+def test_the_ingest_admits_only_devices_the_caller_may_see_and_stores_nothing_else(
+    services: Services,
+) -> None:
+    me, stranger = uuid4(), uuid4()
+    mine, theirs, fleet = (registered(services, owner) for owner in (me, stranger, None))
+    access = DeviceAccess(user_id=me)
+
+    async def each(*chunks: list[RecordReading]) -> list[Any]:
+        answers = (services.ingest.submit(chunk, access) for chunk in chunks)
+        return await asyncio.gather(*answers, return_exceptions=True)
+
+    # in one batch, the refused callers fail alone and the others are stored
+    answers = asyncio.run(
+        each(
+            [a_reading(mine, key="m")],
+            [a_reading(theirs, key="t")],
+            [a_reading(fleet, key="f"), a_reading(uuid4(), key="nowhere")],
+            [a_reading(fleet, key="f2")],
+        )
+    )
+    assert [type(a).__name__ for a in answers] == ["list", "NotFound", "NotFound", "list"]
+    assert str(answers[1]) == DEVICE_NOT_FOUND
+    queryable(services, max(o.position for a in (answers[0], answers[3]) for o in a))
+    # the refused third caller's fleet reading is not stored either: a caller's readings
+    # go in together or not at all
+    assert [len(rows_of(services, d)) for d in (mine, theirs, fleet)] == [1, 0, 1]
+    # a device deleted (and shown deleted) takes no more readings
+    shown(services, services.ledger.delete_device(DeleteDevice(mine, access, "t", T0)))
+    (after,) = asyncio.run(each([a_reading(mine, key="after")]))
+    assert isinstance(after, NotFound)
+    assert len(rows_of(services, mine)) == 1

@@ -20,6 +20,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
+import psycopg
 from psycopg import Cursor, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -57,10 +58,13 @@ _FLEET_COMPONENTS = (
 )
 
 
-class Ownership(msgspec.Struct, frozen=True):
-    """Whose a device is (None: the shared fleet's), all that tenancy asks of it."""
-
-    owner: UUID | None
+def owners_of(
+    conn: psycopg.Connection[Any], device_ids: Collection[UUID]
+) -> dict[UUID, UUID | None]:
+    """Of each of these devices that exists, whose it is (None: the shared fleet's), all
+    that tenancy (`DeviceAccess.allows`) asks of a device."""
+    rows = conn.execute("SELECT id, owner FROM devices WHERE id = ANY(%s)", (list(device_ids),))
+    return dict(rows.fetchall())
 
 
 def _sets(columns: dict[str, Any], allowed: frozenset[str]) -> sql.Composed:
@@ -164,14 +168,6 @@ class PostgresDeviceView(PostgresView[DeviceRows]):
             {"id": device_id, "user": access.user_id},
         )
         return msgspec.convert(found[0], DeviceSummary) if found else None
-
-    def ownerships(self, device_ids: Collection[UUID]) -> dict[UUID, Ownership]:
-        """Of each of these devices that exists, whose it is (for `DeviceAccess.allows`)."""
-        with self.pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT id, owner FROM devices WHERE id = ANY(%s)", (list(device_ids),)
-            ).fetchall()
-        return {device_id: Ownership(owner) for device_id, owner in rows}
 
     def page(
         self, access: DeviceAccess, after: int, limit: int

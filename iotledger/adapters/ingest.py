@@ -10,6 +10,13 @@ lone reading back: an idle ingest appends it at once (`linger` can make the
 worker wait that long after the first arrival, for fewer, larger appends). If
 the append fails, every caller of that batch gets the error.
 
+A caller may name whose devices it may write to (a `DeviceAccess`): before the append,
+one query on the worker's connection reads the owners of every device such callers
+named, and a caller whose readings name a device it may not see (or none that exists)
+gets NotFound, its readings left out. The query starts after the caller submitted, so it
+sees every device change acknowledged before; and a request waits for one hand-over to
+the worker instead of two (a look-up of its own, then the append).
+
 Callers on an event loop are woken together, with one wake-up per loop and
 batch: per-caller wake-ups cost more than the append itself.
 """
@@ -22,7 +29,7 @@ import logging
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any
@@ -33,7 +40,9 @@ import psycopg
 from eventsourcing.postgres import PostgresApplicationRecorder
 
 from iotledger.adapters.reading_log import Positions, ReadingLog, stored_state
-from iotledger.domain.errors import Unavailable
+from iotledger.domain.device_service import DEVICE_NOT_FOUND
+from iotledger.domain.devices import DeviceAccess
+from iotledger.domain.errors import NotFound, Unavailable
 from iotledger.domain.reading_service import RecordReading
 
 log = logging.getLogger(__name__)
@@ -53,28 +62,53 @@ Answer = list[Outcome] | BaseException
 Waiter = Future[list[Outcome]] | asyncio.Future[list[Outcome]]
 
 
+Owners = Callable[[psycopg.Connection[Any], Collection[UUID]], Mapping[UUID, UUID | None]]
+"""Of each of these devices that exists, its owner (None: the shared fleet's)."""
+
+
 class _Submission:
     """One caller's readings (id, state bytes), and how to wake the caller."""
 
-    __slots__ = ("arrived", "loop", "rows", "waiter")
+    __slots__ = ("access", "arrived", "devices", "loop", "rows", "waiter")
 
     def __init__(
-        self, rows: list[tuple[UUID, bytes]], loop: asyncio.AbstractEventLoop | None, waiter: Waiter
+        self,
+        rows: list[tuple[UUID, bytes]],
+        loop: asyncio.AbstractEventLoop | None,
+        waiter: Waiter,
+        access: tuple[DeviceAccess, frozenset[UUID]] | None,
     ) -> None:
         self.rows = rows
         self.loop = loop
         self.waiter = waiter
+        self.access: DeviceAccess | None = None
+        self.devices: frozenset[UUID] = frozenset()
+        if access is not None:
+            self.access, self.devices = access
         self.arrived = time.monotonic()
+
+    def refused(self, owners: Mapping[UUID, UUID | None]) -> bool:
+        """Whether it names a device that does not exist, or one its caller may not see."""
+        if self.access is None:
+            return False
+        return not all(d in owners and self.access.allows(owners[d]) for d in self.devices)
 
 
 class ReadingIngest:
     """Batches readings from any thread or event loop into one append per few ms."""
 
     def __init__(
-        self, conninfo: str, log_: ReadingLog, *, max_batch: int = 5000, linger: float = 0.0
+        self,
+        conninfo: str,
+        log_: ReadingLog,
+        *,
+        max_batch: int = 5000,
+        linger: float = 0.0,
+        owners: Owners | None = None,
     ) -> None:
         self._conninfo = conninfo
         self._log = log_
+        self._owners = owners
         self._max_batch = max_batch
         self._linger = linger
         self._pending: deque[_Submission] = deque()
@@ -95,11 +129,14 @@ class ReadingIngest:
         """An ingest into this recorder's log, waiting for its lock as long as it does."""
         return cls(conninfo, ReadingLog.of(recorder, lock_timeout), **options)
 
-    async def submit(self, readings: Sequence[RecordReading]) -> list[Outcome]:
-        """Append these readings; answers once they are committed, one outcome each."""
+    async def submit(
+        self, readings: Sequence[RecordReading], access: DeviceAccess | None = None
+    ) -> list[Outcome]:
+        """Append these readings; answers once they are committed, one outcome each.
+        With `access`, NotFound unless every reading's device exists and `access` allows it."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[list[Outcome]] = loop.create_future()
-        self._queue(readings, loop, waiter)
+        self._queue(readings, loop, waiter, access)
         return await waiter
 
     def enqueue(self, readings: Sequence[RecordReading]) -> Future[list[Outcome]]:
@@ -122,13 +159,17 @@ class ReadingIngest:
         readings: Sequence[RecordReading],
         loop: asyncio.AbstractEventLoop | None,
         waiter: Waiter,
+        access: DeviceAccess | None = None,
     ) -> None:
         received_at = datetime.now(UTC)
         rows = [(r.reading_id, stored_state(r, received_at)) for r in readings]
         if not rows:
             waiter.set_result([])
             return
-        submission = _Submission(rows, loop, waiter)
+        if access is not None and self._owners is None:
+            raise TypeError("this ingest was made without `owners`: it cannot check access")
+        devices = (access, frozenset(r.device_id for r in readings)) if access else None
+        submission = _Submission(rows, loop, waiter, devices)
         with self._cond:
             if self._state == "stopped":
                 raise Unavailable("the reading ingest is stopped")
@@ -177,16 +218,17 @@ class ReadingIngest:
         self, conn: psycopg.Connection[Any] | None, batch: list[_Submission]
     ) -> psycopg.Connection[Any] | None:
         """Append one batch and answer its callers; the connection to use next time."""
-        distinct: dict[UUID, bytes] = {}
-        for submission in batch:
-            for reading_id, state in submission.rows:
-                distinct.setdefault(reading_id, state)
         try:
             if conn is None or conn.closed:
                 conn = self._connect()
-            inserted, originals = self._log.append(conn, distinct)
+            batch = self._admitted(conn, batch)
+            distinct: dict[UUID, bytes] = {}
+            for submission in batch:
+                for reading_id, state in submission.rows:
+                    distinct.setdefault(reading_id, state)
+            inserted, originals = self._log.append(conn, distinct) if distinct else ({}, {})
         except Exception as error:
-            log.exception("appending %d readings failed", len(distinct))
+            log.exception("appending %d submissions of readings failed", len(batch))
             failure = Unavailable("the readings could not be stored; nothing was acknowledged")
             failure.__cause__ = error
             _settle(batch, [failure] * len(batch))
@@ -195,6 +237,21 @@ class ReadingIngest:
             return None if conn is None or conn.closed else conn
         _settle(batch, _outcomes(batch, inserted, originals))
         return conn
+
+    def _admitted(
+        self, conn: psycopg.Connection[Any], batch: list[_Submission]
+    ) -> list[_Submission]:
+        """The submissions whose callers may write their readings; the others answered
+        NotFound (as if the device did not exist), one query for the whole batch."""
+        named = set().union(*(s.devices for s in batch))
+        if not named or self._owners is None:
+            return batch
+        owners = self._owners(conn, named)
+        refused = [s for s in batch if s.refused(owners)]
+        if not refused:
+            return batch
+        _settle(refused, [NotFound(DEVICE_NOT_FOUND) for _ in refused])
+        return [s for s in batch if not s.refused(owners)]
 
     def _connect(self) -> psycopg.Connection[Any]:
         conn = psycopg.connect(

@@ -1,12 +1,11 @@
 """Many callers' look-ups of single rows, answered by one query per round.
 
-Every telemetry request must first learn whether its device exists and whose it
-is. Asked one by one, that is a worker-thread hop and a round trip per request,
-which cost more than storing the reading. `BatchedLookup` gathers the keys that
-callers on an event loop ask for while a query is out, and asks for all of them
-in the next query (`WHERE id = ANY(...)`): one hop and one round trip per round,
-however many requests are waiting. At low load a round holds one key and costs
-what a single look-up did.
+Asked one by one, a look-up is a worker-thread hop and a round trip per request
+(the Lambda readings endpoints ask for the head of the log before they read).
+`BatchedLookup` gathers the keys that callers on an event loop ask for while a
+query is out, and asks for all of them in the next query: one hop and one round
+trip per round, however many requests are waiting. At low load a round holds one
+key and costs what a single look-up did.
 
 A caller never joins a query already out: its answer comes from a query that
 started after it asked, so it sees every write acknowledged before it asked

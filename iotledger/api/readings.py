@@ -30,9 +30,13 @@ Instant = Annotated[datetime, msgspec.Meta(tz=True)]
 """A device time in a body: RFC 3339 with its offset (a clock without one cannot be placed)."""
 
 
-async def record_readings(services: Services, readings: Sequence[RecordReading]) -> list[Outcome]:
-    """Through the shared ingest; answers once the readings are committed to the log."""
-    return await services.ingest.submit(readings)
+async def record_readings(
+    services: Services, readings: Sequence[RecordReading], access: DeviceAccess | None = None
+) -> list[Outcome]:
+    """Through the shared ingest; answers once the readings are committed to the log.
+    With `access`: NotFound, nothing stored, unless each reading's device is one it allows
+    (checked by the ingest, on a query that starts after this call)."""
+    return await services.ingest.submit(readings, access)
 
 
 async def device_readings(

@@ -33,8 +33,7 @@ from iotledger.api.readings import (
 )
 from iotledger.api.registry import access_of, cause, now
 from iotledger.bootstrap import Services
-from iotledger.domain.device_service import DEVICE_NOT_FOUND
-from iotledger.domain.errors import Conflict, NotFound
+from iotledger.domain.errors import Conflict
 from iotledger.domain.reading_service import RecordReading
 from iotledger.domain.readings import MAX_KEY_LENGTH, MAX_TYPE_LENGTH
 from iotledger.projections.readings import ReadingRow
@@ -137,9 +136,6 @@ async def record_telemetry(
     services: Services, device_id: UUID, data: NewTelemetry, principal: Principal
 ) -> TelemetryReading:
     """A reading of a device the caller may see (else 404, as if it did not exist)."""
-    device = await services.ownerships.get(device_id)
-    if device is None or not access_of(principal).allows(device.owner):
-        raise NotFound(DEVICE_NOT_FOUND)
     reading = RecordReading(
         device_id=device_id,
         telemetry_type=data.telemetry_type,
@@ -148,7 +144,7 @@ async def record_telemetry(
         by=cause(principal),
         key=None if data.id is None else str(data.id),
     )
-    (outcome,) = await record_readings(services, [reading])
+    (outcome,) = await record_readings(services, [reading], access_of(principal))
     if outcome.new:  # answered as it will be listed: in UTC
         recorded_at = reading.recorded_at.astimezone(UTC)
         return TelemetryReading(outcome.id, data.telemetry_type, data.payload, recorded_at)
