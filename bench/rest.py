@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from tempfile import mkdtemp
+from typing import Any, LiteralString
 
 import httpx
 import psycopg
@@ -413,10 +414,23 @@ def store_readings(url: DatabaseUrl, device: uuid.UUID, args: argparse.Namespace
     return int(args.stored) / (done - started)
 
 
-def readings_of(url: DatabaseUrl) -> int:
-    with psycopg.connect(str(url)) as conn:
-        row = conn.execute("SELECT count(*) FROM readings").fetchone()
-    return int(row[0]) if row else 0
+def readings_of(url: DatabaseUrl, timeout: float = 60) -> int:
+    """The readings table's rows, once the readings projection has applied the whole log
+    (it applies a steady stream in batches 50 ms apart, so it may still be a batch behind)."""
+    caught_up = (
+        "SELECT coalesce((SELECT position FROM projection_tracking WHERE name = 'readings'), 0)"
+        " >= (SELECT coalesce(max(notification_id), 0) FROM iotledger_events)"
+    )
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(str(url), autocommit=True) as conn:
+        while not _one(conn, caught_up) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return int(_one(conn, "SELECT count(*) FROM readings"))
+
+
+def _one(conn: psycopg.Connection[Any], query: LiteralString) -> Any:
+    row = conn.execute(query).fetchone()
+    return row[0] if row else None
 
 
 # --- the run -------------------------------------------------------------------------
