@@ -5,14 +5,13 @@ Litestar's own work per request (routing, signature model, dependencies, respons
 objects) costs about as much as recording the reading. The lane answers the common
 form of that one request as plain ASGI, through the same `record_telemetry` and the
 same error bodies as the Litestar handler; anything out of the ordinary (no
-Content-Length, a body over the limit, an id that is not a canonical UUID, an
-`Expect` header) passes to Litestar untouched, and so does every other request.
+Content-Length, a body over the limit, an id that is not a canonical UUID) passes to
+Litestar untouched, and so does every other request.
 `tests/test_intake.py` holds the two answers to be the same.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any
 from uuid import UUID
@@ -33,8 +32,6 @@ from iotledger.api.errors import (
 from iotledger.api.telemetry.telemetry import NewTelemetry, TelemetryReading, record_telemetry
 from iotledger.bootstrap import Services
 from iotledger.domain.errors import DomainError, InvalidInput
-
-log = logging.getLogger(__name__)
 
 _TELEMETRY = re.compile(
     r"/api/v1/devices/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/telemetry/?",
@@ -67,7 +64,7 @@ class IntakeLane:
         if match is None:
             return None
         length = _header(scope, b"content-length")
-        if not length.isdigit() or int(length) > self.max_body:
+        if not (length.isascii() and length.isdigit()) or int(length) > self.max_body:
             return None
         return UUID(match.group(1))
 
