@@ -76,15 +76,15 @@ class _Submission:
         rows: list[tuple[UUID, bytes]],
         loop: asyncio.AbstractEventLoop | None,
         waiter: Waiter,
-        access: tuple[DeviceAccess, frozenset[UUID]] | None,
+        access: DeviceAccess | None = None,
+        devices: frozenset[UUID] = frozenset(),
     ) -> None:
         self.rows = rows
         self.loop = loop
         self.waiter = waiter
-        self.access: DeviceAccess | None = None
-        self.devices: frozenset[UUID] = frozenset()
-        if access is not None:
-            self.access, self.devices = access
+        self.access = access
+        self.devices = devices
+        """The devices its readings name, when `access` must allow each."""
         self.arrived = time.monotonic()
 
     def refused(self, owners: Mapping[UUID, UUID | None]) -> bool:
@@ -168,8 +168,8 @@ class ReadingIngest:
             return
         if access is not None and self._owners is None:
             raise TypeError("this ingest was made without `owners`: it cannot check access")
-        devices = (access, frozenset(r.device_id for r in readings)) if access else None
-        submission = _Submission(rows, loop, waiter, devices)
+        devices = frozenset(r.device_id for r in readings) if access is not None else frozenset()
+        submission = _Submission(rows, loop, waiter, access, devices)
         with self._cond:
             if self._state == "stopped":
                 raise Unavailable("the reading ingest is stopped")
@@ -247,11 +247,12 @@ class ReadingIngest:
         if not named or self._owners is None:
             return batch
         owners = self._owners(conn, named)
-        refused = [s for s in batch if s.refused(owners)]
-        if not refused:
-            return batch
+        admitted: list[_Submission] = []
+        refused: list[_Submission] = []
+        for submission in batch:
+            (refused if submission.refused(owners) else admitted).append(submission)
         _settle(refused, [NotFound(DEVICE_NOT_FOUND) for _ in refused])
-        return [s for s in batch if not s.refused(owners)]
+        return admitted
 
     def _connect(self) -> psycopg.Connection[Any]:
         conn = psycopg.connect(
