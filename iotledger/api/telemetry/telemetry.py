@@ -1,7 +1,8 @@
 """Device Telemetry: a device's readings, newest device time first, and its latest values.
 
-A reading goes through the one ingest every source shares and the answer waits
-until the read model shows it. `recorded_at` is the device's clock (default:
+A reading goes through the one ingest every source shares, which also checks that
+the caller may see its device, and is answered once committed; reads of readings
+wait for the read model (`api.readings`). `recorded_at` is the device's clock (default:
 now); a reading is listed and its latest value chosen by that time, not by its
 arrival. Our extension: an `id` the client gives makes a retry idempotent (the
 same id again stores nothing and answers the reading first stored). Telemetry
