@@ -26,6 +26,7 @@ from iotledger.adapters.settings import DatabaseUrl, MqttUrl, Settings, parse_da
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services, bootstrap
 from tests.mqtt_support import Adapter, LoopThread
+from tests.processes import environment, run
 
 LOCAL_POSTGRES = os.environ.get(
     "IOTLEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -215,3 +216,21 @@ def module_auth_headers(services: Services) -> dict[str, str]:
     """One user signed in for a whole test module: signing in (argon2) is the slow part."""
     with TestClient(create_app(services)) as client:
         return register_and_login(client)
+
+
+@pytest.fixture
+def own_database(server_url: DatabaseUrl) -> Iterator[DatabaseUrl]:
+    """A database of its own, dropped after the test."""
+    url = create_database(server_url)
+    yield url
+    drop_database(server_url, url)
+
+
+@pytest.fixture
+def migrated(own_database: DatabaseUrl, mqtt_url: MqttUrl) -> tuple[int, dict[str, str]]:
+    """A free port, and the environment of `iotledger` processes on their own database,
+    migrated (what single roles need before they start)."""
+    port = free_port()
+    env = environment(own_database, mqtt_url, IOTLEDGER_PORT=str(port))
+    assert run("migrate", env=env).returncode == 0
+    return port, env

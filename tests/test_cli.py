@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from iotledger.adapters.settings import DatabaseUrl, MqttUrl
-from tests.conftest import create_database, drop_database, free_port, unique
+from tests.conftest import free_port, unique
 from tests.processes import environment, run, serving, stop, wait_for_http, wait_until
 
 
@@ -56,13 +56,6 @@ def test_an_unreachable_database_is_one_line_naming_the_setting() -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.fixture
-def own_database(server_url: DatabaseUrl) -> object:
-    url = create_database(server_url)
-    yield url
-    drop_database(server_url, url)
-
-
 def sign_up_and_in(base: str) -> None:
     username = unique()
     body = {"username": username, "password": "secret123"}
@@ -88,11 +81,9 @@ def test_serve_runs_everything_in_one_process_and_stops_on_sigterm(
 
 
 def test_api_and_projections_as_two_processes_serve_the_same_slice(
-    own_database: DatabaseUrl, mqtt_url: MqttUrl
+    migrated: tuple[int, dict[str, str]],
 ) -> None:
-    port = free_port()
-    env = environment(own_database, mqtt_url, IOTLEDGER_PORT=str(port))
-    assert run("migrate", env=env).returncode == 0
+    port, env = migrated
     with (
         serving("--role", "projections", env=env) as projections,
         serving("--role", "api", env=env) as api,

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
-from iotledger.adapters.settings import DatabaseUrl, MqttUrl
-from tests.conftest import create_database, drop_database, free_port, unique
-from tests.processes import environment, run, serving, stop, wait_for_http
-
-
-@pytest.fixture
-def own_database(server_url: DatabaseUrl) -> Iterator[DatabaseUrl]:
-    url = create_database(server_url)
-    yield url
-    drop_database(server_url, url)
+from tests.conftest import unique
+from tests.processes import run, serving, stop, wait_for_http
 
 
 def signed_in_device(base: str) -> tuple[dict[str, str], str]:
@@ -34,12 +23,10 @@ def signed_in_device(base: str) -> tuple[dict[str, str], str]:
 
 
 def test_api_processes_share_a_port_and_every_reading_is_read_back_at_once(
-    own_database: DatabaseUrl, mqtt_url: MqttUrl
+    migrated: tuple[int, dict[str, str]],
 ) -> None:
-    port = free_port()
-    env = environment(own_database, mqtt_url, IOTLEDGER_PORT=str(port))
+    port, env = migrated
     shared = {**env, "IOTLEDGER_REUSE_PORT": "true"}
-    assert run("migrate", env=env).returncode == 0
     base = f"http://127.0.0.1:{port}"
     with (
         serving("--role", "projections", env=env) as projections,
@@ -72,11 +59,9 @@ def test_api_processes_share_a_port_and_every_reading_is_read_back_at_once(
 
 
 def test_without_reuse_port_a_second_api_process_says_the_port_is_taken(
-    own_database: DatabaseUrl, mqtt_url: MqttUrl
+    migrated: tuple[int, dict[str, str]],
 ) -> None:
-    port = free_port()
-    env = environment(own_database, mqtt_url, IOTLEDGER_PORT=str(port))
-    assert run("migrate", env=env).returncode == 0
+    port, env = migrated
     with serving("--role", "api", env=env) as first:
         wait_for_http(f"http://127.0.0.1:{port}", first)
         second = run("serve", "--role", "api", env=env, timeout=60)
