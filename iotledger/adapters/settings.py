@@ -122,6 +122,9 @@ class Settings(msgspec.Struct, frozen=True):
     log_level: str = "INFO"
     db_pool_size: int = 10
     read_wait_timeout: float = 5.0
+    statement_timeout: float = 5.0  # seconds any statement may run; then 503 + Retry-After
+    lock_timeout: float = 3.0  # seconds any statement may wait for a lock
+    mqtt_session_expiry: int = 7200  # seconds the broker keeps our session while we are away
 
     def __repr__(self) -> str:
         fields = msgspec.structs.asdict(self) | {"jwt_secret": self.jwt_secret and "***"}
@@ -258,6 +261,9 @@ _FIELDS: dict[str, tuple[Callable[[object, str], object], str, str]] = {
     "log_level": (_log_level, "server", "log_level"),
     "db_pool_size": (_count, "database", "pool_size"),
     "read_wait_timeout": (_non_negative, "database", "read_wait_timeout"),
+    "statement_timeout": (_positive, "database", "statement_timeout"),
+    "lock_timeout": (_positive, "database", "lock_timeout"),
+    "mqtt_session_expiry": (_count, "mqtt", "session_expiry"),
 }
 # Keys combined by the _apply_* functions below.
 _SPECIAL = {
