@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 import psycopg
 
 from iotledger.adapters.feed import lock_key
 from iotledger.adapters.leadership import Round, lead
-from iotledger.adapters.settings import DatabaseUrl
+from iotledger.adapters.settings import DatabaseUrl, parse_database_url
 from tests.conftest import unique
 
 LONG_ROUND = 300  # beats of 0.1 s: a 30 s round, as a device check of a large fleet can be
@@ -74,3 +76,64 @@ def test_a_leader_whose_lock_connection_is_terminated_stops_and_the_standby_take
     assert old[-1] < cut + 2, f"the old leader worked on for {old[-1] - cut:.1f}s"
     assert new, "the standby never took over"
     assert old[-1] < new[0] < cut + 3  # never both at once, and not long without a leader
+
+
+class FreezingProxy:
+    """A TCP relay to PostgreSQL that can stop relaying (a network gone silent)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self.pipes: set[asyncio.Task[None]] = set()
+
+    async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
+            self.pipes.add(asyncio.create_task(self.pipe(source, sink)))
+
+    async def pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await source.read(65536):
+                await self.flowing.wait()
+                sink.write(data)
+                await sink.drain()
+        sink.close()
+
+
+@contextlib.asynccontextmanager
+async def freezing_proxy(url: DatabaseUrl) -> AsyncIterator[tuple[FreezingProxy, DatabaseUrl]]:
+    proxy = FreezingProxy(url.host, url.port)
+    server = await asyncio.start_server(proxy.accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield proxy, parse_database_url(str(url).replace(f":{url.port}/", f":{port}/"))
+    finally:
+        server.close()
+        for task in proxy.pipes:
+            task.cancel()
+        await asyncio.gather(*proxy.pipes, return_exceptions=True)
+
+
+async def freeze_the_leader(url: DatabaseUrl) -> tuple[list[float], float]:
+    """A leader whose connection goes silent. (its beats, the moment it went silent)"""
+    beats: list[float] = []
+    async with freezing_proxy(url) as (proxy, through_proxy):
+        task = asyncio.create_task(lead(str(through_proxy), unique("leader"), beating(beats), 0.1))
+        try:
+            while not beats:
+                await asyncio.sleep(0.05)
+            proxy.flowing.clear()
+            frozen = time.monotonic()
+            await asyncio.sleep(3)
+            return beats, frozen
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+def test_a_leader_whose_lock_connection_hangs_stops_working_within_two_seconds(
+    database_url: DatabaseUrl,
+) -> None:
+    beats, frozen = asyncio.run(freeze_the_leader(database_url))
+    assert beats[-1] < frozen + 2, f"the leader worked on for {beats[-1] - frozen:.1f}s"
