@@ -5,16 +5,17 @@ PostgreSQL advisory lock on a connection of its own; the other processes stand
 by. If the leader dies, its connection and so its lock go with it and a
 standby takes over.
 
-A leader that is cut off (its backend terminated, the database restarted, the
-network gone) loses its lock at once on the server's side, and a standby may take
-over within `standby_wait`. So the leader does not trust its rounds to notice: a
-watchdog asks the lock's connection every `CHECK_EVERY` seconds, and when it fails
-or stays silent past `CHECK_TIMEOUT`, the round at work is cancelled on the spot
-(a device check of a large fleet can run for tens of seconds) and nothing more is
-sent until the lock is held again. A write already handed to a worker thread
-(recording a dispatch that was sent) may still complete. A new leader waits
-`TAKEOVER_GRACE`, the longest a lost leader takes to notice, before its first
-round, so two leaders never work at once.
+A leader whose backend is terminated (or whose database restarts) has lost its
+lock at once, and a standby may take over within `standby_wait`. So the leader
+does not trust its rounds to notice: a watchdog asks the lock's connection every
+`CHECK_EVERY` seconds, and when it fails or stays silent past `CHECK_TIMEOUT` (the
+network gone), the round at work is cancelled on the spot (a device check of a
+large fleet can run for tens of seconds) and nothing more is sent until the lock
+is held again. With the network gone, the server keeps the old session and its
+lock until it notices (its own TCP keepalive settings): nobody leads meanwhile.
+A write already handed to a worker thread (recording a dispatch that was sent)
+may still complete. A new leader waits `TAKEOVER_GRACE`, the longest a lost
+leader takes to notice, before its first round, so two leaders never work at once.
 """
 
 from __future__ import annotations
@@ -98,10 +99,9 @@ async def _lead_while_held(conn: psycopg.AsyncConnection[Any], work: Round, ever
             if done:
                 return rounds.result()
             if not await _answers(conn):
-                rounds.cancel()  # before anything else runs: it sends nothing more
                 raise LostLock("the connection holding the lock stopped answering")
     finally:
-        rounds.cancel()
+        rounds.cancel()  # before anything else runs: the round sends nothing more
         await asyncio.gather(rounds, return_exceptions=True)
 
 
