@@ -45,13 +45,12 @@ def database(settings: Settings) -> Iterator[DatabaseUrl]:
         yield settings.database_url
         return
     embedded = EmbeddedPostgres(settings.data_dir / "postgres")
-    ours = not embedded.is_running()  # a running one belongs to another iotledger process
     log.info("no IOTLEDGER_DATABASE_URL: using embedded PostgreSQL in %s", embedded.data_dir)
     url = parse_database_url(embedded.start())
     try:
         yield url
     finally:
-        if ours:
+        if embedded.is_ours():  # else a live iotledger process started it and stops it
             log.info("stopping embedded PostgreSQL")
             embedded.stop()
 

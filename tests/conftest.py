@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -224,6 +225,18 @@ def own_database(server_url: DatabaseUrl) -> Iterator[DatabaseUrl]:
     url = create_database(server_url)
     yield url
     drop_database(server_url, url)
+
+
+@pytest.fixture
+def outside_tmp() -> Iterator[Path]:
+    """A temporary directory for an embedded PostgreSQL's data, outside pytest's own.
+
+    Run as root, that server runs as another account and reaches its data through
+    o+x on every parent. Every pytest session that starts meanwhile (a parallel run)
+    makes /tmp/pytest-of-<user> private again, and the server's pg_ctl fails.
+    """
+    with tempfile.TemporaryDirectory(prefix="iotledger-test-") as directory:
+        yield Path(directory)
 
 
 @pytest.fixture

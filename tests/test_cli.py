@@ -103,11 +103,10 @@ def test_a_single_role_refuses_to_start_on_an_unmigrated_database(
     assert "iotledger migrate" in result.stderr.strip().splitlines()[-1]
 
 
-def test_with_no_configuration_serve_starts_embedded_postgres_and_broker(tmp_path: Path) -> None:
+def test_with_no_configuration_serve_starts_embedded_postgres_and_broker(outside_tmp: Path) -> None:
     port, broker_port = free_port(), free_port()
-    env = environment(IOTLEDGER_PORT=str(port), IOTLEDGER_EMBEDDED_MQTT_PORT=str(broker_port))
-    del env["IOTLEDGER_JWT_SECRET"]
-    with serving(env=env, cwd=tmp_path) as process:
+    env = embedded_env(broker_port, port)
+    with serving(env=env, cwd=outside_tmp) as process:
         base = f"http://127.0.0.1:{port}"
         wait_for_http(base, process, timeout=90)
         sign_up_and_in(base)
@@ -116,9 +115,9 @@ def test_with_no_configuration_serve_starts_embedded_postgres_and_broker(tmp_pat
     assert seconds < 15
     assert "embedded PostgreSQL" in output
     assert "embedded MQTT broker" in output
-    assert (tmp_path / "var" / "postgres").is_dir()
-    assert (tmp_path / "var" / "jwt_secret").is_file()
-    assert not postgres_running_in(tmp_path)
+    assert (outside_tmp / "var" / "postgres").is_dir()
+    assert (outside_tmp / "var" / "jwt_secret").is_file()
+    assert not postgres_running_in(outside_tmp)
     assert port_is_free(broker_port)
 
 
@@ -160,6 +159,50 @@ def test_projections_rebuild_of_an_unknown_name_is_one_clear_line(
     result = run("projections", "rebuild", "nonsense", env=environment(own_database))
     assert result.returncode != 0
     assert "unknown nonsense" in result.stderr
+
+
+def embedded_env(broker_port: int, port: int) -> dict[str, str]:
+    env = environment(IOTLEDGER_PORT=str(port), IOTLEDGER_EMBEDDED_MQTT_PORT=str(broker_port))
+    del env["IOTLEDGER_JWT_SECRET"]
+    return env
+
+
+def test_serve_after_a_sigkill_takes_over_the_orphaned_postgres_and_stops_it(
+    outside_tmp: Path,
+) -> None:
+    port, broker_port = free_port(), free_port()
+    env, base = embedded_env(broker_port, port), f"http://127.0.0.1:{port}"
+    with serving(env=env, cwd=outside_tmp) as killed:
+        wait_for_http(base, killed, timeout=90)
+        killed.kill()
+        killed.wait(10)
+    assert postgres_running_in(outside_tmp)  # the orphan
+    assert port_is_free(broker_port)  # the embedded broker died with its process
+    with serving(env=env, cwd=outside_tmp) as process:
+        wait_for_http(base, process, timeout=90)
+        sign_up_and_in(base)
+        code, _, output = stop(process, timeout=30)
+    assert code == 0, output
+    assert not postgres_running_in(outside_tmp)
+    assert "left running by process" in output
+
+
+def test_a_second_serve_on_the_same_data_leaves_the_first_ones_postgres_running(
+    outside_tmp: Path,
+) -> None:
+    port, api_port, broker_port = free_port(), free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    with serving(env=embedded_env(broker_port, port), cwd=outside_tmp) as first:
+        wait_for_http(base, first, timeout=90)
+        with serving(
+            "--role", "api", env=embedded_env(broker_port, api_port), cwd=outside_tmp
+        ) as api:
+            wait_for_http(f"http://127.0.0.1:{api_port}", api, timeout=90)
+            assert stop(api, timeout=30)[0] == 0
+        sign_up_and_in(base)  # the first one's database still serves
+        code, _, output = stop(first, timeout=30)
+    assert code == 0, output
+    assert not postgres_running_in(outside_tmp)
 
 
 _ = wait_until

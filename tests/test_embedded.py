@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from gmqtt.mqtt.constants import MQTTv311
 
 from iotledger.adapters.embedded import EmbeddedBroker, EmbeddedPostgres, EmbeddedServiceError
+from iotledger.adapters.owner import OwnerFile, process_identity
 
 
 def _free_port() -> int:
@@ -29,8 +31,8 @@ def _postgres_processes_mentioning(path: Path) -> list[str]:
     return [line for line in ps.stdout.splitlines() if "postgres" in line and str(path) in line]
 
 
-def test_embedded_postgres_serves_sql_and_stops_cleanly(tmp_path: Path) -> None:
-    data_dir = tmp_path / "postgres"
+def test_embedded_postgres_serves_sql_and_stops_cleanly(outside_tmp: Path) -> None:
+    data_dir = outside_tmp / "postgres"
     server = EmbeddedPostgres(data_dir)
     try:
         url = server.start()
@@ -100,3 +102,24 @@ def test_embedded_broker_reports_a_taken_port() -> None:
     assert str(caught.value) == (
         f"IOTLEDGER_EMBEDDED_MQTT_PORT: port {port} on 127.0.0.1 is already in use"
     )
+
+
+def test_a_server_is_an_orphan_once_the_process_that_claimed_it_is_gone(tmp_path: Path) -> None:
+    owner = OwnerFile(tmp_path / "owner")
+    assert owner.orphaned()  # nobody ever claimed it
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        (tmp_path / "owner").write_text(f"{process_identity(child.pid)}\n")
+        assert not owner.orphaned()
+        assert not owner.mine()
+    finally:
+        child.kill()
+        child.wait()
+    assert owner.orphaned()
+    (tmp_path / "owner").write_text(f"{os.getpid()} 0\n")  # our pid, another start time
+    assert owner.orphaned()
+    owner.claim()
+    assert owner.mine()
+    assert not owner.orphaned()
+    owner.release()
+    assert not (tmp_path / "owner").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -14,10 +14,13 @@ import pytest
 
 from iotledger.adapters.database import migrate
 from iotledger.adapters.settings import DatabaseUrl, MqttUrl, Settings
+from iotledger.adapters.views import LostRace
 from iotledger.bootstrap import Services, bootstrap
+from iotledger.domain.sessions import Session
 from iotledger.domain.users import EmailIndex, User, UsernameIndex
 from iotledger.maintenance import rebuild
 from iotledger.projections.runner import ProjectionRunner
+from iotledger.projections.sessions import SessionProjection
 from iotledger.projections.users import UserProjection
 from tests.conftest import unique
 from tests.processes import environment, serving, wait_until
@@ -138,9 +141,9 @@ class Counted(UserProjection):
         super().__init__(view)
         self.batches = 0
 
-    def process(self, batch: Any, position: int) -> None:
+    def process(self, batch: Any, after: int | None, position: int) -> None:
         self.batches += 1
-        super().process(batch, position)
+        super().process(batch, after, position)
 
 
 def test_a_paced_projection_applies_a_stream_in_few_batches_and_a_lone_event_at_once(
@@ -167,3 +170,28 @@ def test_a_paced_projection_applies_a_stream_in_few_batches_and_a_lone_event_at_
         assert len(services.users.all_users()) == head(services) // 3
     finally:
         runner.stop()
+
+
+def test_a_runner_that_lost_its_projection_to_another_cannot_apply_a_batch_twice(
+    quiet_services: Services,
+) -> None:
+    """The old runner (cut off from its lock, not knowing it yet) and its successor start
+    from one position; the batch that commits second is refused, with all its rows."""
+    services, now = quiet_services, datetime.now(UTC)
+    session = Session(uuid4(), uuid4(), "token-0", now, now + timedelta(days=1), by="test")
+    services.ledger.save(session)
+    old, new = (ProjectionRunner(SessionProjection(services.sessions), services.feed) for _ in "ab")
+
+    def refresh(n: int) -> None:
+        session.rotate(f"token-{n - 1}", f"token-{n}", now, now + timedelta(days=1))
+        services.ledger.save(session)
+
+    with services.feed() as feed:
+        old.catch_up(feed)
+        new.position = old.position  # the successor takes over before the old one's batch
+        refresh(1)
+        old.catch_up(feed)  # the old runner applies the first refresh
+        refresh(2)
+        with pytest.raises(LostRace):
+            new.catch_up(feed)  # the first refresh again, and the second
+    assert [s.refreshes for s in services.sessions.of_user(session.user_id)] == [1]

@@ -23,6 +23,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from iotledger.adapters.owner import OwnerFile
+
 __all__ = ["EmbeddedBroker", "EmbeddedPostgres", "EmbeddedServiceError"]
 
 _log = logging.getLogger(__name__)
@@ -49,8 +51,11 @@ class EmbeddedPostgres:
     """A PostgreSQL server whose data, password and log all live in ``data_dir``.
 
     The postmaster runs detached (pg_ctl gives it its own session), so it survives a
-    crash of our process and is reused by the next ``start()``; an orderly shutdown,
-    including the one triggered by SIGTERM, must call ``stop()``.
+    crash of our process. The process that starts it is its owner (``owner`` in
+    ``data_dir``); a ``start()`` elsewhere reuses it and leaves it to its owner, unless
+    that owner is gone: then the server is an orphan, and the new process takes it
+    over. An orderly shutdown of the owner, including the one triggered by SIGTERM,
+    must call ``stop()``.
     """
 
     def __init__(self, data_dir: Path) -> None:
@@ -58,6 +63,7 @@ class EmbeddedPostgres:
         self._pgdata = self.data_dir / "pgdata"
         self._password_file = self.data_dir / "password"
         self._log_file = self.data_dir / "postgres.log"
+        self._owner = OwnerFile(self.data_dir / "owner")
 
     def start(self) -> str:
         """Start (or reuse) the server and return a URL for the ``iotledger`` database."""
@@ -72,21 +78,26 @@ class EmbeddedPostgres:
         if port is None:
             port = _free_port(_PG_HOST)
             self._pg_ctl("start", "-w", "-l", str(self._log_file), "-o", f"-p {port}")
+            self._owner.claim()
+        elif self._owner.orphaned():
+            gone = self._owner.recorded_pid() or "unknown"
+            _log.warning("embedded PostgreSQL was left running by process %s: taking it over", gone)
+            self._owner.claim()
         self._ensure_database(port, password)
         return f"postgresql://{_PG_USER}:{password}@{_PG_HOST}:{port}/{_PG_DATABASE}"
 
-    def is_running(self) -> bool:
-        """Whether a postmaster already serves this data dir (a start would reuse it)."""
-        return self._running_port() is not None
+    def is_ours(self) -> bool:
+        """Whether this process owns the server: it started it, or took it over."""
+        return self._owner.mine()
 
     def stop(self) -> None:
         """Stop the postmaster and wait until it and all its children have exited."""
-        if self._running_port() is None:
-            return
-        try:
-            self._pg_ctl("stop", "-w", "-m", "fast")
-        except EmbeddedServiceError:
-            self._pg_ctl("stop", "-w", "-m", "immediate")
+        if self._running_port() is not None:
+            try:
+                self._pg_ctl("stop", "-w", "-m", "fast")
+            except EmbeddedServiceError:
+                self._pg_ctl("stop", "-w", "-m", "immediate")
+        self._owner.release()
 
     def _prepare_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,9 @@ Each feed owns one connection that LISTENs on the event table's channel (and on
 the channel of new readings, for a projection that reads them) and holds the
 projection's advisory lock, so one runner per projection works at a
 time across every process; if that connection dies, the lock goes with it and a
-standby runner takes over.
+standby runner takes over. The runner that lost it notices only at its next
+statement here; until then its batch may overlap its successor's, and the view's
+tracking row refuses the batch that commits second (see `iotledger.adapters.views`).
 """
 
 from __future__ import annotations

@@ -1,10 +1,17 @@
 """PostgreSQL views: read-model tables that commit their rows with their position.
 
 Every view shares one tracking table, `projection_tracking`, one row per
-projection. A unit of work writes the view's rows, moves the row forward (never
-back: a second runner that lost a race fails instead of applying twice) and
-notifies `iotledger_projections`, so readers in any process learn the new position
-the moment it commits.
+projection. A unit of work writes the view's rows, moves the row from the position
+its batch started after to the new one, and notifies `iotledger_projections`, so
+readers in any process learn the new position the moment it commits.
+
+Only from where it started: the advisory lock keeps one runner per projection at
+work, but a runner learns that it lost its lock (its feed connection cut) only at
+its next statement there, and a standby may take over meanwhile. The old runner's
+last batch and the new runner's first may then overlap; whichever commits second
+finds the row moved, and its whole batch rolls back (`LostRace`) instead of
+applying events twice (not every view is idempotent: a session's `refreshes`
+counts). Its runner starts again from the committed position.
 """
 
 from __future__ import annotations
@@ -29,13 +36,14 @@ TRACKING_DDL = (
     " position bigint NOT NULL)"
 )
 
-# One round trip: move the position forward, notify, and let the commit go without
-# waiting for its WAL flush (see `PostgresView.unit_of_work`). No row: a lost race.
+# One round trip: move the position from `after` (NULL: no row yet) to the new one,
+# notify, and let the commit go without waiting for its WAL flush (see
+# `PostgresView.unit_of_work`). No row: a lost race.
 _ADVANCE = (
     "WITH advanced AS ("
     " INSERT INTO projection_tracking (name, position) VALUES (%(name)s, %(position)s)"
     " ON CONFLICT (name) DO UPDATE SET position = excluded.position"
-    " WHERE projection_tracking.position < excluded.position"
+    " WHERE projection_tracking.position = %(after)s"
     " RETURNING position)"
     " SELECT pg_notify(%(channel)s, %(name)s || ':' || position),"
     " set_config('synchronous_commit', 'off', true) FROM advanced"
@@ -68,7 +76,7 @@ class PostgresView(View[W]):
         return None if row is None else int(row[0])
 
     @contextmanager
-    def unit_of_work(self, position: int) -> Iterator[W]:
+    def unit_of_work(self, after: int | None, position: int) -> Iterator[W]:
         """The view's rows and its position, in one transaction.
 
         The commit does not wait for its WAL to reach the disk (`synchronous_commit`
@@ -80,9 +88,14 @@ class PostgresView(View[W]):
         """
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
             yield self.rows(cursor)
-            advance = {"name": self.name, "position": position, "channel": PROJECTIONS_CHANNEL}
+            advance = {
+                "name": self.name,
+                "after": after,
+                "position": position,
+                "channel": PROJECTIONS_CHANNEL,
+            }
             if cursor.execute(_ADVANCE, advance).fetchone() is None:
-                raise LostRace(f"projection {self.name} is already past {position}")
+                raise LostRace(f"projection {self.name} is no longer at {after}")
 
     def wipe(self) -> None:
         with self.pool.connection() as conn, conn.transaction():

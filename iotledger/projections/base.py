@@ -29,8 +29,9 @@ class View(ABC, Generic[UnitOfWork]):
         """The last log position applied, or None before the first."""
 
     @abstractmethod
-    def unit_of_work(self, position: int) -> AbstractContextManager[UnitOfWork]:
-        """One transaction: what is written in it and the new position commit together."""
+    def unit_of_work(self, after: int | None, position: int) -> AbstractContextManager[UnitOfWork]:
+        """One transaction: what is written in it and the new position commit together,
+        only if the view is still at `after` (else nothing is written)."""
 
     @abstractmethod
     def wipe(self) -> None:
@@ -56,9 +57,10 @@ class Projection(ABC, Generic[UnitOfWork]):
     def __init__(self, view: View[UnitOfWork]) -> None:
         self.view = view
 
-    def process(self, batch: Sequence[Positioned], position: int) -> None:
-        """Apply a batch of (log position, event); `position` is where they bring us."""
-        with self.view.unit_of_work(position) as work:
+    def process(self, batch: Sequence[Positioned], after: int | None, position: int) -> None:
+        """Apply a batch of (log position, event) read after `after`; `position` is where
+        they bring us."""
+        with self.view.unit_of_work(after, position) as work:
             self.process_batch(batch, work)
 
     def process_batch(self, batch: Sequence[Positioned], work: UnitOfWork) -> None:

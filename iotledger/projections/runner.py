@@ -120,6 +120,6 @@ class ProjectionRunner:
         batch = feed.read(self.position, head, self.projection.topics, self._batch_size)
         more = len(batch) == self._batch_size
         position = batch[-1][0] if more else head
-        self.projection.process(batch, position)
+        self.projection.process(batch, self.position, position)
         self.position = position
         return more
