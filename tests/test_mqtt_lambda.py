@@ -177,8 +177,8 @@ def test_triggering_a_sensor_publishes_sensor_trigger(
     assert (message["type"], message["action"]) == ("sensor_trigger", "read")
     assert message["requested_at"].endswith("Z")
     commands = lambda_get(client, module_auth_headers, f"/api/v1/devices/{device_id}/commands")
-    assert [(c["command_name"], c["status"]) for c in commands] == [
-        ("sensor_trigger", "dispatched")
+    assert [(c["command_name"], c["status"], c["state"]) for c in commands] == [
+        ("sensor_trigger", "pending", "dispatched")
     ]
 
 
@@ -254,7 +254,8 @@ def test_a_broker_that_cannot_take_the_message_answers_500_and_cancels_the_comma
     assert response.status_code == ping.status_code == 500
     assert response.json() == {"error": "failed to publish to MQTT: not connected"}
     commands = lambda_get(client, module_auth_headers, f"/api/v1/devices/{device_id}/commands")
-    assert [c["status"] for c in commands] == ["cancelled"]
+    assert [(c["status"], c["state"]) for c in commands] == [("failed", "cancelled")]
+    assert commands[0]["reason"].startswith("the broker could not take it")
 
 
 def test_device_checks_ask_every_device_and_a_silent_one_becomes_lost(
