@@ -106,6 +106,59 @@ def test_a_second_discovery_updates_the_device_and_syncs_its_components(
     assert lambda_get(client, module_auth_headers, f"/actors/{actor}") is not None
 
 
+def test_a_partial_discovery_leaves_what_it_does_not_mention(
+    client: TestClient[object], module_auth_headers: Headers, device: Device, services: Services
+) -> None:
+    device_id, sensor, actor = discovered(client, module_auth_headers, device, services)
+    before = lambda_get(client, module_auth_headers, f"/api/v1/devices/{device_id}")
+    device.publish(services.topics.discovery, {"device": {"id": str(device_id), "name": "x"}})
+    path = f"/devices/{device_id}"
+    shown = eventually(
+        lambda: (d := lambda_get(client, module_auth_headers, path))["name"] == "x" and d
+    )
+    assert (shown["description"], shown["location"]) == ("Device Description", "Device Location")
+    assert lambda_get(client, module_auth_headers, f"/sensors/{sensor}") is not None
+    assert lambda_get(client, module_auth_headers, f"/actors/{actor}") is not None
+    after = lambda_get(client, module_auth_headers, f"/api/v1/devices/{device_id}")
+    assert after["metadata"] == before["metadata"]
+
+
+def test_a_list_that_is_present_is_complete_and_one_left_out_is_kept(
+    client: TestClient[object], module_auth_headers: Headers, device: Device, services: Services
+) -> None:
+    device_id, sensor, actor = discovered(client, module_auth_headers, device, services)
+    message = {"device": {"id": str(device_id)}, "sensors": []}
+    device.publish(services.topics.discovery, message)
+    eventually(
+        lambda: lambda_get(client, module_auth_headers, f"/sensors/{sensor}") is None,
+        what="the sensor removed",
+    )
+    assert lambda_get(client, module_auth_headers, f"/actors/{actor}") is not None
+    assert lambda_get(client, module_auth_headers, f"/devices/{device_id}")["name"] == "Device Name"
+
+
+@pytest.mark.parametrize("clash", ["mac_address", "component"])
+def test_a_discovery_that_clashes_with_another_device_is_dropped_and_counted(
+    client: TestClient[object],
+    module_auth_headers: Headers,
+    mqtt_adapter: Adapter,
+    device: Device,
+    services: Services,
+    clash: str,
+) -> None:
+    holder, sensor, _ = discovered(client, module_auth_headers, device, services)
+    newcomer = uuid.uuid4()
+    message = announcement(newcomer, [sensor] if clash == "component" else [uuid.uuid4()], [])
+    if clash == "mac_address":
+        message["mac_address"] = announcement(holder, [], [])["mac_address"]
+    reason = f"dropped.{clash}_conflict"
+    before = mqtt_adapter.counters.get(reason, 0)
+    device.publish(services.topics.discovery, message)
+    eventually(lambda: mqtt_adapter.counters.get(reason, 0) == before + 1, what=reason)
+    assert lambda_get(client, module_auth_headers, f"/devices/{newcomer}") is None
+    assert lambda_get(client, module_auth_headers, f"/sensors/{sensor}")["device_id"] == str(holder)
+
+
 @pytest.mark.parametrize(
     ("kind", "value", "stored"),
     [("sensor_reading", 23.7, 23.7), ("sensor_value", True, 1.0), ("sensor_reading", "0", 0.0)],
