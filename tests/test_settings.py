@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
@@ -163,7 +162,7 @@ def test_every_env_var_is_read() -> None:
         log_level="DEBUG",
         db_pool_size=3,
         read_wait_timeout=0.0,
-        trusted_proxies=tuple(ip_network(n) for n in ("10.0.0.1/32", "10.1.0.0/16", "::1/128")),
+        trusted_proxies=("10.0.0.1/32", "10.1.0.0/16", "::1/128"),
     )
 
 
@@ -410,7 +409,7 @@ def test_a_short_jwt_secret_stops_start_up_with_one_line_naming_it(tmp_path: Pat
 def test_trusted_proxies_take_a_toml_list_too(tmp_path: Path) -> None:
     config = write(tmp_path, '[server]\ntrusted_proxies = ["192.168.0.0/24", "fd00::1"]\n')
     proxies = load_settings(config, environ={}).trusted_proxies
-    assert proxies == (ip_network("192.168.0.0/24"), ip_network("fd00::1/128"))
+    assert proxies == ("192.168.0.0/24", "fd00::1/128")
 
 
 @pytest.mark.parametrize("text", ["10.0.0.300", "10.0.0.0/33", "proxy.local"])

@@ -42,7 +42,6 @@ import msgspec
 T = TypeVar("T")
 EVERY_INTERFACE = "0.0.0.0"
 MIN_JWT_SECRET_BYTES = 32
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(Exception):
@@ -136,7 +135,7 @@ class Settings(msgspec.Struct, frozen=True):
     statement_timeout: float = 5.0  # seconds any statement may run; then 503 + Retry-After
     lock_timeout: float = 3.0  # seconds any statement may wait for a lock
     mqtt_session_expiry: int = 7200  # seconds the broker keeps our session while we are away
-    trusted_proxies: tuple[Network, ...] = ()  # whose X-Forwarded-For names the client
+    trusted_proxies: tuple[str, ...] = ()  # networks (CIDR) whose X-Forwarded-For names the client
 
     def __repr__(self) -> str:
         fields = msgspec.structs.asdict(self) | {"jwt_secret": self.jwt_secret and "***"}
@@ -247,12 +246,12 @@ def _jwt_secret(value: object, setting: str) -> str:
     return secret
 
 
-def _networks(value: object, setting: str) -> tuple[Network, ...]:
-    """`10.0.0.1, 10.1.0.0/16, ::1` (or a TOML list of them): addresses and CIDRs."""
+def _networks(value: object, setting: str) -> tuple[str, ...]:
+    """`10.0.0.1, 10.1.0.0/16, ::1` (or a TOML list of them), each as a CIDR network."""
     items = value if isinstance(value, list) else _string(value, setting).split(",")
     try:
         return tuple(
-            ipaddress.ip_network(_string(item, setting).strip(), strict=False)
+            str(ipaddress.ip_network(_string(item, setting).strip(), strict=False))
             for item in items
             if not isinstance(item, str) or item.strip()
         )
