@@ -128,8 +128,9 @@ def test_a_commands_status_keeps_to_the_documents_words_and_its_state_tells_the_
     acknowledged, cancelled = (new_command(client, module_auth_headers, device) for _ in "ab")
     for command, answer in ((acknowledged, "acknowledged"), (cancelled, "cancelled")):
         path = f"{commands_of(device)}/{command['id']}"
-        response = client.patch(path, json={"status": answer}, headers=module_auth_headers)
+        response = client.patch(path, json={"state": answer}, headers=module_auth_headers)
         assert response.status_code == 200
+        assert response.json()["state"] == answer
     listed = client.get(commands_of(device), headers=module_auth_headers).json()
     assert [(c["status"], c["state"], c.get("reason")) for c in listed] == [
         ("pending", "acknowledged", None),
@@ -279,7 +280,14 @@ def test_a_bad_command_answers_400_and_stores_nothing(
 
 @pytest.mark.parametrize(
     "body",
-    [{"status": "pending"}, {"status": "done"}, {"status": "executed", "executed_at": "yesterday"}],
+    [
+        {},
+        {"status": "pending"},
+        {"status": "done"},
+        {"state": "issued"},
+        {"status": "executed", "state": "failed"},
+        {"status": "executed", "executed_at": "yesterday"},
+    ],
 )
 def test_a_bad_answer_answers_400_and_stores_nothing(
     client: TestClient[object], module_auth_headers: Headers, services: Services, body: object

@@ -33,6 +33,7 @@ from iotledger.bootstrap import Services
 from iotledger.domain.command_service import COMMAND_NOT_FOUND, IssueCommand, ReportCommand
 from iotledger.domain.commands import MAX_NAME_LENGTH, CommandStatus, Delivery
 from iotledger.domain.device_service import DEVICE_NOT_FOUND
+from iotledger.domain.errors import InvalidInput
 from iotledger.domain.service import Written
 from iotledger.domain.vocabulary import (
     CommandState,
@@ -65,12 +66,29 @@ class NewCommand(msgspec.Struct):
     ttl_seconds: TtlSeconds | None = None
 
 
-class CommandUpdate(msgspec.Struct):
-    """What became of a command; `executed_at` is the device's time (default: now)."""
+Reported = Literal["acknowledged", "executed", "failed", "cancelled"]
 
-    status: Literal["acknowledged", "executed", "failed", "cancelled"]
+
+class CommandUpdate(msgspec.Struct):
+    """What became of a command; `executed_at` is the device's time (default: now).
+
+    `status` is the document's (`executed`, `failed`); `state` (our extension) also
+    takes `acknowledged` and `cancelled`. `status` still takes those two, as it did
+    before `state` existed, so older clients keep working.
+    """
+
+    status: Reported | None = None
+    state: Reported | None = None
     executed_at: Instant | None = None
     result: Any = None
+
+    def reported(self) -> CommandStatus:
+        if self.status is not None and self.state is not None and self.status != self.state:
+            raise InvalidInput("status and state disagree")
+        said = self.state or self.status
+        if said is None:
+            raise InvalidInput("status (or state) is required")
+        return CommandStatus(said)
 
 
 StatusFilter = Annotated[
@@ -187,7 +205,7 @@ class TelemetryCommandsController(Controller):
             command_id=command_id,
             device_id=device_id,
             access=access_of(principal),
-            status=CommandStatus(data.status),
+            status=data.reported(),
             by=cause(principal),
             at=now(),
             executed_at=data.executed_at,
