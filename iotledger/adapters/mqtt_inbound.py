@@ -295,13 +295,13 @@ class Inbound:
         at = now()
         command = DiscoverDevice(
             device_id=device_id,
-            by=device_cause(device_id),
-            at=at,
             name=message.device.name,
             description=message.device.description,
             location=message.device.location,
             components=_components(announced),
             listed=frozenset(kind for kind, items in announced.items() if items is not None),
+            by=device_cause(device_id),
+            at=at,
             mac_address=message.mac_address,
         )
         await asyncio.to_thread(self.ledger.discover_device, command)
