@@ -205,7 +205,7 @@ def _role_env(services: Services, url: MqttUrl, db: DatabaseUrl, n: int) -> dict
         "IOTLEDGER_MQTT_URL": str(url),
         "IOTLEDGER_MQTT_TOPIC": services.settings.mqtt_topic,
         "IOTLEDGER_MQTT_CLIENT_ID": f"bench-{n}",
-        "IOTLEDGER_JWT_SECRET": "bench",
+        "IOTLEDGER_JWT_SECRET": "bench-secret-of-at-least-32-bytes",
         "IOTLEDGER_LOG_LEVEL": "WARNING",
     }
 

@@ -26,7 +26,7 @@ def environment(
         env["IOTLEDGER_DATABASE_URL"] = str(database_url)
     if mqtt_url is not None:
         env["IOTLEDGER_MQTT_URL"] = str(mqtt_url)
-    env.setdefault("IOTLEDGER_JWT_SECRET", "process-test-secret")
+    env.setdefault("IOTLEDGER_JWT_SECRET", "process-test-secret-of-at-least-32-bytes")
     env.update(extra)
     return env
 

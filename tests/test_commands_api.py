@@ -39,10 +39,10 @@ def test_creating_a_command_answers_201_pending(
 ) -> None:
     device = new_device(client, module_auth_headers)
     created = new_command(client, module_auth_headers, device)
-    assert set(created) == {"id", "command_name", "payload", "status"}
+    assert set(created) == {"id", "command_name", "payload", "status", "state"}
     assert created["command_name"] == "restart"
     assert created["payload"] == {"delay": 5}
-    assert created["status"] == "pending"
+    assert (created["status"], created["state"]) == ("pending", "issued")
 
 
 def test_the_list_shows_commands_in_issued_order_page_by_page(
@@ -83,6 +83,7 @@ def test_a_device_polling_over_rest_reports_a_command_executed(
         "command_name": "restart",
         "payload": {"delay": 5},
         "status": "executed",
+        "state": "executed",
         "executed_at": "2025-08-22T12:40:00Z",
         "result": {"ok": 1},
     }
@@ -117,7 +118,61 @@ def test_an_impossible_transition_answers_409(
     assert response.status_code == 409
     assert response.json()["success"] is False
     assert response.json()["error"]["code"] == "CONFLICT"
-    assert client.get(path, headers=module_auth_headers).json()["status"] == first
+    assert client.get(path, headers=module_auth_headers).json()["state"] == first
+
+
+def test_a_commands_status_keeps_to_the_documents_words_and_its_state_tells_the_rest(
+    client: TestClient[object], module_auth_headers: Headers
+) -> None:
+    device = new_device(client, module_auth_headers)
+    acknowledged, cancelled = (new_command(client, module_auth_headers, device) for _ in "ab")
+    for command, answer in ((acknowledged, "acknowledged"), (cancelled, "cancelled")):
+        path = f"{commands_of(device)}/{command['id']}"
+        response = client.patch(path, json={"state": answer}, headers=module_auth_headers)
+        assert response.status_code == 200
+        assert response.json()["state"] == answer
+    listed = client.get(commands_of(device), headers=module_auth_headers).json()
+    assert [(c["status"], c["state"], c.get("reason")) for c in listed] == [
+        ("pending", "acknowledged", None),
+        ("failed", "cancelled", "cancelled on request"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("pending", ["issued", "acknowledged"]),
+        ("failed", ["failed", "cancelled"]),
+        ("executed", ["executed"]),
+        ("issued", ["issued"]),
+        ("acknowledged", ["acknowledged"]),
+        ("cancelled", ["cancelled"]),
+        ("dispatched", []),
+    ],
+)
+def test_the_status_filter_takes_either_vocabulary(
+    client: TestClient[object], module_auth_headers: Headers, word: str, expected: list[str]
+) -> None:
+    device = new_device(client, module_auth_headers)
+    for answer in (None, "acknowledged", "executed", "failed", "cancelled"):
+        command = new_command(client, module_auth_headers, device)
+        if answer is not None:
+            path = f"{commands_of(device)}/{command['id']}"
+            client.patch(path, json={"status": answer}, headers=module_auth_headers)
+    response = client.get(commands_of(device), params={"status": word}, headers=module_auth_headers)
+    assert response.status_code == 200
+    assert [c["state"] for c in response.json()] == expected
+
+
+def test_an_unknown_status_filter_answers_400(
+    client: TestClient[object], module_auth_headers: Headers
+) -> None:
+    device = new_device(client, module_auth_headers)
+    response = client.get(
+        commands_of(device), params={"status": "done"}, headers=module_auth_headers
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
 
 
 def test_repeating_an_answer_is_harmless(
@@ -225,7 +280,14 @@ def test_a_bad_command_answers_400_and_stores_nothing(
 
 @pytest.mark.parametrize(
     "body",
-    [{"status": "pending"}, {"status": "done"}, {"status": "executed", "executed_at": "yesterday"}],
+    [
+        {},
+        {"status": "pending"},
+        {"status": "done"},
+        {"state": "issued"},
+        {"status": "executed", "state": "failed"},
+        {"status": "executed", "executed_at": "yesterday"},
+    ],
 )
 def test_a_bad_answer_answers_400_and_stores_nothing(
     client: TestClient[object], module_auth_headers: Headers, services: Services, body: object

@@ -1,10 +1,13 @@
-"""Failed sign-ins are limited per account and per client address, across processes."""
+"""Failed sign-ins are limited per account and client, per account and per client, across
+processes; behind a trusted proxy the client is the one `X-Forwarded-For` names."""
 
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import msgspec
 from litestar.testing import TestClient
 
 from iotledger.api.app import create_app
@@ -69,3 +72,63 @@ def test_an_address_with_100_failures_within_a_minute_gets_429_for_every_account
         assert_rate_limited(login_telemetry(crowded, person.email, person.password))
         assert_rate_limited(login_lambda(crowded, person.username, person.password))
     assert login_lambda(client, person.username, person.password).status_code == 200
+
+
+def test_ten_wrong_passwords_from_one_client_do_not_lock_the_owner_out_elsewhere(
+    services: Services,
+) -> None:
+    with (
+        TestClient(from_address(create_app(services), "203.0.113.5")) as guesser,
+        TestClient(from_address(create_app(services), "203.0.113.99")) as owner,
+    ):
+        victim = register(owner, "lambda")
+        for _ in range(10):
+            assert login_lambda(guesser, victim.username, "wrong-password").status_code == 401
+        assert_rate_limited(login_lambda(guesser, victim.username, victim.password))
+        assert login_lambda(owner, victim.username, victim.password).status_code == 200
+        assert login_telemetry(owner, victim.email, victim.password).status_code == 200
+
+
+def test_an_account_with_100_failures_from_anywhere_within_a_minute_answers_429(
+    client: TestClient[Any], services: Services
+) -> None:
+    victim = register(client, "telemetry")
+    account = f"user:{victim.id}"
+    for n in range(100):
+        services.login_limiter.begin(account, f"2001:db8::{n:x}")
+    with TestClient(from_address(create_app(services), "203.0.113.200")) as elsewhere:
+        assert_rate_limited(login_telemetry(elsewhere, victim.email, victim.password))
+
+
+def behind_proxy(services: Services, proxies: str) -> Services:
+    """Another API process of the same deployment, configured with trusted proxies."""
+    settings = msgspec.structs.replace(services.settings, trusted_proxies=(proxies,))
+    return dataclasses.replace(services, settings=settings)
+
+
+def test_behind_a_trusted_proxy_x_forwarded_for_names_the_client(services: Services) -> None:
+    app = create_app(behind_proxy(services, "10.9.0.0/16"))
+    with TestClient(from_address(app, "10.9.0.1")) as balancer:
+        victim = register(balancer, "lambda")
+
+        def login(password: str, forwarded: str) -> int:
+            body = {"username": victim.username, "password": password}
+            headers = {"X-Forwarded-For": forwarded}
+            return int(balancer.post("/login", json=body, headers=headers).status_code)
+
+        for _ in range(10):  # the client writes its own left part; the proxy appends the peer
+            assert login("wrong-password", "1.2.3.4, 192.0.2.10, 10.9.0.7") == 401
+        assert login(victim.password, "5.6.7.8, 192.0.2.10") == 429
+        assert login(victim.password, "192.0.2.11") == 200
+
+
+def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(services: Services) -> None:
+    app = create_app(behind_proxy(services, "10.9.0.0/16"))
+    with TestClient(from_address(app, "192.0.2.50")) as direct:
+        victim = register(direct, "telemetry")
+        body = {"email": victim.email, "password": "wrong-password"}
+        for n in range(10):
+            headers = {"X-Forwarded-For": f"198.51.100.{n}"}
+            response = direct.post("/api/v1/auth/login", json=body, headers=headers)
+            assert response.status_code == 401
+        assert_rate_limited(login_telemetry(direct, victim.email, victim.password))

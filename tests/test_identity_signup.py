@@ -75,6 +75,24 @@ def test_usernames_and_emails_are_unique_across_dialects_whatever_the_case(
     assert event_count(services) == before
 
 
+def test_a_composed_and_a_decomposed_name_are_one_user(client: TestClient[Any]) -> None:
+    person = someone()
+    composed = "Jos\u00e9" + person.username  # é as one code point
+    decomposed = "JOSE\u0301" + person.username.upper()  # E, then a combining acute
+    email = f"ren\u00e9.{person.email}"
+    body = {"username": composed, "email": email, "password": person.password}
+    assert client.post(REGISTER["lambda"], json=body).status_code == 201
+    twin = {
+        "username": decomposed,
+        "email": f"RENE\u0301.{person.email}",
+        "password": person.password,
+    }
+    assert client.post(REGISTER["telemetry"], json=twin).status_code == 409
+    assert login_lambda(client, decomposed, person.password).status_code == 200
+    signed_in = login_telemetry(client, f"rene\u0301.{person.email}", person.password)
+    assert signed_in.status_code == 200
+
+
 def test_concurrent_sign_ups_of_one_username_leave_exactly_one_user(
     client: TestClient[Any], services: Services
 ) -> None:

@@ -146,7 +146,10 @@ def test_a_command_waits_for_an_offline_device_and_goes_out_when_it_comes_online
         {"delay": 5},
     )
     assert sent["issued_at"].endswith("Z")
-    eventually(lambda: world.command_status(device_id, command_id)["status"] == "dispatched")
+    dispatched = eventually(
+        lambda: (c := world.command_status(device_id, command_id))["state"] == "dispatched" and c
+    )
+    assert dispatched["status"] == "pending", "the document knows no other word before the end"
     assert world.status_of(device_id) == "online"
 
 
@@ -157,7 +160,10 @@ def test_a_device_acknowledges_and_reports_a_command_executed(world: World) -> N
     eventually(lambda: device.messages(world.topics.commands(device_id)), what="the command")
     ack = f"{world.topics.commands(device_id)}/{command_id}/ack"
     device.publish(ack, {"status": "acknowledged"})
-    eventually(lambda: world.command_status(device_id, command_id)["status"] == "acknowledged")
+    acknowledged = eventually(
+        lambda: (c := world.command_status(device_id, command_id))["state"] == "acknowledged" and c
+    )
+    assert acknowledged["status"] == "pending"
     device.publish(ack, {"status": "executed", "executed_at": "2025-08-22T12:40:00Z", "result": 1})
     done = eventually(
         lambda: (c := world.command_status(device_id, command_id))["status"] == "executed" and c
@@ -193,9 +199,14 @@ def test_an_expired_command_is_never_sent(world: World) -> None:
     device = world.device(device_id)
     stale = world.command(device_id, ttl_seconds=1, command_name="stale")
     fresh = world.command(device_id, command_name="fresh")
-    eventually(lambda: world.command_status(device_id, stale)["status"] == "expired", timeout=5)
+    expired = eventually(
+        lambda: (c := world.command_status(device_id, stale))["state"] == "expired" and c,
+        timeout=5,
+    )
+    assert expired["status"] == "failed"
+    assert expired["reason"] == "its time to live passed before it was sent"
     device.publish(world.topics.status(device_id), {"status": "online"})
-    eventually(lambda: world.command_status(device_id, fresh)["status"] == "dispatched")
+    eventually(lambda: world.command_status(device_id, fresh)["state"] == "dispatched")
     sent = [m["id"] for m in device.messages(world.topics.commands(device_id))]
     assert sent == [fresh]
 
@@ -227,7 +238,7 @@ def test_a_command_is_sent_again_when_its_device_comes_back_without_answering(
     command_id = world.command(device_id)
     topic = world.topics.commands(device_id)
     eventually(lambda: device.messages(topic), what="the first delivery")
-    eventually(lambda: world.command_status(device_id, command_id)["status"] == "dispatched")
+    eventually(lambda: world.command_status(device_id, command_id)["state"] == "dispatched")
     device.publish(world.topics.status(device_id), {"status": "offline"})
     eventually(lambda: world.status_of(device_id) == "offline", what="offline")
     device.publish(world.topics.status(device_id), {"status": "online"})

@@ -17,7 +17,7 @@ from iotledger.domain.discovery_service import (
     DiscoverDevice,
     ReportDeviceStatus,
 )
-from iotledger.domain.errors import Conflict, InvalidInput, NotFound
+from iotledger.domain.errors import HeldElsewhere, InvalidInput, NotFound
 from iotledger.domain.ledger import Ledger
 from iotledger.domain.vocabulary import DeviceStatus
 
@@ -43,6 +43,7 @@ def announce(
             AnnouncedComponent(cid, Component(kind, label, label, 1))
             for cid, (kind, label) in components.items()
         ),
+        listed=frozenset(ComponentKind),
         by=f"device:{device_id}",
         at=datetime.now(UTC),
         mac_address=mac,
@@ -107,7 +108,7 @@ def test_discovery_sets_status_ok_whatever_the_device_was(ledger: Ledger) -> Non
 def test_a_mac_address_belongs_to_one_device_until_it_moves_on(ledger: Ledger) -> None:
     first, second = uuid4(), uuid4()
     ledger.discover_device(announce(first, {}, mac="00-11-22-AA-BB-CC"))
-    with pytest.raises(Conflict):
+    with pytest.raises(HeldElsewhere):
         ledger.discover_device(announce(second, {}, mac="00:11:22:aa:bb:cc"))
     ledger.discover_device(announce(first, {}, mac="00:11:22:aa:bb:cd"))
     ledger.discover_device(announce(second, {}, mac="001122aabbcc"))
@@ -117,8 +118,25 @@ def test_a_mac_address_belongs_to_one_device_until_it_moves_on(ledger: Ledger) -
 def test_a_component_held_by_another_device_is_not_taken(ledger: Ledger) -> None:
     sensor = uuid4()
     ledger.discover_device(announce(uuid4(), {sensor: (SENSOR, "temp")}, mac=None))
-    with pytest.raises(Conflict):
+    with pytest.raises(HeldElsewhere):
         ledger.discover_device(announce(uuid4(), {sensor: (SENSOR, "temp")}, mac=None))
+
+
+def test_a_discovery_leaves_out_what_it_does_not_mention(ledger: Ledger) -> None:
+    device_id, sensor, actor = uuid4(), uuid4(), uuid4()
+    ledger.discover_device(announce(device_id, {sensor: (SENSOR, "temp"), actor: (ACTOR, "led")}))
+    at = datetime.now(UTC)
+    ledger.discover_device(DiscoverDevice(device_id, "device:x", at, name="x"))
+    ledger.discover_device(DiscoverDevice(device_id, "device:x", at, listed=frozenset({ACTOR})))
+    device = ledger.device(device_id, DeviceAccess())
+    assert (device.name, device.description, device.location) == ("x", "Living room", "Floor 1")
+    assert device.metadata == {"mac_address": "00:11:22:33:44:55"}
+    assert {cid: c.kind for cid, c in device.components.items()} == {sensor: SENSOR}
+
+
+def test_a_device_announced_for_the_first_time_needs_a_name(ledger: Ledger) -> None:
+    with pytest.raises(InvalidInput):
+        ledger.discover_device(DiscoverDevice(uuid4(), "device:x", datetime.now(UTC)))
 
 
 @pytest.mark.parametrize("mac", ["", "00:11:22:33:44", "00:11:22:33:44:5g", "00:11-22:33:44:55"])

@@ -106,6 +106,59 @@ def test_a_second_discovery_updates_the_device_and_syncs_its_components(
     assert lambda_get(client, module_auth_headers, f"/actors/{actor}") is not None
 
 
+def test_a_partial_discovery_leaves_what_it_does_not_mention(
+    client: TestClient[object], module_auth_headers: Headers, device: Device, services: Services
+) -> None:
+    device_id, sensor, actor = discovered(client, module_auth_headers, device, services)
+    before = lambda_get(client, module_auth_headers, f"/api/v1/devices/{device_id}")
+    device.publish(services.topics.discovery, {"device": {"id": str(device_id), "name": "x"}})
+    path = f"/devices/{device_id}"
+    shown = eventually(
+        lambda: (d := lambda_get(client, module_auth_headers, path))["name"] == "x" and d
+    )
+    assert (shown["description"], shown["location"]) == ("Device Description", "Device Location")
+    assert lambda_get(client, module_auth_headers, f"/sensors/{sensor}") is not None
+    assert lambda_get(client, module_auth_headers, f"/actors/{actor}") is not None
+    after = lambda_get(client, module_auth_headers, f"/api/v1/devices/{device_id}")
+    assert after["metadata"] == before["metadata"]
+
+
+def test_a_list_that_is_present_is_complete_and_one_left_out_is_kept(
+    client: TestClient[object], module_auth_headers: Headers, device: Device, services: Services
+) -> None:
+    device_id, sensor, actor = discovered(client, module_auth_headers, device, services)
+    message = {"device": {"id": str(device_id)}, "sensors": []}
+    device.publish(services.topics.discovery, message)
+    eventually(
+        lambda: lambda_get(client, module_auth_headers, f"/sensors/{sensor}") is None,
+        what="the sensor removed",
+    )
+    assert lambda_get(client, module_auth_headers, f"/actors/{actor}") is not None
+    assert lambda_get(client, module_auth_headers, f"/devices/{device_id}")["name"] == "Device Name"
+
+
+@pytest.mark.parametrize("clash", ["mac_address", "component"])
+def test_a_discovery_that_clashes_with_another_device_is_dropped_and_counted(
+    client: TestClient[object],
+    module_auth_headers: Headers,
+    mqtt_adapter: Adapter,
+    device: Device,
+    services: Services,
+    clash: str,
+) -> None:
+    holder, sensor, _ = discovered(client, module_auth_headers, device, services)
+    newcomer = uuid.uuid4()
+    message = announcement(newcomer, [sensor] if clash == "component" else [uuid.uuid4()], [])
+    if clash == "mac_address":
+        message["mac_address"] = announcement(holder, [], [])["mac_address"]
+    reason = f"dropped.{clash}_conflict"
+    before = mqtt_adapter.counters.get(reason, 0)
+    device.publish(services.topics.discovery, message)
+    eventually(lambda: mqtt_adapter.counters.get(reason, 0) == before + 1, what=reason)
+    assert lambda_get(client, module_auth_headers, f"/devices/{newcomer}") is None
+    assert lambda_get(client, module_auth_headers, f"/sensors/{sensor}")["device_id"] == str(holder)
+
+
 @pytest.mark.parametrize(
     ("kind", "value", "stored"),
     [("sensor_reading", 23.7, 23.7), ("sensor_value", True, 1.0), ("sensor_reading", "0", 0.0)],
@@ -177,8 +230,8 @@ def test_triggering_a_sensor_publishes_sensor_trigger(
     assert (message["type"], message["action"]) == ("sensor_trigger", "read")
     assert message["requested_at"].endswith("Z")
     commands = lambda_get(client, module_auth_headers, f"/api/v1/devices/{device_id}/commands")
-    assert [(c["command_name"], c["status"]) for c in commands] == [
-        ("sensor_trigger", "dispatched")
+    assert [(c["command_name"], c["status"], c["state"]) for c in commands] == [
+        ("sensor_trigger", "pending", "dispatched")
     ]
 
 
@@ -254,7 +307,8 @@ def test_a_broker_that_cannot_take_the_message_answers_500_and_cancels_the_comma
     assert response.status_code == ping.status_code == 500
     assert response.json() == {"error": "failed to publish to MQTT: not connected"}
     commands = lambda_get(client, module_auth_headers, f"/api/v1/devices/{device_id}/commands")
-    assert [c["status"] for c in commands] == ["cancelled"]
+    assert [(c["status"], c["state"]) for c in commands] == [("failed", "cancelled")]
+    assert commands[0]["reason"].startswith("the broker could not take it")
 
 
 def test_device_checks_ask_every_device_and_a_silent_one_becomes_lost(

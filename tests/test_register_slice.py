@@ -123,3 +123,12 @@ def test_health_hello_and_the_openapi_document(client: TestClient[object]) -> No
     assert schema.json()["openapi"].startswith("3.1")
     assert "/register" in schema.json()["paths"]
     assert client.get("/schema").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/health", "/hello"])
+def test_a_load_balancers_head_request_answers_200_without_a_body(
+    client: TestClient[object], path: str
+) -> None:
+    response = client.head(path)
+    assert response.status_code == 200
+    assert response.content == b""

@@ -36,6 +36,7 @@ ENV_NAMES = [
     "IOTLEDGER_LOG_LEVEL",
     "IOTLEDGER_DB_POOL_SIZE",
     "IOTLEDGER_READ_WAIT_TIMEOUT",
+    "IOTLEDGER_TRUSTED_PROXIES",
 ]
 FILE_KEYS = [
     ("server", "address"),
@@ -46,6 +47,7 @@ FILE_KEYS = [
     ("server", "max_body_bytes"),
     ("server", "data_dir"),
     ("server", "log_level"),
+    ("server", "trusted_proxies"),
     ("database", "url"),
     ("database", "host"),
     ("database", "port"),
@@ -63,6 +65,9 @@ FILE_KEYS = [
     ("mqtt", "device_check_interval"),
     ("mqtt", "device_check_misses"),
 ]
+
+
+SECRET = "a-jwt-secret-of-at-least-32-bytes"
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -128,7 +133,7 @@ def test_every_env_var_is_read() -> None:
         "IOTLEDGER_EMBEDDED_MQTT_PORT": "1884",
         "IOTLEDGER_MQTT_TOPIC": "fleet/a",
         "IOTLEDGER_MQTT_CLIENT_ID": "me",
-        "IOTLEDGER_JWT_SECRET": "s3cret",
+        "IOTLEDGER_JWT_SECRET": SECRET,
         "IOTLEDGER_DEVICE_CHECK_INTERVAL": "2.5",
         "IOTLEDGER_DEVICE_CHECK_MISSES": "5",
         "IOTLEDGER_COOKIE_SECURE": "off",
@@ -137,6 +142,7 @@ def test_every_env_var_is_read() -> None:
         "IOTLEDGER_LOG_LEVEL": "debug",
         "IOTLEDGER_DB_POOL_SIZE": "3",
         "IOTLEDGER_READ_WAIT_TIMEOUT": "0",
+        "IOTLEDGER_TRUSTED_PROXIES": "10.0.0.1, 10.1.0.0/16,::1",
     }
     assert set(env) == set(ENV_NAMES)
     assert load_settings(environ=env) == Settings(
@@ -147,7 +153,7 @@ def test_every_env_var_is_read() -> None:
         embedded_mqtt_port=1884,
         mqtt_topic="fleet/a",
         mqtt_client_id="me",
-        jwt_secret="s3cret",
+        jwt_secret=SECRET,
         device_check_interval=2.5,
         device_check_misses=5,
         cookie_secure=False,
@@ -156,6 +162,7 @@ def test_every_env_var_is_read() -> None:
         log_level="DEBUG",
         db_pool_size=3,
         read_wait_timeout=0.0,
+        trusted_proxies=("10.0.0.1/32", "10.1.0.0/16", "::1/128"),
     )
 
 
@@ -186,7 +193,7 @@ def test_full_lambda_style_file(tmp_path: Path) -> None:
 [server]
 address = ":8080"
 port = 8080
-jwt_secret = "your-secret-key"
+jwt_secret = "your-secret-key-at-least-32-bytes-long"
 [database]
 host = "localhost"
 port = 5432
@@ -202,7 +209,8 @@ password = ""
 """,
     )
     s = load_settings(config, environ={})
-    assert (s.host, s.port, s.jwt_secret) == ("127.0.0.1", 8080, "your-secret-key")
+    assert (s.host, s.port) == ("0.0.0.0", 8080)
+    assert s.jwt_secret == "your-secret-key-at-least-32-bytes-long"
     assert s.database_url == DatabaseUrl("localhost", 5432, "lambda", "p@ss:w/rd%", "lambdaiot")
     assert s.mqtt_url == MqttUrl("localhost", 1883, None, None)
     assert s.mqtt_client_id == "lambdaiot-core"
@@ -372,11 +380,41 @@ def test_file_errors_name_the_file_section_and_key(tmp_path: Path, text: str, me
 
 @pytest.mark.parametrize(
     ("address", "host", "port"),
-    [(":8080", "127.0.0.1", 8080), ("0.0.0.0:9000", "0.0.0.0", 9000), ("[::]:81", "::", 81)],
+    [
+        (":8080", "0.0.0.0", 8080),
+        ("0.0.0.0:9000", "0.0.0.0", 9000),
+        ("[::]:81", "::", 81),
+        ("localhost:82", "localhost", 82),
+    ],
 )
 def test_server_address(tmp_path: Path, address: str, host: str, port: int) -> None:
     s = load_settings(write(tmp_path, f'[server]\naddress = "{address}"\n'), environ={})
     assert (s.host, s.port) == (host, port)
+
+
+def test_without_configuration_the_server_stays_on_loopback() -> None:
+    assert load_settings(environ={}).host == "127.0.0.1"
+
+
+def test_a_short_jwt_secret_stops_start_up_with_one_line_naming_it(tmp_path: Path) -> None:
+    short = "only-31-bytes-long-secret-value"
+    assert len(short) == 31
+    message = error(IOTLEDGER_JWT_SECRET=short)
+    assert message.startswith("IOTLEDGER_JWT_SECRET: is shorter than 32 bytes")
+    assert short not in message
+    config = write(tmp_path, f'[server]\njwt_secret = "{short}"\n')
+    assert error(config).startswith(f"{config} [server] jwt_secret: is shorter than 32 bytes")
+
+
+def test_trusted_proxies_take_a_toml_list_too(tmp_path: Path) -> None:
+    config = write(tmp_path, '[server]\ntrusted_proxies = ["192.168.0.0/24", "fd00::1"]\n')
+    proxies = load_settings(config, environ={}).trusted_proxies
+    assert proxies == ("192.168.0.0/24", "fd00::1/128")
+
+
+@pytest.mark.parametrize("text", ["10.0.0.300", "10.0.0.0/33", "proxy.local"])
+def test_a_trusted_proxy_that_is_no_address_is_refused(text: str) -> None:
+    assert error(IOTLEDGER_TRUSTED_PROXIES=text).startswith("IOTLEDGER_TRUSTED_PROXIES: ")
 
 
 @pytest.mark.parametrize(
@@ -424,13 +462,14 @@ def test_bad_numbers_and_words(name: str, text: str) -> None:
 def test_repr_hides_secrets() -> None:
     s = load_settings(
         environ={
-            "IOTLEDGER_JWT_SECRET": "jwt-secret",
+            "IOTLEDGER_JWT_SECRET": "jwt-secret-" + "x" * 32,
             "IOTLEDGER_DATABASE_URL": "postgresql://u:db-secret@h/d",
             "IOTLEDGER_MQTT_URL": "mqtt://u:mqtt-secret@b",
         }
     )
     text = repr(s)
-    assert not {"jwt-secret", "db-secret", "mqtt-secret"} & set(text.replace("'", " ").split())
+    words = set(text.replace("'", " ").split())
+    assert not {"jwt-secret-" + "x" * 32, "db-secret", "mqtt-secret"} & words
     assert "secret" not in text.replace("jwt_secret", "")
     assert s.database_url is not None
     assert s.database_url.redacted() == "postgresql://u:***@h:5432/d"

@@ -1,11 +1,12 @@
 """The commands read model in PostgreSQL: a device's commands, page by page.
 
-A page is one index range scan on `(device_id, seq)`; a status filter (what a
-device polling over REST asks for: its pending commands) narrows it in place.
+A page is one index range scan on `(device_id, seq)`; a filter on statuses (what
+a device polling over REST asks for: its pending commands) narrows it in place.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 from uuid import UUID
 
@@ -20,9 +21,9 @@ from iotledger.projections.commands import CommandRows, CommandSummary
 
 _COLUMNS = (
     "id, device_id, command_name, payload, delivery, status, issued_at, updated_at,"
-    " expires_at, attempts, executed_at, result"
+    " expires_at, attempts, executed_at, result, reason"
 )
-_CHANGES = frozenset({"status", "attempts", "executed_at", "result"})
+_CHANGES = frozenset({"status", "attempts", "executed_at", "result", "reason"})
 
 
 class PostgresCommandRows(CommandRows):
@@ -34,7 +35,8 @@ class PostgresCommandRows(CommandRows):
         self.cursor.execute(
             f"INSERT INTO commands (seq, {_COLUMNS}) VALUES (%(seq)s, %(id)s, %(device_id)s,"
             " %(command_name)s, %(payload)s, %(delivery)s, %(status)s, %(issued_at)s,"
-            " %(updated_at)s, %(expires_at)s, %(attempts)s, %(executed_at)s, %(result)s)",
+            " %(updated_at)s, %(expires_at)s, %(attempts)s, %(executed_at)s, %(result)s,"
+            " %(reason)s)",
             {
                 **values,
                 "seq": self.position,
@@ -77,7 +79,9 @@ class PostgresCommandView(PostgresView[CommandRows]):
         " expires_at timestamptz,"
         " attempts integer NOT NULL,"
         " executed_at timestamptz,"
-        " result jsonb)",
+        " result jsonb,"
+        " reason text)",
+        "ALTER TABLE commands ADD COLUMN IF NOT EXISTS reason text",
         "CREATE UNIQUE INDEX IF NOT EXISTS commands_device_seq ON commands (device_id, seq)",
     )
     tables = ("commands",)
@@ -93,15 +97,25 @@ class PostgresCommandView(PostgresView[CommandRows]):
         return _summary(found[0]) if found else None
 
     def page(
-        self, device_id: UUID, after: int, limit: int, status: CommandStatus | None = None
+        self,
+        device_id: UUID,
+        after: int,
+        limit: int,
+        statuses: Collection[CommandStatus] | None = None,
     ) -> tuple[list[CommandSummary], int | None]:
-        """Up to `limit` commands of a device issued after position `after`, oldest
-        first, and the position to continue after when there are more."""
+        """Up to `limit` commands of a device issued after position `after` (with one
+        of `statuses`, when given), oldest first, and the position to continue after
+        when there are more."""
         found = self._select(
             f"SELECT seq, {_COLUMNS} FROM commands WHERE device_id = %(device)s"
-            " AND seq > %(after)s AND (%(status)s::text IS NULL OR status = %(status)s)"
+            " AND seq > %(after)s AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s))"
             " ORDER BY seq LIMIT %(limit)s",
-            {"device": device_id, "after": after, "limit": limit + 1, "status": status},
+            {
+                "device": device_id,
+                "after": after,
+                "limit": limit + 1,
+                "statuses": None if statuses is None else sorted(s.value for s in statuses),
+            },
         )
         more = len(found) > limit
         commands = [_summary(row) for row in found[:limit]]

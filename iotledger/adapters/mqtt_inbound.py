@@ -77,7 +77,14 @@ from iotledger.domain.discovery_service import (
     DiscoverDevice,
     ReportDeviceStatus,
 )
-from iotledger.domain.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
+from iotledger.domain.errors import (
+    Conflict,
+    DomainError,
+    HeldElsewhere,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+)
 from iotledger.domain.ledger import Ledger
 from iotledger.domain.vocabulary import (
     DeviceStatus,
@@ -224,6 +231,8 @@ class Inbound:
         while True:
             try:
                 return await work()
+            except HeldElsewhere:
+                raise  # another device's: no retry changes that
             except Conflict:
                 conflicts += 1
                 if conflicts > CONFLICT_RETRIES:
@@ -278,10 +287,10 @@ class Inbound:
 
     async def _discovery(self, route: Route, payload: bytes) -> None:
         message = decode(payload, Discovery)
-        announced = (
-            *_components(ComponentKind.SENSOR, message.sensors),
-            *_components(ComponentKind.ACTOR, message.actors),
-        )
+        announced = {
+            ComponentKind.SENSOR: message.sensors,
+            ComponentKind.ACTOR: message.actors,
+        }
         device_id = message.device.id
         at = now()
         command = DiscoverDevice(
@@ -289,13 +298,14 @@ class Inbound:
             name=message.device.name,
             description=message.device.description,
             location=message.device.location,
-            components=announced,
+            components=_components(announced),
+            listed=frozenset(kind for kind, items in announced.items() if items is not None),
             by=device_cause(device_id),
             at=at,
             mac_address=message.mac_address,
         )
         await asyncio.to_thread(self.ledger.discover_device, command)
-        self.directory.forget(device_id, *(item.component_id for item in announced))
+        self.directory.forget(device_id, *(item.component_id for item in command.components))
         self.presence.heard(device_id, at)
 
     # --- each device's own topics -----------------------------------------------------------
@@ -374,15 +384,18 @@ async def _found(find: Callable[[UUID], Awaitable[V | None]], ids: set[UUID]) ->
 
 
 def _components(
-    kind: ComponentKind, announced: list[DiscoveredComponent]
+    announced: dict[ComponentKind, list[DiscoveredComponent] | None],
 ) -> tuple[AnnouncedComponent, ...]:
     return tuple(
         AnnouncedComponent(item.id, Component(kind, item.name, item.type, item.data_type_id))
-        for item in announced
+        for kind, items in announced.items()
+        for item in items or ()
     )
 
 
 def _reason(error: DomainError) -> str:
+    if isinstance(error, HeldElsewhere):
+        return f"{error.what}_conflict"
     if isinstance(error, NotFound):
         return _NOT_FOUND_REASONS.get(str(error), "unknown_target")
     if isinstance(error, InvalidInput):

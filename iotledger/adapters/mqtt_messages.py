@@ -44,10 +44,12 @@ class DeviceCheckResponse(msgspec.Struct):
 
 
 class DiscoveredDevice(msgspec.Struct):
+    """A field left out (or null) leaves the device's as it is."""
+
     id: UUID
-    name: str
-    description: str = ""
-    location: str = ""
+    name: str | None = None
+    description: str | None = None
+    location: str | None = None
 
 
 class DiscoveredComponent(msgspec.Struct):
@@ -58,10 +60,12 @@ class DiscoveredComponent(msgspec.Struct):
 
 
 class Discovery(msgspec.Struct):
+    """A list that is present is complete; one left out (or null) leaves that kind alone."""
+
     device: DiscoveredDevice
     mac_address: str | None = None
-    sensors: list[DiscoveredComponent] = []
-    actors: list[DiscoveredComponent] = []
+    sensors: list[DiscoveredComponent] | None = None
+    actors: list[DiscoveredComponent] | None = None
 
 
 class Telemetry(msgspec.Struct):

@@ -1,9 +1,13 @@
 """Failed sign-ins, counted in PostgreSQL so that every API process sees one count.
 
-Each attempt reserves a row per key (the account, the client address) before the
-password is checked, under a per-key advisory lock: so however many processes
-race, no key ever gets more attempts than its limit within the window, and a
-locked key is refused before any argon2 time is spent. A successful sign-in
+Three limits, each over a sliding window of a minute: failures of one account
+from one client (10: a guesser at one password), of one account from anywhere
+(100: a distributed guesser, high enough that a stranger's ten failures never lock
+the owner out elsewhere), and of one client over any accounts (100: a sprayer).
+Each attempt reserves a row per key before the password is checked, under a
+per-key advisory lock: so however many processes race, no key ever gets more
+attempts than its limit within the window, and a locked key is refused before
+any argon2 time is spent. A successful sign-in
 deletes its rows (successes do not count); a failed one leaves them, and they
 age out of the sliding window. Old rows are pruned a few at a time by every
 attempt, skipping rows another transaction holds.
@@ -62,19 +66,22 @@ class LoginLimiter:
         self,
         pool: ConnectionPool[Any],
         *,
-        per_account: int = 10,
+        per_account_and_client: int = 10,
+        per_account: int = 100,
         per_client: int = 100,
         window: float = 60.0,
     ) -> None:
         self._pool = pool
+        self._per_account_and_client = per_account_and_client
         self._per_account = per_account
         self._per_client = per_client
         self._window = window
 
     def begin(self, account: str, client: str) -> Attempt:
-        """Reserve an attempt for this account and address, or TooManyRequests."""
+        """Reserve an attempt for this account from this client, or TooManyRequests."""
         limits = sorted(  # locks taken in one order everywhere never deadlock
             (
+                Limit(f"account:{account} client:{client}", self._per_account_and_client),
                 Limit(f"account:{account}", self._per_account),
                 Limit(f"client:{client}", self._per_client),
             ),

@@ -6,9 +6,16 @@ or ``IOTLEDGER_CONFIG``), the defaults of :class:`Settings`. Each environment va
 
 Decisions:
 
-* ``[server] address = ":8080"``: an empty host means the default 127.0.0.1, not all
-  interfaces (exposing the server must be explicit, e.g. ``"0.0.0.0:8080"``). ``[server]
-  host``/``port`` may be given as well but must agree with ``address``.
+* ``[server] address = ":8080"``: an empty host means every interface (``0.0.0.0``), as
+  in Go, whose spelling the Lambda IoT Core document's file uses: an operator who copies
+  it expects the server to be reachable. ``"[::]:8080"`` listens on IPv6 (and IPv4-mapped
+  addresses where the system allows), ``"host:8080"`` on that host only. Without any
+  configuration the server stays on 127.0.0.1. ``[server] host``/``port`` may be given as
+  well but must agree with ``address``.
+* A JWT secret shorter than 32 bytes is refused: HS256 wants a key at least as long as
+  its hash, and a short one can be guessed offline from any token.
+* ``trusted_proxies``: comma-separated addresses or CIDRs (a TOML list works too) whose
+  ``X-Forwarded-For`` names the client for the sign-in limits.
 * An empty environment variable counts as unset (the ``VAR=`` idiom of shells and compose
   files). In the file, ``""`` counts as unset for the optional settings (``[database] url``,
   ``[mqtt] broker``/``username``/``password``, ``[server] jwt_secret``).
@@ -21,6 +28,7 @@ Decisions:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -32,6 +40,8 @@ from urllib.parse import quote, unquote, urlsplit
 import msgspec
 
 T = TypeVar("T")
+EVERY_INTERFACE = "0.0.0.0"
+MIN_JWT_SECRET_BYTES = 32
 
 
 class SettingsError(Exception):
@@ -125,6 +135,7 @@ class Settings(msgspec.Struct, frozen=True):
     statement_timeout: float = 5.0  # seconds any statement may run; then 503 + Retry-After
     lock_timeout: float = 3.0  # seconds any statement may wait for a lock
     mqtt_session_expiry: int = 7200  # seconds the broker keeps our session while we are away
+    trusted_proxies: tuple[str, ...] = ()  # networks (CIDR) whose X-Forwarded-For names the client
 
     def __repr__(self) -> str:
         fields = msgspec.structs.asdict(self) | {"jwt_secret": self.jwt_secret and "***"}
@@ -223,6 +234,31 @@ def _bool(value: object, setting: str) -> bool:
     _fail(setting, f"{_show(value)} is not a boolean (true/false/1/0/yes/no/on/off)")
 
 
+def _jwt_secret(value: object, setting: str) -> str:
+    """A secret long enough for HS256; the message never shows it."""
+    secret = _string(value, setting)
+    if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+        _fail(
+            setting,
+            f"is shorter than {MIN_JWT_SECRET_BYTES} bytes; "
+            "use a long random value (e.g. `openssl rand -hex 32`)",
+        )
+    return secret
+
+
+def _networks(value: object, setting: str) -> tuple[str, ...]:
+    """`10.0.0.1, 10.1.0.0/16, ::1` (or a TOML list of them), each as a CIDR network."""
+    items = value if isinstance(value, list) else _string(value, setting).split(",")
+    try:
+        return tuple(
+            str(ipaddress.ip_network(_string(item, setting).strip(), strict=False))
+            for item in items
+            if not isinstance(item, str) or item.strip()
+        )
+    except ValueError as error:
+        _fail(setting, f"{_show(value)} is not a list of addresses or CIDRs ({error})")
+
+
 _text = _check(_string, lambda s: bool(s.strip()), "must not be empty")
 _port = _check(_integer, lambda n: 1 <= n <= 65535, "is not a port (1-65535)")
 _count = _check(_integer, lambda n: n >= 1, "must be at least 1")
@@ -251,7 +287,7 @@ _FIELDS: dict[str, tuple[Callable[[object, str], object], str, str]] = {
     "embedded_mqtt_port": (_port, "mqtt", "embedded_port"),
     "mqtt_topic": (_topic, "mqtt", "topic"),
     "mqtt_client_id": (_text, "mqtt", "client_id"),
-    "jwt_secret": (_text, "server", "jwt_secret"),
+    "jwt_secret": (_jwt_secret, "server", "jwt_secret"),
     "device_check_interval": (_positive, "mqtt", "device_check_interval"),
     "device_check_misses": (_count, "mqtt", "device_check_misses"),
     "cookie_secure": (_bool, "server", "cookie_secure"),
@@ -264,6 +300,7 @@ _FIELDS: dict[str, tuple[Callable[[object, str], object], str, str]] = {
     "statement_timeout": (_positive, "database", "statement_timeout"),
     "lock_timeout": (_positive, "database", "lock_timeout"),
     "mqtt_session_expiry": (_count, "mqtt", "session_expiry"),
+    "trusted_proxies": (_networks, "server", "trusted_proxies"),
 }
 # Keys combined by the _apply_* functions below.
 _SPECIAL = {
@@ -289,8 +326,8 @@ def _apply_address(server: dict[str, Any], values: dict[str, object], path: str)
     if not sep:
         _fail(where, f"{_show(address)} is not host:port")
     parsed: dict[str, object] = {"port": _port(port, where)}
-    if host := host.removeprefix("[").removesuffix("]"):
-        parsed["host"] = _host(host, where)
+    host = host.removeprefix("[").removesuffix("]")
+    parsed["host"] = _host(host, where) if host else EVERY_INTERFACE
     for field, value in parsed.items():
         if values.setdefault(field, value) != value:
             _fail(where, f"{_show(address)} conflicts with [server] {field} = {values[field]}")

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID, uuid4
 
 import msgspec
-from litestar import Request
 
 from iotledger.api.deps import off_loop
 from iotledger.bootstrap import Services
@@ -70,11 +69,6 @@ async def sign_up(services: Services, username: str, email: str | None, password
     written = await off_loop(services.ledger.register_user, command)
     await services.watch.wait(written.position, "users")
     return NewUser(id=written.id, username=username, email=email)
-
-
-def client_address(request: Request[Any, Any, Any]) -> str:
-    """The peer's address. X-Forwarded-For is not trusted: any client can send one."""
-    return request.client.host if request.client else "unknown"
 
 
 async def sign_in(

@@ -25,6 +25,7 @@ from eventsourcing.domain import Aggregate
 from iotledger.domain.errors import Conflict, InvalidInput
 
 MAX_NAME_LENGTH = 100
+EXPIRED_REASON = "its time to live passed before it was sent"
 
 
 class CommandStatus(StrEnum):

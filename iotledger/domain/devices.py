@@ -24,7 +24,7 @@ from uuid import UUID
 import msgspec
 from eventsourcing.domain import Aggregate
 
-from iotledger.domain.errors import Conflict, InvalidInput, NotFound
+from iotledger.domain.errors import Conflict, HeldElsewhere, InvalidInput, NotFound
 from iotledger.domain.vocabulary import DeviceStatus
 
 NAME_MAX = 200
@@ -493,7 +493,7 @@ class ComponentClaim(Aggregate):
 
     def reclaim(self, kind: ComponentKind, device_id: UUID, at: datetime) -> None:
         if self.device_id is not None:
-            raise Conflict(f"{kind} already exists")
+            raise HeldElsewhere(f"{kind} already exists", "component")
         self.trigger_event(self.Reclaimed, kind=kind, device_id=device_id, timestamp=at)
 
     def holder(self, kind: ComponentKind) -> UUID:

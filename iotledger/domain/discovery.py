@@ -14,7 +14,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from iotledger.domain.errors import Conflict, InvalidInput
+from iotledger.domain.errors import HeldElsewhere, InvalidInput
 
 _MACS = uuid5(NAMESPACE_URL, "iotledger:mac-address")
 _MAC = re.compile(r"[0-9a-f]{2}(?:([:-]?)[0-9a-f]{2})(?:\1[0-9a-f]{2}){4}")
@@ -76,7 +76,9 @@ class MacAddressClaim(Aggregate):
         if self.device_id == device_id:
             return
         if self.device_id is not None and not holder_gone:
-            raise Conflict(f"MAC address already belongs to device {self.device_id}")
+            raise HeldElsewhere(
+                f"MAC address already belongs to device {self.device_id}", "mac_address"
+            )
         self.trigger_event(self.Taken, device_id=device_id, timestamp=at)
 
     def release(self, at: datetime) -> None:

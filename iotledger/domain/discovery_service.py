@@ -1,11 +1,14 @@
 """What devices change about themselves: discovery, their status, their MAC address.
 
 Discovery (Lambda IoT Core, over MQTT) creates a device of the shared fleet
-with the ids it announces, or brings an existing one up to date: its fields,
-status ok whatever it says, its MAC address, and exactly the sensors and actors
-it announces (new ones added with their ids, changed ones updated, the rest
-removed). All of it is one append: the device, its component claims and its
-MAC claim change together or not at all.
+with the ids it announces, or brings an existing one up to date: status ok
+whatever it says, and what the message mentions. A field or a list the message
+leaves out stays as it is (a device that repeats only its id and name keeps its
+sensors); a list that is present is the complete list of that kind (new ones
+added with their ids, changed ones updated, the rest of that kind removed). All
+of it is one append: the device, its component claims and its MAC claim change
+together or not at all. A MAC address or a component id another device holds
+refuses the whole message (`HeldElsewhere`), and nothing changes.
 
 Status reports come from the device itself (its status topic, its will, a
 device-check answer) or from the device checks. A device an administrator
@@ -33,7 +36,7 @@ from iotledger.domain.devices import (
     DeviceChanges,
 )
 from iotledger.domain.discovery import MacAddressClaim, normalise_mac
-from iotledger.domain.errors import Conflict, InvalidInput, NotFound
+from iotledger.domain.errors import HeldElsewhere, InvalidInput, NotFound
 from iotledger.domain.service import Written
 from iotledger.domain.vocabulary import DeviceStatus
 
@@ -47,13 +50,20 @@ class AnnouncedComponent(msgspec.Struct, frozen=True):
 
 
 class DiscoverDevice(msgspec.Struct, frozen=True):
+    """What a discovery message says; None (and a kind not in `listed`) leaves it as it is.
+
+    `listed`: the kinds whose complete list the message gives; `components`
+    holds the components of those kinds.
+    """
+
     device_id: UUID
-    name: str
-    description: str
-    location: str
-    components: tuple[AnnouncedComponent, ...]
     by: str
     at: datetime
+    name: str | None = None
+    description: str | None = None
+    location: str | None = None
+    components: tuple[AnnouncedComponent, ...] = ()
+    listed: frozenset[ComponentKind] = frozenset()
     mac_address: str | None = None
 
 
@@ -80,7 +90,7 @@ class DiscoveryService(DeviceService):
         previous_mac = None if known is None else known.metadata.get(MAC_KEY)
         device = self._registered(cmd, mac) if known is None else self._revised(known, cmd, mac)
         claims = _Claims(self, device.id, cmd.at)
-        self._sync_components(device, announced, claims, cmd.by, cmd.at)
+        self._sync_components(device, announced, cmd.listed, claims, by=cmd.by, at=cmd.at)
         macs = self._claim_mac(device.id, mac, previous_mac, cmd.at)
         changed = (device, *claims.changed(), *macs)
         position = self.append(*changed, conflict="device changed meanwhile")
@@ -115,13 +125,15 @@ class DiscoveryService(DeviceService):
 
     @staticmethod
     def _registered(cmd: DiscoverDevice, mac: str | None) -> Device:
+        if cmd.name is None:
+            raise InvalidInput("a device announced for the first time needs a name")
         return Device.register(
             device_id=cmd.device_id,
             owner=None,
             name=cmd.name,
             device_type="",
-            description=cmd.description,
-            location=cmd.location,
+            description=cmd.description or "",
+            location=cmd.location or "",
             status=DeviceStatus.OK,
             metadata={} if mac is None else {MAC_KEY: mac},
             by=cmd.by,
@@ -147,14 +159,18 @@ class DiscoveryService(DeviceService):
     def _sync_components(
         device: Device,
         announced: dict[UUID, Component],
+        listed: frozenset[ComponentKind],
         claims: _Claims,
+        *,
         by: str,
         at: datetime,
     ) -> None:
-        """Remove what is no longer announced (or changed kind), then add or update the rest."""
+        """Remove what a listed kind no longer has (or what changed kind), then add or
+        update the rest; a kind the message does not list is left alone."""
         for component_id, current in list(device.components.items()):
             wanted = announced.get(component_id)
-            if wanted is None or wanted.kind != current.kind:
+            gone = wanted is None and current.kind in listed
+            if gone or (wanted is not None and wanted.kind != current.kind):
                 device.remove_component(current.kind, component_id, by, at)
                 claims.release(component_id, current.kind)
         for component_id, component in announced.items():
@@ -226,7 +242,7 @@ class _Claims:
             claim.release(self._at)
 
     def take(self, component_id: UUID, kind: ComponentKind) -> None:
-        """A claim on a fresh or released id; Conflict if another device holds it."""
+        """A claim on a fresh or released id; HeldElsewhere if another device holds it."""
         claim = self._get(component_id, kind)
         if claim is None:
             claim = ComponentClaim.claim(component_id, kind, self._device_id, self._at)
@@ -244,6 +260,8 @@ class _Claims:
             except AggregateNotFoundError:
                 return None
             if not isinstance(found, ComponentClaim):
-                raise Conflict(f"{kind} id {component_id} is already another thing's id")
+                raise HeldElsewhere(
+                    f"{kind} id {component_id} is already another thing's id", "component"
+                )
             self._claims[component_id] = found
         return self._claims[component_id]

@@ -25,6 +25,18 @@ class Conflict(DomainError):
     code = "CONFLICT"
 
 
+class HeldElsewhere(Conflict):
+    """What a request names is another device's: `what` is `mac_address` or `component`.
+
+    Over MQTT the message is dropped and counted by that reason, so an operator
+    sees which kind of clash keeps a device's announcement out.
+    """
+
+    def __init__(self, message: str, what: str) -> None:
+        super().__init__(message)
+        self.what = what
+
+
 class Unauthorized(DomainError):
     code = "UNAUTHORIZED"
 

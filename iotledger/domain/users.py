@@ -7,6 +7,7 @@ name tries to write version 1 of an existing aggregate and the whole append fail
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -25,8 +26,15 @@ class InvalidCredentials(Unauthorized):
 
 
 def normalise(name: str) -> str:
-    """Usernames and emails compare case-insensitively, without edge spaces."""
-    return name.strip().casefold()
+    """Usernames and emails compare case-insensitively, without edge spaces, and
+    canonically: `a` + U+0301 (combining acute) and `á` look alike, so they are one name.
+
+    NFC before case folding (so a decomposed capital folds like a composed one) and
+    after it (folding can decompose, e.g. U+0130). Names registered before NFC was
+    applied keep their old index ids; `iotledger projections rebuild users` re-keys
+    the read model's lookups.
+    """
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name.strip()).casefold())
 
 
 class User(Aggregate):

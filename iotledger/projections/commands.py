@@ -2,7 +2,8 @@
 
 One row per command, in the order commands were issued (`seq`, the log position
 of `Command.Issued`: the stable key list cursors walk). A row carries the
-command's current status and, once the device reported it, its time and result;
+command's current status and, once the device reported it, its time and result
+(or why it ended without the device: expired, cancelled);
 the full story stays in the event store, where the auditors' endpoint reads it.
 """
 
@@ -17,7 +18,13 @@ from uuid import UUID
 import msgspec
 from eventsourcing.dispatch import singledispatchmethod
 
-from iotledger.domain.commands import COMMAND_EVENTS, Command, CommandStatus, Delivery
+from iotledger.domain.commands import (
+    COMMAND_EVENTS,
+    EXPIRED_REASON,
+    Command,
+    CommandStatus,
+    Delivery,
+)
 from iotledger.projections.base import Positioned, Projection, topics_of
 
 
@@ -34,6 +41,8 @@ class CommandSummary(msgspec.Struct, frozen=True):
     attempts: int = 0
     executed_at: datetime | None = None
     result: Any = None
+    reason: str | None = None
+    """Why a command ended without its device: expired, or cancelled."""
 
 
 class CommandRows(ABC):
@@ -97,4 +106,14 @@ class CommandProjection(Projection[CommandRows]):
             "executed_at": event.executed_at,
             "result": event.result,
         }
+        work.change(event.originator_id, event.timestamp, columns)
+
+    @apply.register
+    def _(self, event: Command.Expired, work: CommandRows) -> None:
+        columns = {"status": event.reaches, "reason": EXPIRED_REASON}
+        work.change(event.originator_id, event.timestamp, columns)
+
+    @apply.register
+    def _(self, event: Command.Cancelled, work: CommandRows) -> None:
+        columns = {"status": event.reaches, "reason": event.reason}
         work.change(event.originator_id, event.timestamp, columns)

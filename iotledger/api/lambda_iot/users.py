@@ -12,13 +12,13 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from iotledger.api.auth import Principal
+from iotledger.api.clients import client_address
 from iotledger.api.signin import (
     Email,
     LoginName,
     LoginPassword,
     Password,
     Username,
-    client_address,
     sign_in,
     sign_up,
 )
@@ -79,7 +79,7 @@ class LambdaUsersController(Controller):
             services.users.by_username,
             data.username,
             data.password,
-            client_address(request),
+            client_address(request, services.settings.trusted_proxies),
         )
         now = datetime.now(UTC)
         return LoginReply(token=services.tokens.issue(user.id, user.username, now, TOKEN_TTL))

@@ -21,6 +21,7 @@ from litestar.params import CookieParameter, JSONBody
 from iotledger.adapters.settings import Settings
 from iotledger.adapters.tokens import RefreshToken, new_refresh_token, read_refresh_token
 from iotledger.api.auth import Principal
+from iotledger.api.clients import client_address
 from iotledger.api.deps import off_loop
 from iotledger.api.signin import (
     Email,
@@ -28,7 +29,6 @@ from iotledger.api.signin import (
     LoginPassword,
     Password,
     Username,
-    client_address,
     sign_in,
     sign_up,
 )
@@ -117,7 +117,11 @@ class TelemetryAuthController(Controller):
         services: NamedDependency[Services],
     ) -> Response[TokenReply]:
         user = await sign_in(
-            services, services.users.by_email, data.email, data.password, client_address(request)
+            services,
+            services.users.by_email,
+            data.email,
+            data.password,
+            client_address(request, services.settings.trusted_proxies),
         )
         now = datetime.now(UTC)
         refresh = new_refresh_token(uuid4())

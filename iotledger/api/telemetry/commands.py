@@ -1,13 +1,15 @@
 """Device Telemetry: the commands of a device, and each command's history for auditors.
 
-A command is created `pending`; the dispatcher sends it on the device's MQTT
-topic as soon as the device is online (`dispatched`); the device answers on
-MQTT, or a device that polls over REST answers here with PATCH: `acknowledged`,
-then `executed` or `failed` (with its own time and a result). A command never
-sent before its `ttl_seconds` (our extension) passed becomes `expired`; one
-never sent can be `cancelled`. An answer that contradicts the command's end
-answers 409. Commands follow their device's tenancy: a foreign device's
-commands answer 404.
+A command's `status` takes only the document's words: `pending` until its
+outcome is known, then `executed` or `failed`. Its whole life is in the added
+field `state`: `issued`; `dispatched` once the dispatcher sent it on the
+device's MQTT topic (as soon as the device is online); `acknowledged`, then
+`executed` or `failed` (with the device's own time and a result) as the device
+answers on MQTT, or here with PATCH when it polls over REST. A command never
+sent before its `ttl_seconds` (our extension) passed is `expired`, one never
+sent can be `cancelled`: both are `failed` to the document, with a `reason`.
+An answer that contradicts the command's end answers 409. Commands follow their
+device's tenancy: a foreign device's commands answer 404.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from uuid import UUID, uuid4
 import msgspec
 from litestar import Controller, Response, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, JSONBody, Parameter
 
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
@@ -31,7 +33,15 @@ from iotledger.bootstrap import Services
 from iotledger.domain.command_service import COMMAND_NOT_FOUND, IssueCommand, ReportCommand
 from iotledger.domain.commands import MAX_NAME_LENGTH, CommandStatus, Delivery
 from iotledger.domain.device_service import DEVICE_NOT_FOUND
+from iotledger.domain.errors import InvalidInput
 from iotledger.domain.service import Written
+from iotledger.domain.vocabulary import (
+    CommandState,
+    CommandWord,
+    command_state,
+    command_statuses,
+    command_word,
+)
 from iotledger.projections.commands import CommandProjection, CommandSummary
 
 C = TypeVar("C")
@@ -56,22 +66,51 @@ class NewCommand(msgspec.Struct):
     ttl_seconds: TtlSeconds | None = None
 
 
-class CommandUpdate(msgspec.Struct):
-    """What became of a command; `executed_at` is the device's time (default: now)."""
+Reported = Literal["acknowledged", "executed", "failed", "cancelled"]
 
-    status: Literal["acknowledged", "executed", "failed", "cancelled"]
+
+class CommandUpdate(msgspec.Struct):
+    """What became of a command; `executed_at` is the device's time (default: now).
+
+    `status` is the document's (`executed`, `failed`); `state` (our extension) also
+    takes `acknowledged` and `cancelled`. `status` still takes those two, as it did
+    before `state` existed, so older clients keep working.
+    """
+
+    status: Reported | None = None
+    state: Reported | None = None
     executed_at: Instant | None = None
     result: Any = None
+
+    def reported(self) -> CommandStatus:
+        if self.status is not None and self.state is not None and self.status != self.state:
+            raise InvalidInput("status and state disagree")
+        said = self.state or self.status
+        if said is None:
+            raise InvalidInput("status (or state) is required")
+        return CommandStatus(said)
+
+
+StatusFilter = Annotated[
+    str | None,
+    Parameter(
+        description="A document status (pending, executed, failed: failed includes expired "
+        "and cancelled) or a state (issued, dispatched, acknowledged, executed, failed, "
+        "expired, cancelled)",
+    ),
+]
 
 
 class TelemetryCommand(msgspec.Struct, omit_defaults=True):
     id: UUID
     command_name: str
     payload: dict[str, Any]
-    status: CommandStatus
+    status: CommandWord
+    state: CommandState
     executed_at: datetime | None = None
     result: Any = None
     expires_at: datetime | None = None
+    reason: str | None = None
 
 
 def telemetry_command(command: CommandSummary) -> TelemetryCommand:
@@ -79,10 +118,12 @@ def telemetry_command(command: CommandSummary) -> TelemetryCommand:
         id=command.id,
         command_name=command.command_name,
         payload=command.payload,
-        status=command.status,
+        status=command_word(command.status),
+        state=command_state(command.status),
         executed_at=command.executed_at,
         result=command.result,
         expires_at=command.expires_at,
+        reason=command.reason,
     )
 
 
@@ -116,7 +157,8 @@ class TelemetryCommandsController(Controller):
             id=command.command_id,
             command_name=command.command_name,
             payload=command.payload,
-            status=CommandStatus.PENDING,
+            status=CommandWord.PENDING,
+            state=CommandState.ISSUED,
             expires_at=command.expires_at,
         )
 
@@ -129,11 +171,13 @@ class TelemetryCommandsController(Controller):
         *,
         limit: Limit = 10,
         cursor: Cursor = None,
-        status: FromQuery[CommandStatus | None] = None,
+        status: StatusFilter = None,
     ) -> Response[list[TelemetryCommand]]:
+        statuses = None if status is None else command_statuses(status)
         await _visible(services, device_id, principal)
         (after,) = decode_cursor(CommandProjection.name, cursor) or (0,)
-        commands, more = await off_loop(services.commands.page, device_id, after, limit, status)
+        page = services.commands.page
+        commands, more = await off_loop(page, device_id, after, limit, statuses)
         items = [telemetry_command(command) for command in commands]
         return page_response(items, CommandProjection.name, limit, None if more is None else [more])
 
@@ -161,7 +205,7 @@ class TelemetryCommandsController(Controller):
             command_id=command_id,
             device_id=device_id,
             access=access_of(principal),
-            status=CommandStatus(data.status),
+            status=data.reported(),
             by=cause(principal),
             at=now(),
             executed_at=data.executed_at,
