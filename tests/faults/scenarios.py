@@ -1,0 +1,185 @@
+"""Every scenario of the fault suite, and how one runs: load, fault, count.
+
+A run starts a fresh deployment on the suite's cluster, loads it over MQTT (QoS 1)
+and REST at once, injects the fault after `lead` seconds, keeps loading `tail`
+seconds after it was undone ("recovery": the killed process is ready again, the
+server restarted, the lock released), stops the load, waits until everything
+acknowledged is in the readings read model, and counts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.faults import faults, poison
+from tests.faults.cluster import Cluster
+from tests.faults.faults import Fault
+from tests.faults.fleet import Fleet, fleet, stored
+from tests.faults.load import Load
+from tests.faults.system import ROLES, System, system
+
+SERVE: tuple[str | None, ...] = (None,)
+
+
+@dataclass(frozen=True)
+class Size:
+    devices: int  # per channel
+    window: int  # unacknowledged QoS 1 messages per publisher
+    per_device: int  # the most readings one device sends
+    lead: float
+    hold: float
+    tail: float
+    settle: float  # the longest wait for acknowledged readings to be queryable
+    errors_end: float  # the promise: no error later than this after recovery
+
+
+SHORT = Size(devices=2, window=10, per_device=5_000, lead=1.5, hold=1.0, tail=3.0,
+             settle=30.0, errors_end=15.0)  # fmt: skip
+LONG = Size(devices=6, window=50, per_device=200_000, lead=5.0, hold=5.0, tail=20.0,
+            settle=120.0, errors_end=20.0)  # fmt: skip
+
+WAIT_LIMIT = 6.0  # lock timeout (3 s) and a margin: past it a request hangs
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    fault: Fault
+    topology: tuple[str | None, ...] = ROLES
+    hold_factor: float = 1.0
+    bounded_wait: bool = False  # the promise includes: no REST request waits > WAIT_LIMIT
+    known_bug: str | None = None  # the branch fixing what makes it fail today
+
+    def promise(self, size: Size) -> str:
+        text = f"0 lost, 0 duplicates, errors end within {size.errors_end:.0f} s of recovery"
+        if self.bounded_wait:
+            text += f", no request waits > {WAIT_LIMIT:.0f} s"
+        return text
+
+
+SCENARIOS = (
+    Scenario("kill -9 serve --role mqtt", faults.kill_role("mqtt")),
+    Scenario("kill -9 serve --role api", faults.kill_role("api")),
+    Scenario("kill -9 serve --role projections", faults.kill_role("projections")),
+    Scenario("kill -9 serve", faults.kill_role(None), topology=SERVE),
+    Scenario("pg_ctl restart -m immediate", faults.restart_postgres),
+    Scenario("mosquitto kill -9 + restart", faults.kill_broker),
+    Scenario("pg_terminate_backend (all)", faults.terminate_connections),
+    Scenario(
+        "LOCK TABLE iotledger_events",
+        faults.lock_events,
+        hold_factor=4.0,
+        bounded_wait=True,
+        known_bug="failfast: statement/lock timeouts, 503 + Retry-After instead of hangs",
+    ),
+    Scenario(
+        "mqtt replicas 1 -> 3 -> 1",
+        faults.scale_mqtt,
+        hold_factor=2.0,
+        known_bug="mqtt: unsubscribe on SIGTERM (a gone member keeps its share)",
+    ),
+    Scenario("poison: NUL (REST, MQTT)", poison.poison(poison.nul_requests, poison.nul_messages)),
+    Scenario(
+        "poison: deep JSON, bad UTF-8, cursors",
+        poison.poison(poison.edge_requests, poison.edge_messages),
+    ),
+    Scenario(
+        "poison: MQTT payload > 1 MiB",
+        poison.poison(poison.no_requests, poison.oversized_messages),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    channel: str
+    acknowledged: int
+    stored: int  # distinct acknowledged readings found in the read model
+    duplicates: int  # rows beyond the first of any reading
+    failures: int
+    error_window: float | None  # first to last failed request/publish
+    errors_after_recovery: float | None  # last failure, seconds after recovery
+    slowest: float
+
+    @property
+    def lost(self) -> int:
+        return self.acknowledged - self.stored
+
+
+@dataclass(frozen=True)
+class Report:
+    scenario: Scenario
+    size: Size
+    outcomes: tuple[Outcome, ...]
+    findings: tuple[str, ...]
+    settled: float  # seconds after the load stopped until all acknowledged was queryable
+
+    def violations(self) -> list[str]:
+        broken = list(self.findings)
+        for o in self.outcomes:
+            if o.lost or o.duplicates:
+                broken.append(f"{o.channel}: {o.lost} lost, {o.duplicates} duplicates")
+            late = o.errors_after_recovery or 0.0
+            if late > self.size.errors_end:
+                broken.append(f"{o.channel}: errors until {late:.1f} s after recovery")
+            if self.scenario.bounded_wait and o.channel == "rest" and o.slowest > WAIT_LIMIT:
+                broken.append(f"rest: a request waited {o.slowest:.1f} s")
+        return broken
+
+
+def run(scenario: Scenario, size: Size, cluster: Cluster, workdir: Path) -> Report:
+    with system(cluster, workdir, scenario.topology) as deployed:
+        devices = fleet(deployed, size.devices)
+        loads = {
+            "mqtt": devices.mqtt_load(deployed, size.window, size.per_device),
+            "rest": devices.rest_load(deployed, size.per_device),
+        }
+        for load in loads.values():
+            load.start()
+        time.sleep(size.lead)
+        findings = scenario.fault(deployed, size.hold * scenario.hold_factor)
+        recovered = time.monotonic()
+        time.sleep(size.tail)
+        for load in loads.values():
+            load.stop()
+        stopped = time.monotonic()
+        settled = settle(deployed, devices, loads, size.settle) - stopped
+        outcomes = tuple(
+            outcome(channel, load, count(deployed, devices, channel), recovered)
+            for channel, load in loads.items()
+        )
+    return Report(scenario, size, outcomes, tuple(findings), settled)
+
+
+def count(deployed: System, devices: Fleet, channel: str) -> dict[str, int]:
+    return dict(stored(deployed, devices.mqtt if channel == "mqtt" else devices.rest))
+
+
+def settle(deployed: System, devices: Fleet, loads: dict[str, Load], timeout: float) -> float:
+    """When every acknowledged reading is in the read model (or the timeout ran out)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(
+            load.tally.acked <= count(deployed, devices, channel).keys()
+            for channel, load in loads.items()
+        ):
+            break
+        time.sleep(0.5)
+    return time.monotonic()
+
+
+def outcome(channel: str, load: Load, rows: dict[str, int], recovered: float) -> Outcome:
+    tally = load.tally
+    failures = sorted(tally.failures)
+    return Outcome(
+        channel=channel,
+        acknowledged=len(tally.acked),
+        stored=len(tally.acked & rows.keys()),
+        duplicates=sum(n - 1 for n in rows.values()),
+        failures=len(failures),
+        error_window=failures[-1] - failures[0] if failures else None,
+        errors_after_recovery=failures[-1] - recovered if failures else None,
+        slowest=tally.slowest,
+    )

@@ -1,0 +1,143 @@
+"""iotledger as operators run it: `serve` or one process per role, killed and restarted.
+
+Each process logs to a file of its own (a pipe nobody reads would fill up and stall
+it); `system()` terminates every process it started, whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.faults.cluster import Cluster, free_port, wait_for
+from tests.processes import COMMAND, environment, run
+
+ROLES = ("projections", "mqtt", "api")
+READY_TIMEOUT = 60.0
+
+
+@dataclass
+class Node:
+    """One `iotledger serve` process; `role` None is plain `serve` (every role)."""
+
+    role: str | None
+    replica: int
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.role or 'serve'}-{self.replica}"
+
+    def start(self) -> None:
+        args = ["serve"] if self.role is None else ["serve", "--role", self.role]
+        env = {**self.env, "IOTLEDGER_MQTT_CLIENT_ID": f"faults-{self.name}"}
+        with self.log.open("ab") as out:
+            out.write(f"--- start {time.strftime('%H:%M:%S')}\n".encode())
+            self.process = subprocess.Popen(
+                [COMMAND, *args], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def signal(self, sig: int) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(sig)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def check_alive(self) -> None:
+        if not self.alive():
+            raise AssertionError(f"{self.name} exited:\n{self.output()[-3000:]}")
+
+    def logged(self, text: str) -> bool:
+        """Whether the current run (since the last start) has logged `text`."""
+        self.check_alive()
+        return text in self.output().rpartition("--- start")[2]
+
+
+@dataclass
+class System:
+    """The processes of one iotledger deployment on the suite's cluster."""
+
+    cluster: Cluster
+    env: dict[str, str]
+    port: int
+    workdir: Path
+    nodes: list[Node] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def add(self, role: str | None) -> Node:
+        replica = sum(1 for n in self.nodes if n.role == role)
+        node = Node(role, replica, self.env, self.workdir / f"{role or 'serve'}-{replica}.log")
+        self.nodes.append(node)
+        node.start()
+        self.wait_ready(node)
+        return node
+
+    def of(self, role: str | None) -> list[Node]:
+        return [node for node in self.nodes if node.role == role]
+
+    def restart(self, node: Node) -> None:
+        node.start()
+        self.wait_ready(node)
+
+    def wait_ready(self, node: Node) -> None:
+        wait_for(lambda: self._ready(node), READY_TIMEOUT, f"{node.name} to be ready")
+
+    def _ready(self, node: Node) -> bool:
+        if node.role == "mqtt":
+            return node.logged("MQTT connected")
+        if node.role == "projections":
+            return node.logged("running roles")
+        node.check_alive()
+        try:
+            return httpx.get(f"{self.base}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.signal(signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def system(cluster: Cluster, workdir: Path, topology: tuple[str | None, ...]) -> Iterator[System]:
+    """A fresh database, migrated, and one process per entry of `topology`, ready."""
+    database = cluster.postgres.create_database()
+    env = environment(
+        database,
+        cluster.broker.url,
+        IOTLEDGER_PORT=str(free_port()),
+        IOTLEDGER_MQTT_TOPIC=f"faults-{database.dbname}",
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    migrated = run("migrate", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    deployed = System(cluster, env, int(env["IOTLEDGER_PORT"]), workdir)
+    try:
+        for role in topology:
+            deployed.add(role)
+        yield deployed
+    finally:
+        deployed.stop()
