@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.faults.cluster import Cluster, cluster, has_mosquitto
-from tests.faults.scenarios import SCENARIOS, SHORT, Scenario, run
+from tests.faults.scenarios import SCENARIOS, SHORT, Scenario, deployment, run
+from tests.faults.system import ROLES, System, system
 
 pytestmark = pytest.mark.faults
 
@@ -25,6 +26,13 @@ def own_cluster() -> Iterator[Cluster]:
         yield servers
 
 
+@pytest.fixture(scope="module")
+def shared(own_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """One process per role, for every scenario that leaves them whole."""
+    with system(own_cluster, tmp_path_factory.mktemp("shared"), ROLES) as deployed:
+        yield deployed
+
+
 def case(scenario: Scenario) -> object:
     marks = []
     if scenario.known_bug is not None:
@@ -34,9 +42,10 @@ def case(scenario: Scenario) -> object:
 
 @pytest.mark.parametrize("scenario", [case(s) for s in SCENARIOS])
 def test_what_was_acknowledged_is_stored_once_and_errors_end_after_recovery(
-    scenario: Scenario, own_cluster: Cluster, tmp_path: Path
+    scenario: Scenario, own_cluster: Cluster, shared: System, tmp_path: Path
 ) -> None:
-    report = run(scenario, SHORT, own_cluster, tmp_path)
+    with deployment(scenario, shared, own_cluster, tmp_path) as deployed:
+        report = run(scenario, SHORT, deployed)
     for o in report.outcomes:
         print(f"{scenario.name} {o}")
     assert all(o.acknowledged > 0 for o in report.outcomes), report.outcomes

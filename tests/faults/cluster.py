@@ -7,9 +7,12 @@ whatever happens, so no server outlives the run.
 from __future__ import annotations
 
 import contextlib
+import os
+import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -67,7 +70,8 @@ class Postgres(EmbeddedPostgres):
 
     def restart_immediately(self) -> None:
         """`pg_ctl restart -m immediate`: every backend dies without a checkpoint."""
-        self._pg_ctl("restart", "-w", "-m", "immediate")
+        # -l, as `start` has it: the new postmaster must not inherit our pipes.
+        self._pg_ctl("restart", "-w", "-m", "immediate", "-l", str(self._log_file))
 
     def create_database(self) -> DatabaseUrl:
         server = self.server or self.boot()
@@ -85,6 +89,7 @@ class Mosquitto:
         self.url = MqttUrl(host="127.0.0.1", port=self.port, username=None, password=None)
         data = workdir / "mosquitto"
         data.mkdir(parents=True, exist_ok=True)
+        give_to_broker(data)
         self._config = workdir / "mosquitto.conf"
         self._config.write_text(MOSQUITTO_CONFIG.format(port=self.port, data=data))
         self._log = workdir / "mosquitto.log"
@@ -102,6 +107,18 @@ class Mosquitto:
         if process is not None and process.poll() is None:
             process.send_signal(sig)
             process.wait(10)
+
+
+def give_to_broker(data: Path) -> None:
+    """Run as root, Mosquitto drops to its own account: it must be able to write its
+    persistence there (else it saves nothing, and a restart forgets every session)."""
+    if os.geteuid() != 0:
+        return
+    with contextlib.suppress(KeyError):
+        account = pwd.getpwnam("mosquitto")
+        os.chown(data, account.pw_uid, account.pw_gid)
+        for path in (data.parent, *data.parent.parents):
+            path.chmod(stat.S_IMODE(path.stat().st_mode) | stat.S_IXOTH)
 
 
 def mosquitto_path() -> str:

@@ -7,7 +7,6 @@ refused, a system that no longer answers); the counting is the runner's.
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from collections.abc import Callable
 
@@ -26,8 +25,7 @@ def kill_role(role: str | None) -> Fault:
         for node in nodes:
             node.signal(signal.SIGKILL)
         time.sleep(hold)
-        for node in nodes:
-            deployed.restart(node)
+        deployed.restart(nodes)
         return []
 
     return fault
@@ -73,11 +71,7 @@ def lock_events(deployed: System, hold: float) -> list[str]:
 
 def scale_mqtt(deployed: System, hold: float) -> list[str]:
     """Two more `serve --role mqtt` replicas (stable client ids), then SIGTERM to both."""
-    extra = [deployed.add("mqtt") for _ in range(2)]
+    extra = deployed.add("mqtt", "mqtt")
     time.sleep(hold)
-    stoppers = [threading.Thread(target=n.signal, args=(signal.SIGTERM,)) for n in extra]
-    for stopper in stoppers:
-        stopper.start()
-    for stopper in stoppers:
-        stopper.join(40)
+    deployed.stop(extra)
     return []

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import httpx
 import psycopg
 
-from tests.faults.load import Load, Poster, Publisher, Tally
+from tests.faults.load import Budget, Load, Poster, Publisher
 from tests.faults.system import System
 
 
@@ -21,21 +21,21 @@ class Fleet:
     mqtt: list[str]
     rest: list[str]
 
-    def mqtt_load(self, deployed: System, window: int, per_device: int) -> Load:
+    def mqtt_load(self, deployed: System, window: int, budget: Budget) -> Load:
         topic = deployed.env["IOTLEDGER_MQTT_TOPIC"]
         port = deployed.cluster.broker.port
         workers: list[Publisher | Poster] = [
             Publisher(port, f"{topic}/devices/{device}/telemetry", f"m{n}", window)
             for n, device in enumerate(self.mqtt)
         ]
-        return Load(workers, Tally(), per_device)
+        return Load(workers, budget)
 
-    def rest_load(self, deployed: System, per_device: int) -> Load:
+    def rest_load(self, deployed: System, budget: Budget) -> Load:
         workers: list[Publisher | Poster] = [
             Poster(f"{deployed.base}/api/v1/devices/{device}/telemetry", self.headers, f"r{n}")
             for n, device in enumerate(self.rest)
         ]
-        return Load(workers, Tally(), per_device)
+        return Load(workers, budget)
 
 
 def sign_in(base: str) -> dict[str, str]:
@@ -59,7 +59,8 @@ def new_device(base: str, headers: dict[str, str], timeout: float = 30) -> str:
 
 
 def fleet(deployed: System, devices: int) -> Fleet:
-    headers = sign_in(deployed.base)
+    deployed.account = deployed.account or sign_in(deployed.base)
+    headers = deployed.account
     made = [new_device(deployed.base, headers) for _ in range(2 * devices)]
     return Fleet(headers, made[:devices], made[devices:])
 

@@ -45,10 +45,12 @@ class Tally:
 
 @dataclass(frozen=True)
 class Budget:
-    """When workers stop: `stop` set (then in-flight work gets `drain` seconds), or count."""
+    """When workers stop: `stop` set (then in-flight work gets `drain` seconds), or count;
+    and how fast each device sends (readings a second, at most)."""
 
     stop: threading.Event
     per_device: int
+    rate: float
     drain: float = 10.0
 
 
@@ -57,9 +59,11 @@ def reading(key: str) -> bytes:
 
 
 def keys(prefix: str, budget: Budget) -> Iterator[str]:
+    started = time.monotonic()
     for n in range(budget.per_device):
         if budget.stop.is_set():
             return
+        time.sleep(max(0.0, started + n / budget.rate - time.monotonic()))
         yield f"{prefix}-{n}"
 
 
@@ -99,7 +103,11 @@ class Publisher:
             connection.close()
 
     def _fill(
-        self, connection: Connection, fresh: Iterator[str], retry: deque[str], inflight: dict[int, str]
+        self,
+        connection: Connection,
+        fresh: Iterator[str],
+        retry: deque[str],
+        inflight: dict[int, str],
     ) -> None:
         while len(inflight) < self._window:
             key = retry.popleft() if retry else next(fresh, None)
@@ -143,11 +151,12 @@ class Poster:
 class Load:
     """Workers in threads; `stop()` asks them to finish and waits (bounded)."""
 
-    def __init__(self, workers: list[Publisher | Poster], tally: Tally, per_device: int) -> None:
-        self.tally = tally
-        self.budget = Budget(threading.Event(), per_device)
+    def __init__(self, workers: list[Publisher | Poster], budget: Budget) -> None:
+        self.tally = Tally()
+        self.budget = budget
         self._threads = [
-            threading.Thread(target=w.run, args=(self.budget, tally), daemon=True) for w in workers
+            threading.Thread(target=w.run, args=(self.budget, self.tally), daemon=True)
+            for w in workers
         ]
 
     def start(self) -> None:

@@ -9,7 +9,10 @@ acknowledged is in the readings read model, and counts.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from tests.faults import faults, poison
 from tests.faults.cluster import Cluster
 from tests.faults.faults import Fault
 from tests.faults.fleet import Fleet, fleet, stored
-from tests.faults.load import Load
+from tests.faults.load import Budget, Load
 from tests.faults.system import ROLES, System, system
 
 SERVE: tuple[str | None, ...] = (None,)
@@ -28,6 +31,7 @@ class Size:
     devices: int  # per channel
     window: int  # unacknowledged QoS 1 messages per publisher
     per_device: int  # the most readings one device sends
+    rate: float  # the most readings one device sends a second
     lead: float
     hold: float
     tail: float
@@ -35,9 +39,9 @@ class Size:
     errors_end: float  # the promise: no error later than this after recovery
 
 
-SHORT = Size(devices=2, window=10, per_device=5_000, lead=1.5, hold=1.0, tail=3.0,
+SHORT = Size(devices=2, window=10, per_device=5_000, rate=150, lead=1.0, hold=1.0, tail=2.5,
              settle=30.0, errors_end=15.0)  # fmt: skip
-LONG = Size(devices=6, window=50, per_device=200_000, lead=5.0, hold=5.0, tail=20.0,
+LONG = Size(devices=4, window=50, per_device=200_000, rate=400, lead=5.0, hold=5.0, tail=20.0,
             settle=120.0, errors_end=20.0)  # fmt: skip
 
 WAIT_LIMIT = 6.0  # lock timeout (3 s) and a margin: past it a request hangs
@@ -51,6 +55,7 @@ class Scenario:
     hold_factor: float = 1.0
     bounded_wait: bool = False  # the promise includes: no REST request waits > WAIT_LIMIT
     known_bug: str | None = None  # the branch fixing what makes it fail today
+    isolated: bool = False  # on a deployment of its own: it may leave the shared one broken
 
     def promise(self, size: Size) -> str:
         text = f"0 lost, 0 duplicates, errors end within {size.errors_end:.0f} s of recovery"
@@ -65,12 +70,17 @@ SCENARIOS = (
     Scenario("kill -9 serve --role projections", faults.kill_role("projections")),
     Scenario("kill -9 serve", faults.kill_role(None), topology=SERVE),
     Scenario("pg_ctl restart -m immediate", faults.restart_postgres),
-    Scenario("mosquitto kill -9 + restart", faults.kill_broker),
+    Scenario(
+        "mosquitto kill -9 + restart",
+        faults.kill_broker,
+        known_bug="finding: Mosquitto 2.0.11 restores persistent sessions but not their shared"
+        " subscriptions, so what it acknowledges before the adapter subscribes again is dropped",
+    ),
     Scenario("pg_terminate_backend (all)", faults.terminate_connections),
     Scenario(
         "LOCK TABLE iotledger_events",
         faults.lock_events,
-        hold_factor=4.0,
+        hold_factor=8.0,
         bounded_wait=True,
         known_bug="failfast: statement/lock timeouts, 503 + Retry-After instead of hangs",
     ),
@@ -78,16 +88,23 @@ SCENARIOS = (
         "mqtt replicas 1 -> 3 -> 1",
         faults.scale_mqtt,
         hold_factor=2.0,
+        isolated=True,  # the replicas' sessions stay in the broker's share group
         known_bug="mqtt: unsubscribe on SIGTERM (a gone member keeps its share)",
     ),
-    Scenario("poison: NUL (REST, MQTT)", poison.poison(poison.nul_requests, poison.nul_messages)),
+    Scenario(
+        "poison: NUL (REST, MQTT)",
+        poison.poison(poison.nul_requests, poison.nul_messages),
+        isolated=True,  # an event the views cannot hold may wedge them
+    ),
     Scenario(
         "poison: deep JSON, bad UTF-8, cursors",
         poison.poison(poison.edge_requests, poison.edge_messages),
+        isolated=True,
     ),
     Scenario(
         "poison: MQTT payload > 1 MiB",
         poison.poison(poison.no_requests, poison.oversized_messages),
+        isolated=True,
     ),
 )
 
@@ -129,28 +146,43 @@ class Report:
         return broken
 
 
-def run(scenario: Scenario, size: Size, cluster: Cluster, workdir: Path) -> Report:
-    with system(cluster, workdir, scenario.topology) as deployed:
-        devices = fleet(deployed, size.devices)
-        loads = {
-            "mqtt": devices.mqtt_load(deployed, size.window, size.per_device),
-            "rest": devices.rest_load(deployed, size.per_device),
-        }
-        for load in loads.values():
-            load.start()
-        time.sleep(size.lead)
-        findings = scenario.fault(deployed, size.hold * scenario.hold_factor)
-        recovered = time.monotonic()
-        time.sleep(size.tail)
-        for load in loads.values():
-            load.stop()
-        stopped = time.monotonic()
-        settled = settle(deployed, devices, loads, size.settle) - stopped
-        outcomes = tuple(
-            outcome(channel, load, count(deployed, devices, channel), recovered)
-            for channel, load in loads.items()
-        )
+@contextlib.contextmanager
+def deployment(
+    scenario: Scenario, shared: System | None, cluster: Cluster, workdir: Path
+) -> Iterator[System]:
+    """The shared deployment (one process per role), or one of the scenario's own."""
+    if shared is not None and scenario.topology == ROLES and not scenario.isolated:
+        yield shared
+        return
+    with system(cluster, workdir, scenario.topology) as own:
+        yield own
+
+
+def run(scenario: Scenario, size: Size, deployed: System) -> Report:
+    devices = fleet(deployed, size.devices)
+    loads = {
+        "mqtt": devices.mqtt_load(deployed, size.window, budget(size)),
+        "rest": devices.rest_load(deployed, budget(size)),
+    }
+    for load in loads.values():
+        load.start()
+    time.sleep(size.lead)
+    findings = scenario.fault(deployed, size.hold * scenario.hold_factor)
+    recovered = time.monotonic()
+    time.sleep(size.tail)
+    for load in loads.values():
+        load.stop()
+    stopped = time.monotonic()
+    settled = settle(deployed, devices, loads, size.settle) - stopped
+    outcomes = tuple(
+        outcome(channel, load, count(deployed, devices, channel), recovered)
+        for channel, load in loads.items()
+    )
     return Report(scenario, size, outcomes, tuple(findings), settled)
+
+
+def budget(size: Size) -> Budget:
+    return Budget(threading.Event(), size.per_device, size.rate)
 
 
 def count(deployed: System, devices: Fleet, channel: str) -> dict[str, int]:

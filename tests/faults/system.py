@@ -47,12 +47,20 @@ class Node:
             )
 
     def signal(self, sig: int) -> None:
+        self.send(sig)
+        self.reap()
+
+    def send(self, sig: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+
+    def reap(self, timeout: float = 30) -> None:
+        """Wait for the process to exit; kill -9 it past `timeout`."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        process.send_signal(sig)
         try:
-            process.wait(30)
+            process.wait(timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
@@ -82,25 +90,33 @@ class System:
     port: int
     workdir: Path
     nodes: list[Node] = field(default_factory=list)
+    account: dict[str, str] = field(default_factory=dict)  # a signed-in user's headers
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def add(self, role: str | None) -> Node:
-        replica = sum(1 for n in self.nodes if n.role == role)
-        node = Node(role, replica, self.env, self.workdir / f"{role or 'serve'}-{replica}.log")
-        self.nodes.append(node)
-        node.start()
-        self.wait_ready(node)
-        return node
+    def add(self, *roles: str | None) -> list[Node]:
+        """Start a process of each role, all at once, and wait until each is ready."""
+        added = []
+        for role in roles:
+            replica = sum(1 for n in self.nodes if n.role == role)
+            log = self.workdir / f"{role or 'serve'}-{replica}.log"
+            added.append(Node(role, replica, self.env, log))
+            self.nodes.append(added[-1])
+            added[-1].start()
+        for node in added:
+            self.wait_ready(node)
+        return added
 
     def of(self, role: str | None) -> list[Node]:
         return [node for node in self.nodes if node.role == role]
 
-    def restart(self, node: Node) -> None:
-        node.start()
-        self.wait_ready(node)
+    def restart(self, nodes: list[Node]) -> None:
+        for node in nodes:
+            node.start()
+        for node in nodes:
+            self.wait_ready(node)
 
     def wait_ready(self, node: Node) -> None:
         wait_for(lambda: self._ready(node), READY_TIMEOUT, f"{node.name} to be ready")
@@ -116,9 +132,12 @@ class System:
         except httpx.HTTPError:
             return False
 
-    def stop(self) -> None:
-        for node in reversed(self.nodes):
-            node.signal(signal.SIGTERM)
+    def stop(self, nodes: list[Node] | None = None) -> None:
+        """SIGTERM to every process (or `nodes`) at once, then wait for each."""
+        for node in nodes or self.nodes:
+            node.send(signal.SIGTERM)
+        for node in nodes or self.nodes:
+            node.reap()
 
 
 @contextlib.contextmanager
@@ -136,8 +155,7 @@ def system(cluster: Cluster, workdir: Path, topology: tuple[str | None, ...]) ->
     assert migrated.returncode == 0, migrated.stderr
     deployed = System(cluster, env, int(env["IOTLEDGER_PORT"]), workdir)
     try:
-        for role in topology:
-            deployed.add(role)
+        deployed.add(*topology)
         yield deployed
     finally:
         deployed.stop()
