@@ -65,13 +65,17 @@ class Postgres(EmbeddedPostgres):
     server: DatabaseUrl | None = None
 
     def boot(self) -> DatabaseUrl:
+        """Start it, with room for the connections of several deployments at once."""
         self.server = parse_database_url(self.start())
+        with psycopg.connect(str(self.server), autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET max_connections = 400")
+        self.restart("fast")
         return self.server
 
-    def restart_immediately(self) -> None:
-        """`pg_ctl restart -m immediate`: every backend dies without a checkpoint."""
+    def restart(self, mode: str) -> None:
+        """`pg_ctl restart -m MODE` (`immediate`: every backend dies, no checkpoint)."""
         # -l, as `start` has it: the new postmaster must not inherit our pipes.
-        self._pg_ctl("restart", "-w", "-m", "immediate", "-l", str(self._log_file))
+        self._pg_ctl("restart", "-w", "-m", mode, "-l", str(self._log_file))
 
     def create_database(self) -> DatabaseUrl:
         server = self.server or self.boot()

@@ -33,7 +33,7 @@ def kill_role(role: str | None) -> Fault:
 
 def restart_postgres(deployed: System, hold: float) -> list[str]:
     """`pg_ctl restart -m immediate`: a crash and a recovery, no hold."""
-    deployed.cluster.postgres.restart_immediately()
+    deployed.cluster.postgres.restart("immediate")
     return []
 
 

@@ -21,7 +21,7 @@ from tests.faults.cluster import Cluster
 from tests.faults.faults import Fault
 from tests.faults.fleet import Fleet, fleet, stored
 from tests.faults.load import Budget, Load
-from tests.faults.system import ROLES, System, system
+from tests.faults.system import ROLES, STATEMENT_TIMEOUT, System, system
 
 SERVE: tuple[str | None, ...] = (None,)
 
@@ -40,11 +40,11 @@ class Size:
 
 
 SHORT = Size(devices=2, window=10, per_device=5_000, rate=150, lead=1.0, hold=1.0, tail=2.5,
-             settle=30.0, errors_end=15.0)  # fmt: skip
+             settle=15.0, errors_end=15.0)  # fmt: skip
 LONG = Size(devices=4, window=50, per_device=200_000, rate=400, lead=5.0, hold=5.0, tail=20.0,
             settle=120.0, errors_end=20.0)  # fmt: skip
 
-WAIT_LIMIT = 6.0  # lock timeout (3 s) and a margin: past it a request hangs
+WAIT_LIMIT = STATEMENT_TIMEOUT + 1.0  # past it, a request hangs
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ SCENARIOS = (
     Scenario(
         "LOCK TABLE iotledger_events",
         faults.lock_events,
-        hold_factor=8.0,
+        hold_factor=6.0,
         bounded_wait=True,
         known_bug="failfast: statement/lock timeouts, 503 + Retry-After instead of hangs",
     ),

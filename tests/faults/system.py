@@ -21,6 +21,8 @@ from tests.processes import COMMAND, environment, run
 
 ROLES = ("projections", "mqtt", "api")
 READY_TIMEOUT = 60.0
+STATEMENT_TIMEOUT = 4.0  # IOTLEDGER_STATEMENT_TIMEOUT of every deployment
+LOCK_TIMEOUT = 2.0
 
 
 @dataclass
@@ -39,7 +41,9 @@ class Node:
 
     def start(self) -> None:
         args = ["serve"] if self.role is None else ["serve", "--role", self.role]
-        env = {**self.env, "IOTLEDGER_MQTT_CLIENT_ID": f"faults-{self.name}"}
+        # Stable per replica, and apart from every other deployment on the broker.
+        client_id = f"{self.env['IOTLEDGER_MQTT_TOPIC']}-{self.name}"
+        env = {**self.env, "IOTLEDGER_MQTT_CLIENT_ID": client_id}
         with self.log.open("ab") as out:
             out.write(f"--- start {time.strftime('%H:%M:%S')}\n".encode())
             self.process = subprocess.Popen(
@@ -149,6 +153,9 @@ def system(cluster: Cluster, workdir: Path, topology: tuple[str | None, ...]) ->
         cluster.broker.url,
         IOTLEDGER_PORT=str(free_port()),
         IOTLEDGER_MQTT_TOPIC=f"faults-{database.dbname}",
+        IOTLEDGER_STATEMENT_TIMEOUT=str(STATEMENT_TIMEOUT),
+        IOTLEDGER_LOCK_TIMEOUT=str(LOCK_TIMEOUT),
+        IOTLEDGER_DB_POOL_SIZE="4",  # several deployments share the cluster
     )
     workdir.mkdir(parents=True, exist_ok=True)
     migrated = run("migrate", env=env)
