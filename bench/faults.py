@@ -52,13 +52,17 @@ def seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} s"
 
 
-def rows(report: Report) -> list[tuple[str, ...]]:
+def verdict(report: Report) -> str:
     broken = report.violations()
-    verdict = "met" if not broken else "MISSED: " + "; ".join(broken)
-    if broken and report.scenario.known_bug:
-        verdict += f" (known: {report.scenario.known_bug.split(':')[0]})"
+    if not broken:
+        return "met"
+    known = report.scenario.known_bug
+    return f"MISSED ({known.split(':')[0]})" if known else "MISSED"
+
+
+def rows(report: Report) -> list[tuple[str, ...]]:
     return [
-        row(report, o, report.scenario.promise(report.size) if n == 0 else "", verdict, n)
+        row(report, o, report.scenario.promise(report.size) if n == 0 else "", verdict(report), n)
         for n, o in enumerate(report.outcomes)
     ]
 
@@ -86,17 +90,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     size = SHORT if args.short else LONG
     chosen = [s for s in SCENARIOS if not args.only or any(w in s.name for w in args.only)]
     table: list[tuple[str, ...]] = []
+    missed: list[str] = []
     workdir = Path(tempfile.mkdtemp(prefix="iotledger-bench-faults-"))
     with cluster() as servers, system(servers, workdir / "shared", ROLES) as shared:
         for n, scenario in enumerate(chosen):
             print(f"running: {scenario.name}", flush=True)
             try:
                 with deployment(scenario, shared, servers, workdir / str(n)) as deployed:
-                    table += rows(run(scenario, size, deployed))
+                    report = run(scenario, size, deployed)
+                table += rows(report)
+                missed += [f"{scenario.name}: {v}" for v in report.violations()]
             except Exception as exc:  # one broken scenario still leaves a table
-                table.append((scenario.name, "", *[""] * 8, f"ERROR: {exc!r}"[:200]))
+                table.append((scenario.name, *[""] * 9, "ERROR"))
+                missed.append(f"{scenario.name}: {exc!r}")
     print(f"process logs: {workdir}")
     print_table(HEADER, table)
+    print("\n".join(["", "missed:", *missed] if missed else []))
 
 
 if __name__ == "__main__":

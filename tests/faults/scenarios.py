@@ -95,16 +95,19 @@ SCENARIOS = (
         "poison: NUL (REST, MQTT)",
         poison.poison(poison.nul_requests, poison.nul_messages),
         isolated=True,  # an event the views cannot hold may wedge them
+        known_bug="poison: a NUL in a command is accepted (201) and wedges the projections",
     ),
     Scenario(
         "poison: deep JSON, bad UTF-8, cursors",
         poison.poison(poison.edge_requests, poison.edge_messages),
         isolated=True,
+        known_bug="edge: deep JSON, invalid UTF-8 and huge cursor integers answer 500",
     ),
     Scenario(
         "poison: MQTT payload > 1 MiB",
         poison.poison(poison.no_requests, poison.oversized_messages),
         isolated=True,
+        known_bug="mqtt: a payload over IOTLEDGER_MAX_BODY_BYTES is stored, not dropped",
     ),
 )
 
