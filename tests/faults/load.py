@@ -45,13 +45,17 @@ class Tally:
 
 @dataclass(frozen=True)
 class Budget:
-    """When workers stop: `stop` set (then in-flight work gets `drain` seconds), or count;
-    and how fast each device sends (readings a second, at most)."""
+    """When workers stop: `stop` set or `until` passed (then in-flight work gets `drain`
+    seconds), or their count sent; and how fast each device sends (readings a second)."""
 
     stop: threading.Event
     per_device: int
     rate: float
+    until: float  # time.monotonic() past which no worker goes on, whatever happens
     drain: float = 10.0
+
+    def over(self) -> bool:
+        return self.stop.is_set() or time.monotonic() > self.until
 
 
 def reading(key: str) -> bytes:
@@ -61,7 +65,7 @@ def reading(key: str) -> bytes:
 def keys(prefix: str, budget: Budget) -> Iterator[str]:
     started = time.monotonic()
     for n in range(budget.per_device):
-        if budget.stop.is_set():
+        if budget.over():
             return
         time.sleep(max(0.0, started + n / budget.rate - time.monotonic()))
         yield f"{prefix}-{n}"
@@ -81,7 +85,7 @@ class Publisher:
         connection: Connection | None = None
         give_up: float | None = None
         while give_up is None or time.monotonic() < give_up:
-            if budget.stop.is_set() and give_up is None:
+            if budget.over() and give_up is None:
                 give_up = time.monotonic() + budget.drain
             try:
                 connection = connection or Connection(self._port, f"pub-{self._prefix}", 3.0)
@@ -143,7 +147,7 @@ class Poster:
                 tally.ack(key, took)
                 return
             tally.fail(took)
-            if budget.stop.is_set() and give_up is None:
+            if budget.over() and give_up is None:
                 give_up = time.monotonic() + budget.drain
             time.sleep(RETRY_PAUSE)
 
@@ -167,4 +171,5 @@ class Load:
         self.budget.stop.set()
         deadline = time.monotonic() + self.budget.drain + 20
         for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))

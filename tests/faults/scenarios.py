@@ -42,7 +42,7 @@ class Size:
 SHORT = Size(devices=2, window=10, per_device=5_000, rate=150, lead=1.0, hold=1.0, tail=2.5,
              settle=15.0, errors_end=15.0)  # fmt: skip
 LONG = Size(devices=4, window=50, per_device=200_000, rate=400, lead=5.0, hold=5.0, tail=20.0,
-            settle=120.0, errors_end=20.0)  # fmt: skip
+            settle=45.0, errors_end=20.0)  # fmt: skip
 
 WAIT_LIMIT = STATEMENT_TIMEOUT + 1.0  # past it, a request hangs
 
@@ -167,14 +167,16 @@ def run(scenario: Scenario, size: Size, deployed: System) -> Report:
         "mqtt": devices.mqtt_load(deployed, size.window, budget(size)),
         "rest": devices.rest_load(deployed, budget(size)),
     }
-    for load in loads.values():
-        load.start()
-    time.sleep(size.lead)
-    findings = scenario.fault(deployed, size.hold * scenario.hold_factor)
-    recovered = time.monotonic()
-    time.sleep(size.tail)
-    for load in loads.values():
-        load.stop()
+    try:
+        for load in loads.values():
+            load.start()
+        time.sleep(size.lead)
+        findings = scenario.fault(deployed, size.hold * scenario.hold_factor)
+        recovered = time.monotonic()
+        time.sleep(size.tail)
+    finally:
+        for load in loads.values():
+            load.stop()
     stopped = time.monotonic()
     settled = settle(deployed, devices, loads, size.settle) - stopped
     outcomes = tuple(
@@ -185,7 +187,8 @@ def run(scenario: Scenario, size: Size, deployed: System) -> Report:
 
 
 def budget(size: Size) -> Budget:
-    return Budget(threading.Event(), size.per_device, size.rate)
+    longest = size.lead + size.hold * 10 + size.tail + 120  # a fault that hangs, say
+    return Budget(threading.Event(), size.per_device, size.rate, time.monotonic() + longest)
 
 
 def count(deployed: System, devices: Fleet, channel: str) -> dict[str, int]:
