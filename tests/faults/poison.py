@@ -159,11 +159,11 @@ def still_works(deployed: System, headers: dict[str, str], poisoned: str) -> lis
         )
         if read.status_code != 200:
             findings.append(f"the new device reads back {read.status_code}")
+        took = time.monotonic() - started
+        if took > ANSWER_AT_ONCE:
+            findings.append(f"a new device took {took:.1f} s")
     except (httpx.HTTPError, AssertionError) as exc:
         findings.append(f"a new device did not answer within {ANSWER_AT_ONCE} s: {exc!r}")
-    took = time.monotonic() - started
-    if took > ANSWER_AT_ONCE:
-        findings.append(f"a new device took {took:.1f} s")
     if stored(deployed, [poisoned]):
         findings.append("readings of the poison were stored")
     return findings
