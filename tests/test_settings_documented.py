@@ -44,5 +44,6 @@ def test_the_operability_settings_have_their_defaults_and_read_the_environment()
 
 
 def test_a_log_format_other_than_text_or_json_is_refused_in_one_line() -> None:
-    with pytest.raises(SettingsError, match=r"^IOTLEDGER_LOG_FORMAT: xml is not one of text, json$"):
+    refused = r"^IOTLEDGER_LOG_FORMAT: xml is not one of text, json$"
+    with pytest.raises(SettingsError, match=refused):
         load_settings(environ={"IOTLEDGER_LOG_FORMAT": "xml"})
