@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, get
+from litestar import Controller, Response, get
+
+from iotledger.bootstrap import Services
 
 
 class HealthReply(msgspec.Struct):
@@ -18,8 +20,11 @@ class SystemController(Controller):
     tags = ["Lambda IoT Core: system"]
 
     @get("/health", sync_to_thread=False)
-    def health(self) -> HealthReply:
-        return HealthReply(status="ok")
+    async def health(self, services: Services) -> Response[HealthReply]:
+        """200 while this process reaches PostgreSQL; 503 within about 2 s when it cannot."""
+        if await services.database_probe.reachable():
+            return Response(HealthReply(status="ok"))
+        return Response(HealthReply(status="unavailable"), status_code=503)
 
     @get("/hello", sync_to_thread=False)
     def hello(self) -> HelloReply:
