@@ -128,7 +128,6 @@ class Services:
     def close(self) -> None:
         self.ingest.stop()
         self.watch.stop()
-        self.database_probe.close()
         self.ledger.close()
         self.pool.close()
 
@@ -149,7 +148,7 @@ def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
         tokens=TokenIssuer(jwt_secret(settings.jwt_secret, settings.data_dir)),
         ingest=ReadingIngest.for_recorder(recorder, str(database_url), owners=owners_of),
         log_head=BatchedLookup(partial(_log_head, recorder)),
-        database_probe=DatabaseProbe(str(database_url)),
+        database_probe=DatabaseProbe(pool),
     )
 
 

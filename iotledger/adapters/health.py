@@ -2,29 +2,30 @@
 
 A load balancer asks every second or more often, from every instance of it: the
 answer is kept for `ttl` (about a second), and at most one probe is in flight, so
-the database sees one `SELECT 1` per second per process whoever asks. The probe runs
-on a connection of its own (a saturated pool is not an unreachable database), in a
-thread, and the caller waits at most `timeout`: a database that hangs (stopped,
-partitioned) answers "down" in bounded time, while the probe that hangs stays the
-only one until it returns.
+the database sees one `SELECT 1` per second per process whoever asks. The probe asks
+on a connection of the process's pool (what requests use: a server that refuses new
+connections while the pool's work is still reachable for us), in a thread, and the
+caller waits at most `timeout`: a database that hangs (stopped, partitioned) answers
+"down" in bounded time, while the probe that hangs stays the only one until it returns.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
 import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 
 class DatabaseProbe:
-    def __init__(self, conninfo: str, *, ttl: float = 1.0, timeout: float = 2.0) -> None:
-        self._conninfo = conninfo
+    def __init__(
+        self, pool: ConnectionPool[Any], *, ttl: float = 1.0, timeout: float = 2.0
+    ) -> None:
+        self._pool = pool
         self._ttl = ttl
         self._timeout = timeout
-        self._conn: psycopg.Connection[Any] | None = None
         self._answer = False
         self._answered_at = -float("inf")
         self._probe: asyncio.Future[bool] | None = None
@@ -54,21 +55,8 @@ class DatabaseProbe:
 
     def _select_one(self) -> bool:
         try:
-            if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(
-                    self._conninfo,
-                    autocommit=True,
-                    connect_timeout=max(2, int(self._timeout)),
-                    application_name="iotledger-health",
-                )
-            self._conn.execute("SELECT 1")
-        except psycopg.Error:
-            self.close()
+            with self._pool.connection(timeout=self._timeout) as conn:
+                conn.execute("SELECT 1")
+        except (psycopg.Error, PoolTimeout):
             return False
         return True
-
-    def close(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                self._conn.close()
-            self._conn = None

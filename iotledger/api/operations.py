@@ -66,7 +66,7 @@ async def readiness(services: Services, timeout: float = 2.5) -> ReadyReply:
 class OperationsController(Controller):
     tags = ["Operations"]
 
-    @get("/ready", sync_to_thread=False)
+    @get("/ready")
     async def ready(self, services: Services) -> Response[ReadyReply]:
         """200 when this process can serve: database and broker up, projections keeping up."""
         reply = await readiness(services)

@@ -19,7 +19,7 @@ class HelloReply(msgspec.Struct):
 class SystemController(Controller):
     tags = ["Lambda IoT Core: system"]
 
-    @get("/health", sync_to_thread=False)
+    @get("/health")
     async def health(self, services: Services) -> Response[HealthReply]:
         """200 while this process reaches PostgreSQL; 503 within about 2 s when it cannot."""
         if await services.database_probe.reachable():
