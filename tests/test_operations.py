@@ -22,6 +22,7 @@ from iotledger.adapters.settings import DatabaseUrl, MqttUrl, Settings, parse_da
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services, bootstrap
 from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
+from tests.test_commands_api import new_command, new_device
 from tests.test_telemetry_devices import new_telemetry_device
 
 CONTRACT_METRICS = (
@@ -245,3 +246,17 @@ def test_health_answers_503_in_bounded_time_when_the_database_stops_or_hangs(
             assert took < 3
     finally:
         services.close()
+
+
+def test_an_issued_command_moves_the_commands_counter(
+    client: TestClient[object], auth_headers: dict[str, str]
+) -> None:
+    pending = ("iotledger_commands_total", (("status", "pending"),))
+
+    def issued() -> float:
+        name, labels = pending
+        return samples(client).get(name, {}).get(labels, 0)
+
+    before = issued()
+    new_command(client, auth_headers, new_device(client, auth_headers))
+    eventually(lambda: issued() >= before + 1, what="the pending command counted")
