@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from iotledger.adapters.database import migrate
 from iotledger.adapters.embedded import EmbeddedServiceError
+from iotledger.adapters.logs import configure_logging
 from iotledger.adapters.settings import Settings, SettingsError, load_settings
 from iotledger.bootstrap import bootstrap
 from iotledger.maintenance import rebuild, status
@@ -51,11 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
-        logging.basicConfig(
-            level=settings.log_level,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            force=True,
-        )
+        configure_logging(settings.log_level, settings.log_format)
         if args.command == "serve":
             roles = ROLES if args.role == "all" else (args.role,)
             asyncio.run(run(settings, roles))

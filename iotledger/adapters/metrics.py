@@ -10,6 +10,7 @@ tracking table, so any process shows every projection, wherever it runs.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter as Counts
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
@@ -21,10 +22,13 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from psycopg_pool import ConnectionPool
+
+from iotledger.adapters.settings import SettingsError
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -163,12 +167,38 @@ class ProcessCollector(Collector):
         return family
 
 
+class _Shared(Collector):
+    """The metrics of this module (and of the Python process), registered once globally."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from REGISTRY.collect()
+
+
 def process_registry(collector: Collector) -> CollectorRegistry:
+    """Everything `/metrics` shows: the shared counters, then this process's states."""
     registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Shared())
     registry.register(collector)
     return registry
 
 
-def exposition(process: CollectorRegistry) -> bytes:
-    """The text format of every metric: the module's counters, then this process's states."""
-    return generate_latest(REGISTRY) + generate_latest(process)
+def exposition(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
+
+
+@contextlib.contextmanager
+def metrics_server(registry: CollectorRegistry, host: str, port: int) -> Iterator[None]:
+    """`/metrics` on a port of its own (a thread), for a role without the HTTP API."""
+    try:
+        server, thread = start_http_server(port, host, registry)
+    except OSError:
+        raise SettingsError(
+            f"IOTLEDGER_METRICS_PORT: cannot listen on {host}:{port} "
+            "(address in use or not permitted)"
+        ) from None
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -57,6 +57,7 @@ def create_litestar(services: Services) -> Litestar:
         },
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=services.settings.max_body_bytes,
+        logging_config=None,  # the process's logging is set once (`adapters.logs`)
         openapi_config=OpenAPIConfig(
             title="iotledger",
             version="0.1.0",
