@@ -11,6 +11,7 @@ tracking table, so any process shows every projection, wherever it runs.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import Counter as Counts
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
@@ -101,6 +102,7 @@ _OUTCOMES = {"handled": "stored", "duplicate": "duplicate", "dropped": "dropped"
 _OUTCOMES["ignored"] = "ignored"
 
 
+@functools.cache  # the keys are the adapter's own words, a few dozen: one child each
 def _mqtt_metric(key: str) -> Any:
     if key in _OUTCOMES:
         return MQTT_MESSAGES.labels(_OUTCOMES[key])
