@@ -73,7 +73,8 @@ def test_ready_shows_every_projection_running_and_their_positions(
         return answer.status_code == 200 and max(lags) <= 1000 and body
 
     body = eventually(ready, what="ready")
-    assert (body["status"], body["database"], body["broker"]) == ("ready", "up", "none")
+    assert (body["status"], body["database"]) == ("ready", "up")
+    assert body["broker"] in {"up", "none"}  # "up" once a test started the mqtt role
     assert set(body["projections"]) == set(PROJECTIONS)
     for projection in body["projections"].values():
         assert projection["state"] == "running"
@@ -132,15 +133,17 @@ def test_an_mqtt_reading_moves_the_mqtt_counters(
     topic = services.topics.telemetry(uuid.UUID(device["id"]))
     with devices(mqtt_loop) as played:
         played.append(Device(mqtt_loop, mqtt_url))
-        played[0].publish(topic, {"telemetry_type": "power", "payload": {"watts": 1}})
-        played[0].publish(topic, b"not json")
-        eventually(
-            lambda: (
-                [value(stored), value(ingested), value(dropped)]
-                >= [before[0] + 1, before[1] + 1, before[2] + 1]
-            ),
-            what="the counters of one stored and one dropped message",
-        )
+
+        def moved() -> bool:
+            # Sent again while waiting: Mosquitto may route a shared subscription's message
+            # to the lingering session of an adapter an earlier test closed.
+            played[0].publish(topic, {"telemetry_type": "power", "payload": {"watts": 1}})
+            played[0].publish(topic, b"not json")
+            time.sleep(0.2)
+            now = [value(stored), value(ingested), value(dropped)]
+            return all(after > earlier for after, earlier in zip(now, before, strict=True))
+
+        eventually(moved, what="the counters of stored and dropped messages")
 
 
 @pytest.fixture

@@ -248,8 +248,8 @@ class ReadingIngest:
                 conn.close()
             return None if conn is None or conn.closed else conn
         answers = _outcomes(batch, inserted, originals)
+        _count_new(batch, answers)  # before the callers wake: what they acknowledge is counted
         _settle(batch, answers)
-        _count_new(batch, answers)
         return conn
 
     def _timed_append(
