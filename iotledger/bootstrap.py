@@ -114,7 +114,9 @@ class Services:
         ]
 
     def projection_statuses(self) -> list[ProjectionStatus]:
-        return projection_statuses(self.pool.connection, list(PROJECTIONS), self.running)
+        """Bounded: a scrape or a readiness check waits at most 2 s for a connection."""
+        connect = partial(self.pool.connection, timeout=2.0)
+        return projection_statuses(connect, list(PROJECTIONS), self.running)
 
     @cached_property
     def metrics(self) -> CollectorRegistry:

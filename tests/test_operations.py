@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from iotledger.adapters.catalog import PROJECTIONS
 from iotledger.adapters.database import migrate
 from iotledger.adapters.embedded import EmbeddedPostgres
+from iotledger.adapters.projection_status import state_of
 from iotledger.adapters.settings import DatabaseUrl, MqttUrl, Settings, parse_database_url
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services, bootstrap
@@ -263,3 +264,23 @@ def test_an_issued_command_moves_the_commands_counter(
     before = issued()
     new_command(client, auth_headers, new_device(client, auth_headers))
     eventually(lambda: issued() >= before + 1, what="the pending command counted")
+
+
+class Runner(msgspec.Struct):
+    failing: bool
+
+
+@pytest.mark.parametrize(
+    ("held", "local", "state"),
+    [
+        (True, None, "running"),  # its lock is held, here or in another process
+        (True, Runner(failing=False), "running"),  # ours stands by while another runs it
+        (False, Runner(failing=False), "standby"),  # ours is about to take it
+        (False, Runner(failing=True), "failing"),  # ours waits before its next attempt
+        (False, None, "stopped"),  # nobody runs it
+    ],
+)
+def test_a_projection_state_comes_from_its_lock_and_this_process_runner(
+    held: bool, local: Runner | None, state: str
+) -> None:
+    assert state_of(held, local) == state
