@@ -6,10 +6,11 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, cast
 
 from eventsourcing.postgres import PostgresApplicationRecorder
+from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
 from iotledger.adapters.catalog import PROJECTIONS
@@ -19,10 +20,13 @@ from iotledger.adapters.device_view import PostgresDeviceView, owners_of
 from iotledger.adapters.dispatch_view import PostgresDispatchView
 from iotledger.adapters.eventstore import eventsourcing_env
 from iotledger.adapters.feed import PostgresEventFeed, open_feed
+from iotledger.adapters.health import DatabaseProbe
 from iotledger.adapters.ingest import ReadingIngest
 from iotledger.adapters.lookup import BatchedLookup
+from iotledger.adapters.metrics import PROJECTION_FAILURES, ProcessCollector, process_registry
 from iotledger.adapters.mqtt import NoBroker, Publisher
 from iotledger.adapters.passwords import PasswordHasher
+from iotledger.adapters.projection_status import ProjectionStatus, projection_statuses
 from iotledger.adapters.ratelimit import LoginLimiter
 from iotledger.adapters.reading_view import PostgresReadingView
 from iotledger.adapters.runtime import tune_collector
@@ -53,9 +57,13 @@ class Services:
     log_head: BatchedLookup[str, int]
     """`LOG_HEAD`: the newest position of the log, for reads that must see every
     write acknowledged before them (readings: see `iotledger.api.readings`)."""
+    database_probe: DatabaseProbe
+    """Whether this process reaches PostgreSQL, for `/health` and `/ready`."""
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
     publisher: Publisher = field(default_factory=NoBroker)
     """The MQTT link the API publishes through; `serve` sets it."""
+    running: dict[str, ProjectionRunner] = field(default_factory=dict)
+    """The projection runners this process runs; `serve` sets them."""
 
     @property
     def users(self) -> PostgresUserView:
@@ -95,7 +103,25 @@ class Services:
     def runners(self, names: list[str] | None = None) -> list[ProjectionRunner]:
         chosen = names or list(PROJECTIONS)
         projections = [PROJECTIONS[name][0](self.views[name]) for name in chosen]
-        return [ProjectionRunner(p, self.feed, batch_size=p.batch_size) for p in projections]
+        return [
+            ProjectionRunner(
+                p,
+                self.feed,
+                batch_size=p.batch_size,
+                on_failure=PROJECTION_FAILURES.labels(p.name).inc,
+            )
+            for p in projections
+        ]
+
+    def projection_statuses(self) -> list[ProjectionStatus]:
+        """Bounded: a scrape or a readiness check waits at most 2 s for a connection."""
+        connect = partial(self.pool.connection, timeout=2.0)
+        return projection_statuses(connect, list(PROJECTIONS), self.running)
+
+    @cached_property
+    def metrics(self) -> CollectorRegistry:
+        """This process's states for `/metrics`: projections and the pool."""
+        return process_registry(ProcessCollector(self.pool, self.projection_statuses))
 
     @property
     def readings(self) -> PostgresReadingView:
@@ -124,6 +150,7 @@ def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
         tokens=TokenIssuer(jwt_secret(settings.jwt_secret, settings.data_dir)),
         ingest=ReadingIngest.for_recorder(recorder, str(database_url), owners=owners_of),
         log_head=BatchedLookup(partial(_log_head, recorder)),
+        database_probe=DatabaseProbe(pool),
     )
 
 

@@ -7,27 +7,44 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 
-from iotledger.adapters.database import migrate
+import msgspec
+import psycopg
+
+from iotledger.adapters.catalog import PROJECTIONS
+from iotledger.adapters.database import migrate, schema_exists
 from iotledger.adapters.embedded import EmbeddedServiceError
+from iotledger.adapters.logs import configure_logging
+from iotledger.adapters.projection_status import ProjectionStatus, projection_statuses
 from iotledger.adapters.settings import Settings, SettingsError, load_settings
 from iotledger.bootstrap import bootstrap
-from iotledger.maintenance import rebuild, status
+from iotledger.maintenance import rebuild
+from iotledger.progress import Progress
 from iotledger.serve import ROLES, database, run
 
 log = logging.getLogger("iotledger")
 
 
 def parser() -> argparse.ArgumentParser:
+    # --config is taken before or after the subcommand: every parser knows it, and one
+    # given after the subcommand (SUPPRESS: only when given) wins over one before it.
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,
+        help="path of config.toml (default: $IOTLEDGER_CONFIG)",
+    )
     top = argparse.ArgumentParser(
         prog="iotledger",
         description="Event-sourced CQRS backend for fleets of IoT devices.",
+        parents=[config],
     )
-    top.add_argument("--config", help="path of config.toml (default: $IOTLEDGER_CONFIG)")
+    top.add_argument("--version", action="version", version=f"iotledger {version('iotledger')}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
-        "serve", help="run the HTTP API, the MQTT adapter and the projections"
+        "serve", help="run the HTTP API, the MQTT adapter and the projections", parents=[config]
     )
     serve.add_argument(
         "--role",
@@ -35,30 +52,37 @@ def parser() -> argparse.ArgumentParser:
         default="all",
         help="run one role only, to scale out over several processes (default: all)",
     )
-    commands.add_parser("migrate", help="create or upgrade the database tables, once")
+    commands.add_parser(
+        "migrate", help="create or upgrade the database tables, once", parents=[config]
+    )
 
-    projections = commands.add_parser("projections", help="inspect or rebuild read models")
+    projections = commands.add_parser(
+        "projections", help="inspect or rebuild read models", parents=[config]
+    )
     actions = projections.add_subparsers(dest="action", required=True, metavar="ACTION")
     rebuild_cmd = actions.add_parser(
-        "rebuild", help="drop read models and replay them from the event store"
+        "rebuild", help="drop read models and replay them from the event store", parents=[config]
     )
     rebuild_cmd.add_argument("name", nargs="?", help="one projection (default: all)")
-    actions.add_parser("status", help="print each projection's position and lag")
+    status_cmd = actions.add_parser(
+        "status",
+        help="print each projection's position, lag and state (changes nothing)",
+        parents=[config],
+    )
+    status_cmd.add_argument("--json", action="store_true", help="print a JSON array")
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        settings = load_settings(args.config)
-        logging.basicConfig(
-            level=settings.log_level,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            force=True,
-        )
+        settings = load_settings(getattr(args, "config", None))
+        configure_logging(settings.log_level, settings.log_format)
         if args.command == "serve":
             roles = ROLES if args.role == "all" else (args.role,)
             asyncio.run(run(settings, roles))
+        elif args.command == "projections" and args.action == "status":
+            show_status(settings, as_json=args.json)
         else:
             maintain(settings, args)
     except (SettingsError, EmbeddedServiceError) as e:
@@ -74,22 +98,36 @@ def maintain(settings: Settings, args: argparse.Namespace) -> None:
         services = bootstrap(settings, url)
         try:
             migrate(url, services.ledger)
-            if args.command == "projections" and args.action == "rebuild":
-                rebuild(services, [args.name] if args.name else [], progress_bar)
-            elif args.command == "projections":
-                for row in status(services):
-                    print(f"{row.name:<16} position {row.position:>12}  lag {row.lag:>10}")
+            if args.command == "projections":
+                rebuild(services, [args.name] if args.name else [], Progress())
         finally:
             services.close()
 
 
-def progress_bar(name: str, done: int, total: int) -> None:
-    width = 40
-    fraction = 1.0 if total == 0 else min(done / total, 1.0)
-    filled = int(width * fraction)
-    bar = "#" * filled + "." * (width - filled)
-    end = "\n" if done >= total else ""
-    print(f"\r{name:<16} [{bar}] {fraction:6.1%} {done}/{total}", end=end, file=sys.stderr)
+def show_status(settings: Settings, *, as_json: bool) -> None:
+    """Read-only: no migration, no generated key, no file (an embedded database that was
+    never created is not created to say so)."""
+    if settings.database_url is None and not (settings.data_dir / "postgres").exists():
+        raise SettingsError(
+            f"IOTLEDGER_DATABASE_URL: not set, and no embedded database in {settings.data_dir}"
+        )
+    with database(settings) as url:
+        if not schema_exists(url):
+            raise SettingsError(
+                "IOTLEDGER_DATABASE_URL: the database has no iotledger tables; "
+                "run `iotledger migrate` first"
+            )
+        rows = projection_statuses(
+            lambda: psycopg.connect(str(url), connect_timeout=10), list(PROJECTIONS), {}
+        )
+    print(msgspec.json.encode(rows).decode() if as_json else _table(rows))
+
+
+def _table(rows: list[ProjectionStatus]) -> str:
+    return "\n".join(
+        f"{row.name:<16} position {row.position:>12}  lag {row.lag:>10}  {row.state}"
+        for row in rows
+    )
 
 
 if __name__ == "__main__":

@@ -1,23 +1,15 @@
-"""Operator commands on the read models: rebuild them, and say how far they are."""
+"""Operator commands on the read models: rebuild them (how far they are:
+`adapters.projection_status`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import msgspec
 
 from iotledger.adapters.catalog import PROJECTIONS
 from iotledger.adapters.settings import SettingsError
 from iotledger.bootstrap import Services
 
 Progress = Callable[[str, int, int], None]
-
-
-class ProjectionStatus(msgspec.Struct):
-    name: str
-    position: int
-    head: int
-    lag: int
 
 
 def check_names(names: list[str]) -> list[str]:
@@ -45,12 +37,3 @@ def rebuild(services: Services, names: list[str], progress: Progress) -> None:
             while runner.catch_up(feed):
                 progress(runner.name, runner.position or 0, head)
             progress(runner.name, head, head)
-
-
-def status(services: Services) -> list[ProjectionStatus]:
-    head = services.ledger.recorder.max_notification_id() or 0
-    result = []
-    for name, view in services.views.items():
-        position = view.position() or 0
-        result.append(ProjectionStatus(name, position, head, max(head - position, 0)))
-    return result

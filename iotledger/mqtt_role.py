@@ -3,7 +3,8 @@
 One place wires it, for `iotledger serve` and for tests alike: the link
 (subscribed to everything devices send), the inbound handler behind it, the
 dispatcher and the device checks (each in one process at a time), the
-presence writer, and a log line of the counters every minute.
+presence writer, and a log line of the counters every minute (the same counts are
+Prometheus counters: `adapters.metrics.MqttCounters`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from iotledger.adapters.device_checks import DeviceChecks
 from iotledger.adapters.device_directory import Presence, ledger_directory
 from iotledger.adapters.dispatcher import Dispatcher
 from iotledger.adapters.leadership import lead
+from iotledger.adapters.metrics import MqttCounters
 from iotledger.adapters.mqtt import MqttLink
 from iotledger.adapters.mqtt_inbound import Inbound
 from iotledger.adapters.settings import MqttUrl
@@ -67,7 +69,7 @@ async def mqtt_role(
 ) -> AsyncIterator[MqttRole]:
     settings = services.settings
     topics = services.topics
-    counters: Counter[str] = Counter()
+    counters: Counter[str] = MqttCounters()
     link = link_for(
         url,
         client_id,

@@ -19,6 +19,7 @@ import uvicorn
 
 from iotledger.adapters.database import check_reachable, migrate, schema_exists
 from iotledger.adapters.embedded import EmbeddedBroker, EmbeddedPostgres
+from iotledger.adapters.metrics import metrics_server
 from iotledger.adapters.runtime import freeze_startup_objects
 from iotledger.adapters.settings import (
     DatabaseUrl,
@@ -111,6 +112,7 @@ async def run(settings: Settings, roles: tuple[str, ...]) -> None:
 
 async def _run_roles(services: Services, roles: tuple[str, ...], stop: asyncio.Event) -> None:
     runners = services.runners() if "projections" in roles else []
+    services.running = {runner.name: runner for runner in runners}
     for runner in runners:
         runner.start()
     try:
@@ -121,11 +123,20 @@ async def _run_roles(services: Services, roles: tuple[str, ...], stop: asyncio.E
                 services.watch.start()
                 await _serve_http(services, stop)
             else:
+                _serve_metrics(services, stack)
                 log.info("iotledger running roles %s", ", ".join(roles))
                 await stop.wait()
     finally:
         for runner in runners:
             await asyncio.to_thread(runner.stop)
+
+
+def _serve_metrics(services: Services, stack: contextlib.AsyncExitStack) -> None:
+    """A role without the HTTP API serves `/metrics` on IOTLEDGER_METRICS_PORT, if set."""
+    settings = services.settings
+    if settings.metrics_port is not None:
+        stack.enter_context(metrics_server(services.metrics, settings.host, settings.metrics_port))
+        log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
 
 
 async def _connect_mqtt(
@@ -156,8 +167,9 @@ async def _serve_http(services: Services, stop: asyncio.Event) -> None:
         app,
         host=settings.host,
         port=settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
+        log_config=None,  # the process's logging is set once (`adapters.logs`)
+        log_level=None,
+        access_log=False,  # ours is `IOTLEDGER_ACCESS_LOG` (`api.observer`)
         lifespan="on",
     )
     server = _Server(config)

@@ -169,7 +169,12 @@ def test_a_burst_through_the_embedded_broker_is_stored_once_each(
             for n in range(300):
                 played[0].publish(topic, telemetry(f"burst-{n}"))
             played[0].publish(topic, telemetry("burst-0"))  # a repeat: stored once
-            eventually(lambda: adapter.counters.get("handled") == 301, timeout=20)
+            eventually(
+                lambda: (
+                    (adapter.counters.get("handled"), adapter.counters.get("duplicate")) == (300, 1)
+                ),
+                timeout=20,
+            )
         eventually(lambda: len(services.readings.device_page(device_id, 1000)) == 300)
         assert adapter.counters["received"] == 301
     finally:
@@ -183,9 +188,9 @@ class CountingIngest:
         self._ingest = ingest
         self.submissions: list[int] = []
 
-    async def submit(self, readings: Sequence[RecordReading]) -> list[Outcome]:
+    async def submit(self, readings: Sequence[RecordReading], *, source: str) -> list[Outcome]:
         self.submissions.append(len(readings))
-        return await self._ingest.submit(readings)
+        return await self._ingest.submit(readings, source=source)
 
 
 def test_the_readings_of_a_batch_go_in_one_submission_and_the_rest_is_handled_alone(

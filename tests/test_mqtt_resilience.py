@@ -144,11 +144,11 @@ class FlakyIngest:
         self._ingest = services.ingest
         self.failures = failures
 
-    async def submit(self, readings: Sequence[RecordReading]) -> list[Outcome]:
+    async def submit(self, readings: Sequence[RecordReading], *, source: str) -> list[Outcome]:
         if self.failures > 0:
             self.failures -= 1
             raise Unavailable("the readings could not be stored; nothing was acknowledged")
-        return await self._ingest.submit(readings)
+        return await self._ingest.submit(readings, source=source)
 
 
 def test_a_message_is_not_done_until_it_is_stored_whatever_fails_meanwhile(

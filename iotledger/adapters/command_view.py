@@ -15,6 +15,7 @@ from psycopg import Cursor, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from iotledger.adapters.metrics import COMMANDS
 from iotledger.adapters.views import PostgresView
 from iotledger.domain.commands import CommandStatus
 from iotledger.projections.commands import CommandRows, CommandSummary
@@ -31,6 +32,7 @@ class PostgresCommandRows(CommandRows):
         self.cursor = cursor
 
     def add(self, command: CommandSummary) -> None:
+        COMMANDS.labels(command.status).inc()
         values = msgspec.structs.asdict(command)
         self.cursor.execute(
             f"INSERT INTO commands (seq, {_COLUMNS}) VALUES (%(seq)s, %(id)s, %(device_id)s,"
@@ -49,6 +51,8 @@ class PostgresCommandRows(CommandRows):
         unknown = set(columns) - _CHANGES
         if unknown:
             raise ValueError(f"not a column the projection may set: {sorted(unknown)}")
+        if "status" in columns:
+            COMMANDS.labels(columns["status"]).inc()
         sets = sql.SQL(", ").join(
             sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name))
             for name in columns

@@ -28,7 +28,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -39,6 +39,7 @@ import msgspec
 import psycopg
 from eventsourcing.postgres import PostgresApplicationRecorder
 
+from iotledger.adapters.metrics import APPEND_SECONDS, INGEST_BATCH, READINGS_INGESTED
 from iotledger.adapters.reading_log import Positions, ReadingLog, stored_state
 from iotledger.domain.device_service import DEVICE_NOT_FOUND
 from iotledger.domain.devices import DeviceAccess
@@ -69,7 +70,7 @@ Owners = Callable[[psycopg.Connection[Any], Collection[UUID]], Mapping[UUID, UUI
 class _Submission:
     """One caller's readings (id, state bytes), and how to wake the caller."""
 
-    __slots__ = ("access", "arrived", "devices", "loop", "rows", "waiter")
+    __slots__ = ("access", "arrived", "devices", "loop", "rows", "source", "waiter")
 
     def __init__(
         self,
@@ -78,8 +79,12 @@ class _Submission:
         waiter: Waiter,
         access: DeviceAccess | None = None,
         devices: frozenset[UUID] = frozenset(),
+        *,
+        source: str = "other",
     ) -> None:
         self.rows = rows
+        self.source = source
+        """Where the readings came from (`rest`, `mqtt`): a label of the metrics."""
         self.loop = loop
         self.waiter = waiter
         self.access = access
@@ -130,19 +135,25 @@ class ReadingIngest:
         return cls(conninfo, ReadingLog.of(recorder, lock_timeout), **options)
 
     async def submit(
-        self, readings: Sequence[RecordReading], access: DeviceAccess | None = None
+        self,
+        readings: Sequence[RecordReading],
+        access: DeviceAccess | None = None,
+        *,
+        source: str = "other",
     ) -> list[Outcome]:
         """Append these readings; answers once they are committed, one outcome each.
         With `access`, NotFound unless every reading's device exists and `access` allows it."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[list[Outcome]] = loop.create_future()
-        self._queue(readings, loop, waiter, access)
+        self._queue(readings, loop, waiter, access, source)
         return await waiter
 
-    def enqueue(self, readings: Sequence[RecordReading]) -> Future[list[Outcome]]:
+    def enqueue(
+        self, readings: Sequence[RecordReading], *, source: str = "other"
+    ) -> Future[list[Outcome]]:
         """The same as `submit`, for a thread: wait on the future's `result()`."""
         waiter: Future[list[Outcome]] = Future()
-        self._queue(readings, None, waiter)
+        self._queue(readings, None, waiter, source=source)
         return waiter
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -160,6 +171,7 @@ class ReadingIngest:
         loop: asyncio.AbstractEventLoop | None,
         waiter: Waiter,
         access: DeviceAccess | None = None,
+        source: str = "other",
     ) -> None:
         received_at = datetime.now(UTC)
         rows = [(r.reading_id, stored_state(r, received_at)) for r in readings]
@@ -169,7 +181,7 @@ class ReadingIngest:
         if access is not None and self._owners is None:
             raise TypeError("this ingest was made without `owners`: it cannot check access")
         devices = frozenset(r.device_id for r in readings) if access is not None else frozenset()
-        submission = _Submission(rows, loop, waiter, access, devices)
+        submission = _Submission(rows, loop, waiter, access, devices, source=source)
         with self._cond:
             if self._state == "stopped":
                 raise Unavailable("the reading ingest is stopped")
@@ -226,7 +238,7 @@ class ReadingIngest:
             for submission in batch:
                 for reading_id, state in submission.rows:
                     distinct.setdefault(reading_id, state)
-            inserted, originals = self._log.append(conn, distinct) if distinct else ({}, {})
+            inserted, originals = self._timed_append(conn, distinct) if distinct else ({}, {})
         except Exception as error:
             log.exception("appending %d submissions of readings failed", len(batch))
             failure = Unavailable("the readings could not be stored; nothing was acknowledged")
@@ -235,8 +247,19 @@ class ReadingIngest:
             if conn is not None and conn.broken:
                 conn.close()
             return None if conn is None or conn.closed else conn
-        _settle(batch, _outcomes(batch, inserted, originals))
+        answers = _outcomes(batch, inserted, originals)
+        _count_new(batch, answers)  # before the callers wake: what they acknowledge is counted
+        _settle(batch, answers)
         return conn
+
+    def _timed_append(
+        self, conn: psycopg.Connection[Any], rows: dict[UUID, bytes]
+    ) -> tuple[Positions, Positions]:
+        started = time.perf_counter()
+        appended = self._log.append(conn, rows)
+        APPEND_SECONDS.observe(time.perf_counter() - started)
+        INGEST_BATCH.observe(len(rows))
+        return appended
 
     def _admitted(
         self, conn: psycopg.Connection[Any], batch: list[_Submission]
@@ -279,6 +302,16 @@ def _outcomes(batch: list[_Submission], inserted: Positions, originals: Position
             answer.append(Outcome(reading_id, new, position))
         answers.append(answer)
     return answers
+
+
+def _count_new(batch: list[_Submission], answers: list[Answer]) -> None:
+    """The readings stored for the first time, added per source once per append."""
+    new: Counter[str] = Counter()
+    for submission, answer in zip(batch, answers, strict=True):
+        if not isinstance(answer, BaseException):
+            new[submission.source] += sum(outcome.new for outcome in answer)
+    for source, count in new.items():
+        READINGS_INGESTED.labels(source).inc(count)
 
 
 def _settle(batch: list[_Submission], answers: list[Answer]) -> None:

@@ -34,6 +34,7 @@ from gmqtt.mqtt.constants import MQTTv50
 from gmqtt.mqtt.handler import MQTTConnectError
 from gmqtt.storage import PersistentStorage
 
+from iotledger.adapters.metrics import MqttCounters
 from iotledger.adapters.mqtt_intake import BatchingClient, Intake, Message
 from iotledger.adapters.settings import MqttUrl
 from iotledger.domain.errors import Unavailable
@@ -129,7 +130,7 @@ class MqttLink:
         self.subscriptions = subscriptions
         self.version = version
         self.shared = shared and version >= MQTTv50
-        self.counters: Counter[str] = Counter() if counters is None else counters
+        self.counters: Counter[str] = MqttCounters() if counters is None else counters
         self.handler: Handler | None = None
         self._connected = asyncio.Event()
         self._subscribed = asyncio.Event()

@@ -13,7 +13,8 @@ concurrently with them.
 
 What `handle_many` promises the link, which acknowledges the messages when it
 returns:
-- handled: what the message caused has committed;
+- handled: what the message caused has committed (a redelivered reading, stored
+  before, is counted a `duplicate` instead);
 - dropped (not JSON, wrong types, unknown type, unknown device or sensor, a
   message on one device's topic that names another, a report the domain
   refuses): counted by reason, logged once, nothing stored;
@@ -197,13 +198,16 @@ class Inbound:
         if not built.readings:
             return
         try:
-            await self._persistently(
-                lambda: self.ingest.submit(built.readings), what, len(built.readings)
+            outcomes = await self._persistently(
+                lambda: self.ingest.submit(built.readings, source="mqtt"), what, len(built.readings)
             )
         except Exception as error:
             self._settle_all(built.messages, error)
             return
-        self.counters["handled"] += len(built.messages)
+        duplicates = sum(not outcome.new for outcome in outcomes)
+        self.counters["handled"] += len(built.messages) - duplicates
+        if duplicates:
+            self.counters["duplicate"] += duplicates
         await self._heard(built.devices)
 
     async def _lookup(self, drafts: Drafts) -> tuple[Found[KnownDevice], Found[KnownSensor]]:

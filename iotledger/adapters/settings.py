@@ -136,6 +136,10 @@ class Settings(msgspec.Struct, frozen=True):
     lock_timeout: float = 3.0  # seconds any statement may wait for a lock
     mqtt_session_expiry: int = 7200  # seconds the broker keeps our session while we are away
     trusted_proxies: tuple[str, ...] = ()  # networks (CIDR) whose X-Forwarded-For names the client
+    ready_max_lag: int = 10000  # events a projection may lag before /ready answers 503
+    metrics_port: int | None = None  # where a role without an HTTP API serves /metrics
+    log_format: str = "text"  # text, or json: one JSON object a line
+    access_log: bool = False  # one log line per HTTP request
 
     def __repr__(self) -> str:
         fields = msgspec.structs.asdict(self) | {"jwt_secret": self.jwt_secret and "***"}
@@ -262,6 +266,7 @@ def _networks(value: object, setting: str) -> tuple[str, ...]:
 _text = _check(_string, lambda s: bool(s.strip()), "must not be empty")
 _port = _check(_integer, lambda n: 1 <= n <= 65535, "is not a port (1-65535)")
 _count = _check(_integer, lambda n: n >= 1, "must be at least 1")
+_at_least_0 = _check(_integer, lambda n: n >= 0, "must not be negative")
 _positive = _check(_number, lambda x: x > 0, "must be greater than 0")
 _non_negative = _check(_number, lambda x: x >= 0, "must not be negative")
 _host = _check(
@@ -276,6 +281,11 @@ _log_level = _check(
     lambda v, s: _text(v, s).strip().upper(),
     lambda level: level in ("DEBUG", "INFO", "WARNING", "ERROR"),
     "is not one of DEBUG, INFO, WARNING, ERROR",
+)
+_log_format = _check(
+    lambda v, s: _text(v, s).strip().lower(),
+    lambda kind: kind in ("text", "json"),
+    "is not one of text, json",
 )
 
 # field: (parser, [section] and key in the file); the environment variable is IOTLEDGER_<FIELD>.
@@ -301,6 +311,10 @@ _FIELDS: dict[str, tuple[Callable[[object, str], object], str, str]] = {
     "lock_timeout": (_positive, "database", "lock_timeout"),
     "mqtt_session_expiry": (_count, "mqtt", "session_expiry"),
     "trusted_proxies": (_networks, "server", "trusted_proxies"),
+    "ready_max_lag": (_at_least_0, "server", "ready_max_lag"),
+    "metrics_port": (_port, "server", "metrics_port"),
+    "log_format": (_log_format, "server", "log_format"),
+    "access_log": (_bool, "server", "access_log"),
 }
 # Keys combined by the _apply_* functions below.
 _SPECIAL = {

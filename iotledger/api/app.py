@@ -16,6 +16,8 @@ from iotledger.api.lambda_iot.mqtt_actions import MqttActionsController
 from iotledger.api.lambda_iot.readings import LambdaReadingsController
 from iotledger.api.lambda_iot.system import SystemController
 from iotledger.api.lambda_iot.users import LambdaUsersController
+from iotledger.api.observer import HttpObserver
+from iotledger.api.operations import OperationsController
 from iotledger.api.telemetry.auth import TelemetryAuthController
 from iotledger.api.telemetry.commands import TelemetryCommandsController
 from iotledger.api.telemetry.devices import TelemetryDevicesController
@@ -24,8 +26,10 @@ from iotledger.bootstrap import Services
 
 
 def create_app(services: Services) -> ASGIApp:
-    """What `serve` runs: the intake lane in front of the Litestar application."""
-    return IntakeLane(create_litestar(services), services)
+    """What `serve` runs: the observer (metrics, access log), then the intake lane in
+    front of the Litestar application."""
+    lane = IntakeLane(create_litestar(services), services)
+    return HttpObserver(lane, access_log=services.settings.access_log)
 
 
 def create_litestar(services: Services) -> Litestar:
@@ -35,6 +39,7 @@ def create_litestar(services: Services) -> Litestar:
     return Litestar(
         route_handlers=[
             SystemController,
+            OperationsController,
             LambdaUsersController,
             TelemetryAuthController,
             LambdaDevicesController,
@@ -52,6 +57,7 @@ def create_litestar(services: Services) -> Litestar:
         },
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=services.settings.max_body_bytes,
+        logging_config=None,  # the process's logging is set once (`adapters.logs`)
         openapi_config=OpenAPIConfig(
             title="iotledger",
             version="0.1.0",

@@ -36,7 +36,7 @@ async def record_readings(
     """Through the shared ingest; answers once the readings are committed to the log.
     With `access`: NotFound, nothing stored, unless each reading's device is one it allows
     (checked by the ingest, on a query that starts after this call)."""
-    return await services.ingest.submit(readings, access)
+    return await services.ingest.submit(readings, access, source="rest")
 
 
 async def device_readings(

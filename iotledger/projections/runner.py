@@ -53,6 +53,7 @@ class ProjectionRunner:
         *,
         batch_size: int = 1000,
         idle_wait: float = 0.5,
+        on_failure: Callable[[], None] = lambda: None,
     ) -> None:
         self.projection = projection
         self.name = projection.name
@@ -63,6 +64,8 @@ class ProjectionRunner:
         self._thread = threading.Thread(target=self._supervise, name=f"projection-{self.name}")
         self.position: int | None = None
         self.restarts = 0
+        self.failing = False  # the last attempt ended in an error, and none has run since
+        self._on_failure = on_failure
         self._last_batch = 0.0
         self.active = threading.Event()  # set while this runner is the one at work
 
@@ -81,6 +84,8 @@ class ProjectionRunner:
                 self._run()
             except Exception:
                 self.restarts += 1
+                self.failing = True
+                self._on_failure()
                 log.exception("projection %s failed; restarting in %.1fs", self.name, backoff)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -95,6 +100,7 @@ class ProjectionRunner:
                     return
             self.position = self.projection.view.position()
             self.active.set()
+            self.failing = False
             try:
                 while not self._stopping.is_set():
                     if not self.catch_up(feed):

@@ -7,7 +7,9 @@ with the status GET would give, and no body.
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, get, head
+from litestar import Controller, Response, get, head
+
+from iotledger.bootstrap import Services
 
 
 class HealthReply(msgspec.Struct):
@@ -21,14 +23,23 @@ class HelloReply(msgspec.Struct):
 class SystemController(Controller):
     tags = ["Lambda IoT Core: system"]
 
-    @get("/health", sync_to_thread=False)
-    def health(self) -> HealthReply:
-        return HealthReply(status="ok")
+    @get("/health")
+    async def health(self, services: Services) -> Response[HealthReply]:
+        """200 while this process reaches PostgreSQL; 503 within about 2 s when it cannot."""
+        if await services.database_probe.reachable():
+            return Response(HealthReply(status="ok"))
+        return Response(HealthReply(status="unavailable"), status_code=503)
 
     @get("/hello", sync_to_thread=False)
     def hello(self) -> HelloReply:
         return HelloReply(message="hello from lambdaiot")
 
-    @head(["/health", "/hello"], sync_to_thread=False, status_code=200)
-    def probe(self) -> None:
-        """HEAD of either: 200, no body."""
+    @head("/health")
+    async def health_probe(self, services: Services) -> Response[None]:
+        """HEAD /health: the status GET would give, no body."""
+        reachable = await services.database_probe.reachable()
+        return Response(None, status_code=200 if reachable else 503)
+
+    @head("/hello", sync_to_thread=False, status_code=200)
+    def hello_probe(self) -> None:
+        """HEAD /hello: 200, no body."""
