@@ -47,7 +47,9 @@ def fuzzed(
     its own; and a signed-in user."""
     url = create_database(server_url)
     topic = f"iotledger-fuzz-{uuid.uuid4().hex[:8]}"
-    own = msgspec.structs.replace(settings, mqtt_topic=topic, read_wait_timeout=READ_WAIT)
+    own = msgspec.structs.replace(
+        settings, mqtt_topic=topic, read_wait_timeout=READ_WAIT, db_pool_size=4
+    )
     services = start_services(own, url)
     runners = services.runners()
     for runner in runners:
