@@ -21,6 +21,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
 
 from iotledger.api.auth import principal_of
+from iotledger.api.bodies import decode_json
 from iotledger.api.errors import (
     REQUIRED,
     UNEXPECTED,
@@ -40,7 +41,6 @@ _TELEMETRY = re.compile(
 TEMPLATE = "/api/v1/devices/{device_id}/telemetry"
 """The route of the requests this lane answers, as Litestar names it (for the metrics)."""
 _JSON = (b"content-type", b"application/json")
-_decode = msgspec.json.Decoder(NewTelemetry, strict=False).decode
 _encode = msgspec.json.Encoder().encode
 
 
@@ -92,16 +92,14 @@ class IntakeLane:
 
     async def _record(self, scope: HTTPScope, device_id: UUID, body: bytes) -> TelemetryReading:
         """In Litestar's order: a body that is not JSON, then the token, then the fields."""
-        invalid = f"data: {REQUIRED}" if not body else None
-        try:
-            data = _decode(body or b"{}")
-        except msgspec.ValidationError as e:
-            invalid = invalid or describe_body_error(e)
-        except msgspec.DecodeError as e:
-            raise InvalidInput(str(e)) from None
+        value = decode_json(body) if body else None
         principal = principal_of(self.services, _header(scope, b"authorization"))
-        if invalid is not None:
-            raise InvalidInput(invalid)
+        if not body:
+            raise InvalidInput(f"data: {REQUIRED}")
+        try:
+            data = msgspec.convert(value, NewTelemetry, strict=False)
+        except msgspec.ValidationError as e:
+            raise InvalidInput(describe_body_error(e)) from None
         return await record_telemetry(self.services, device_id, data, principal)
 
 
