@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import httpx
@@ -21,7 +21,9 @@ from litestar.testing import TestClient
 from iotledger.adapters.settings import DatabaseUrl, Settings
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services
+from iotledger.projections.runner import ProjectionRunner
 from tests.conftest import start_services, unique
+from tests.processes import wait_until
 
 Client = TestClient[Any]
 BOUND = 4.0
@@ -37,15 +39,20 @@ def impatient(settings: Settings, fresh_database_url: DatabaseUrl) -> Iterator[S
         settings, statement_timeout=1.5, lock_timeout=0.5, read_wait_timeout=1.0
     )
     services = start_services(quick, fresh_database_url)
-    runners = services.runners()
-    for runner in runners:
-        runner.start()
     try:
         yield services
     finally:
-        for runner in runners:
-            runner.stop()
         services.close()
+
+
+@pytest.fixture
+def runners(impatient: Services) -> Iterator[list[ProjectionRunner]]:
+    running = impatient.runners()
+    for runner in running:
+        runner.start()
+    yield running
+    for runner in running:
+        runner.stop()
 
 
 class Fleet(msgspec.Struct):
@@ -73,10 +80,16 @@ def fleet(client: Client) -> Fleet:
 
 @contextmanager
 def locked(url: DatabaseUrl, table: str) -> Iterator[None]:
-    """`table` locked by another session for as long as the block runs."""
-    with psycopg.connect(str(url)) as conn:
+    """`table` locked by another session for as long as the block runs (20 s at most:
+    requests that wait for the lock fail the test instead of hanging it)."""
+    conn = psycopg.connect(str(url))
+    try:
+        conn.execute("SET idle_in_transaction_session_timeout = '20s'")
         conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
         yield
+    finally:
+        with suppress(psycopg.OperationalError):  # ended by the guard
+            conn.close()
 
 
 def rows(url: DatabaseUrl) -> dict[str, int]:
@@ -121,6 +134,11 @@ def is_unavailable(path: str, response: httpx.Response) -> bool:
     return response.status_code == 503 and int(response.headers["Retry-After"]) > 0 and ok
 
 
+def running_again(runners: list[ProjectionRunner]) -> None:
+    """Wait for the projection runners, which failed behind the lock and back off (5 s)."""
+    wait_until(lambda: all(runner.active.is_set() for runner in runners), timeout=15)
+
+
 # Which requests need which table: each must answer 503 while it is locked.
 NEEDS = {
     "iotledger_events": (
@@ -138,7 +156,10 @@ NEEDS = {
 
 @pytest.mark.parametrize("table", sorted(NEEDS))
 def test_a_locked_table_answers_503_with_retry_after_in_time_and_stores_nothing(
-    impatient: Services, fresh_database_url: DatabaseUrl, table: str
+    impatient: Services,
+    runners: list[ProjectionRunner],
+    fresh_database_url: DatabaseUrl,
+    table: str,
 ) -> None:
     with TestClient(create_app(impatient)) as client:
         f = fleet(client)
@@ -151,13 +172,14 @@ def test_a_locked_table_answers_503_with_retry_after_in_time_and_stores_nothing(
             assert is_unavailable(path, response), (name, response.status_code, response.text)
             assert seconds < BOUND, (name, seconds)
         assert rows(fresh_database_url) == before
+        running_again(runners)
         for name, request in wanted.items():
             response, _ = send(client, request)
             assert response.status_code in (200, 201), (name, response.text)
 
 
 def test_every_connection_of_a_process_is_bounded_and_named(
-    impatient: Services, fresh_database_url: DatabaseUrl
+    impatient: Services, runners: list[ProjectionRunner], fresh_database_url: DatabaseUrl
 ) -> None:
     with TestClient(create_app(impatient)) as client:
         fleet(client)
