@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from iotledger.adapters.connections import for_maintenance
 from iotledger.adapters.database import migrate
 from iotledger.adapters.embedded import EmbeddedServiceError
 from iotledger.adapters.settings import Settings, SettingsError, load_settings
@@ -70,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def maintain(settings: Settings, args: argparse.Namespace) -> None:
+    """`migrate` and `projections ...`, with the long bounds of maintenance."""
+    settings = for_maintenance(settings)
     with database(settings) as url:
         services = bootstrap(settings, url)
         try:

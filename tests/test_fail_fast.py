@@ -7,6 +7,7 @@ up within the configured bounds instead of waiting for the lock.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -18,12 +19,13 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
+from iotledger.adapters.database import MIGRATION_LOCK
 from iotledger.adapters.settings import DatabaseUrl, Settings
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services
 from iotledger.projections.runner import ProjectionRunner
 from tests.conftest import start_services, unique
-from tests.processes import wait_until
+from tests.processes import run, wait_until
 
 Client = TestClient[Any]
 BOUND = 4.0
@@ -36,7 +38,7 @@ READING = {"telemetry_type": "temperature", "payload": {"celsius": 21}}
 @pytest.fixture
 def impatient(settings: Settings, fresh_database_url: DatabaseUrl) -> Iterator[Services]:
     quick = msgspec.structs.replace(
-        settings, statement_timeout=1.5, lock_timeout=0.5, read_wait_timeout=1.0
+        settings, statement_timeout=1.5, lock_timeout=0.5, read_wait_timeout=1.0, db_pool_size=2
     )
     services = start_services(quick, fresh_database_url)
     try:
@@ -178,6 +180,23 @@ def test_a_locked_table_answers_503_with_retry_after_in_time_and_stores_nothing(
             assert response.status_code in (200, 201), (name, response.text)
 
 
+def test_a_pool_with_no_connection_free_answers_503_with_retry_after_in_time(
+    impatient: Services, runners: list[ProjectionRunner]
+) -> None:
+    with TestClient(create_app(impatient)) as client:
+        f = fleet(client)
+        with impatient.pool.connection(), impatient.pool.connection():  # all it has
+            answers = {
+                path: send(client, ("GET", path, None, headers))
+                for path, headers in (("/api/v1/devices", f.v1), ("/devices", f.lambda_headers))
+            }
+        for path, (response, seconds) in answers.items():
+            assert is_unavailable(path, response), (path, response.status_code, response.text)
+            assert seconds < BOUND, (path, seconds)
+        running_again(runners)
+        assert client.get("/api/v1/devices", headers=f.v1).status_code == 200
+
+
 def test_every_connection_of_a_process_is_bounded_and_named(
     impatient: Services, runners: list[ProjectionRunner], fresh_database_url: DatabaseUrl
 ) -> None:
@@ -197,3 +216,19 @@ def test_every_connection_of_a_process_is_bounded_and_named(
         assert conn.execute(timeouts).fetchone() == ("1500ms", "500ms")
     with impatient.ledger.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
         assert conn.execute(timeouts).fetchone() == {"s": "1500ms", "l": "500ms"}
+
+
+def test_a_migration_waits_for_another_one_past_the_serving_lock_timeout(
+    migrated: tuple[int, dict[str, str]], own_database: DatabaseUrl
+) -> None:
+    _, env = migrated
+    quick = {**env, "IOTLEDGER_LOCK_TIMEOUT": "0.5", "IOTLEDGER_STATEMENT_TIMEOUT": "1"}
+    with psycopg.connect(str(own_database), autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        release = threading.Timer(3.0, lambda: other.execute("SELECT pg_advisory_unlock_all()"))
+        release.start()
+        started = time.monotonic()
+        result = run("migrate", env=quick)
+        release.join()
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started >= 3.0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import msgspec
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from iotledger.adapters.settings import DatabaseUrl, Settings
@@ -41,6 +42,15 @@ class Bounds(NamedTuple):
 MAINTENANCE = Bounds(statement_timeout=3600.0, lock_timeout=60.0)
 """`iotledger migrate` and `iotledger projections ...`: an operator runs them and watches;
 a rebuild writes large batches and may wait for a serving process's readers to let go."""
+
+
+def for_maintenance(settings: Settings) -> Settings:
+    """The settings of a maintenance command: the long bounds of `MAINTENANCE`."""
+    return msgspec.structs.replace(
+        settings,
+        statement_timeout=max(settings.statement_timeout, MAINTENANCE.statement_timeout),
+        lock_timeout=max(settings.lock_timeout, MAINTENANCE.lock_timeout),
+    )
 
 
 def connection_options(purpose: str, bounds: Bounds) -> dict[str, str | int]:

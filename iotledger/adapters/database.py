@@ -18,7 +18,7 @@ from iotledger.domain.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
-_MIGRATION_LOCK = 0x10716D6E  # one advisory lock: migrations never run concurrently
+MIGRATION_LOCK = 0x10716D6E  # one advisory lock: migrations never run concurrently
 
 
 def check_reachable(url: DatabaseUrl, bounds: Bounds) -> None:
@@ -59,7 +59,7 @@ def migrate(url: DatabaseUrl, ledger: Ledger) -> None:
     migration, and build an index on a large table. The event store's tables are created
     on the ledger's connections, with the ledger's bounds."""
     with psycopg.connect(connection_string(url, "migrate", MAINTENANCE), autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
         try:
             ledger.recorder.create_table()  # type: ignore[attr-defined]
             conn.execute(TRACKING_DDL)
@@ -67,7 +67,7 @@ def migrate(url: DatabaseUrl, ledger: Ledger) -> None:
                 for statement in view_class.ddl:
                     conn.execute(statement)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
     log.info("database schema is up to date")
 
 
