@@ -21,7 +21,11 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.utils import Environment, EnvType, resolve_topic
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from iotledger.adapters.connections import Bounds, connection_options
+from iotledger.adapters.connections import (
+    IDLE_IN_TRANSACTION_TIMEOUT,
+    Bounds,
+    connection_options,
+)
 from iotledger.adapters.settings import DatabaseUrl
 
 _ENVELOPE = frozenset({"originator_id", "originator_version"})
@@ -166,7 +170,7 @@ def eventsourcing_env(url: DatabaseUrl, pool_size: int, bounds: Bounds) -> dict[
         "POSTGRES_MAX_OVERFLOW": str(pool_size - 1),
         "POSTGRES_CONNECT_TIMEOUT": str(math.ceil(bounds.statement_timeout)),
         "POSTGRES_LOCK_TIMEOUT": str(math.ceil(bounds.lock_timeout)),
-        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(int(IDLE_IN_TRANSACTION_TIMEOUT)),
         "POSTGRES_PRE_PING": "y",
         BoundedPostgresFactory.CONNECTION_OPTIONS: make_conninfo("", **options),
         "CREATE_TABLE": "n",
