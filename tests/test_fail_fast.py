@@ -170,6 +170,7 @@ def test_a_locked_table_answers_503_with_retry_after_in_time_and_stores_nothing(
         with locked(fresh_database_url, table):
             answers = {name: send(client, wanted[name]) for name in NEEDS[table]}
         for name, (response, seconds) in answers.items():
+            print(f"{table} locked: {name} answered {response.status_code} in {seconds:.2f} s")
             path = wanted[name][1]
             assert is_unavailable(path, response), (name, response.status_code, response.text)
             assert seconds < BOUND, (name, seconds)
