@@ -98,7 +98,7 @@ async def mqtt_role(
         counters=counters,
         misses=settings.device_check_misses,
     )
-    conninfo = str(services.database_url)
+    conninfo = services.conninfo("leader")  # each leader names its connection after itself
     check_every = timing.check_interval or settings.device_check_interval
     background: list[Coroutine[Any, Any, None]] = [
         lead(conninfo, "dispatcher", dispatcher.round, timing.dispatch_every),

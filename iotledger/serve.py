@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
 
+from iotledger.adapters.connections import Bounds
 from iotledger.adapters.database import check_reachable, migrate, schema_exists
 from iotledger.adapters.embedded import EmbeddedBroker, EmbeddedPostgres
 from iotledger.adapters.metrics import metrics_server
@@ -42,7 +43,7 @@ ROLES = ("api", "mqtt", "projections")
 def database(settings: Settings) -> Iterator[DatabaseUrl]:
     """The configured database, or an embedded one for as long as we run."""
     if settings.database_url is not None:
-        check_reachable(settings.database_url)
+        check_reachable(settings.database_url, Bounds.of(settings))
         yield settings.database_url
         return
     embedded = EmbeddedPostgres(settings.data_dir / "postgres")
@@ -89,7 +90,7 @@ class _Server(uvicorn.Server):
 def prepare_schema(services: Services, roles: tuple[str, ...]) -> None:
     if set(roles) == set(ROLES):
         migrate(services.database_url, services.ledger)
-    elif not schema_exists(services.database_url):
+    elif not schema_exists(services.database_url, Bounds.of(services.settings)):
         raise SettingsError(
             "IOTLEDGER_DATABASE_URL: the database has no iotledger tables; "
             "run `iotledger migrate` once before starting single roles"

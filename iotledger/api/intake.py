@@ -22,17 +22,10 @@ from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
 
 from iotledger.api.auth import principal_of
 from iotledger.api.bodies import decode_json
-from iotledger.api.errors import (
-    REQUIRED,
-    UNEXPECTED,
-    answer_to,
-    describe_body_error,
-    error_body,
-    log_unexpected,
-)
+from iotledger.api.errors import REQUIRED, answer_or_log, describe_body_error, error_body
 from iotledger.api.telemetry.telemetry import NewTelemetry, TelemetryReading, record_telemetry
 from iotledger.bootstrap import Services
-from iotledger.domain.errors import DomainError, InvalidInput
+from iotledger.domain.errors import InvalidInput
 
 _TELEMETRY = re.compile(
     r"/api/v1/devices/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/telemetry/?",
@@ -80,13 +73,10 @@ class IntakeLane:
         path = scope["path"]
         try:
             created = await self._record(scope, device_id, body)
-        except DomainError as e:
-            answer = answer_to(e)
+        except Exception as e:
+            answer = answer_or_log(e, "POST", path)
             content = error_body(path, answer.status, answer.message, answer.code)
             await _answer(send, answer.status, content, answer.headers)
-        except Exception as e:
-            log_unexpected("POST", path, e)
-            await _answer(send, 500, error_body(path, 500, UNEXPECTED))
         else:
             await _answer(send, 201, created)
 
