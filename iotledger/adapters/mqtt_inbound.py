@@ -66,6 +66,7 @@ from iotledger.adapters.mqtt_messages import (
     now,
     speaker,
 )
+from iotledger.adapters.mqtt_order import ArrivalOrder
 from iotledger.adapters.mqtt_readings import Drafts, Found
 from iotledger.adapters.topics import Channel, Route, Topics
 from iotledger.domain.command_service import COMMAND_NOT_FOUND, ReportCommand
@@ -126,6 +127,7 @@ class Inbound:
         self.counters = counters
         self.max_backoff = max_backoff
         self._waking: SingleFlight[UUID, None] = SingleFlight()
+        self._order = ArrivalOrder()
         self._channels: dict[Channel, Callable[[Route, bytes], Awaitable[None]]] = {
             Channel.DISCOVERY: self._discovery,
             Channel.ACK: self._ack,
@@ -137,7 +139,12 @@ class Inbound:
         await self.handle_many([(topic, payload)])
 
     async def handle_many(self, messages: Sequence[Message]) -> None:
-        """Return once every message is handled, dropped or ignored; retry what failed."""
+        """Return once every message is handled, dropped or ignored; retry what failed.
+
+        A discovery splits the batch: what arrived before it is done first, then
+        the discovery, then the rest, looked up again (`mqtt_order`).
+        """
+        stages: list[asyncio.Task[None]] = []
         drafts = Drafts(self.topics.base)
         singles: list[Awaitable[None]] = []
         for topic, payload in messages:
@@ -146,8 +153,19 @@ class Inbound:
             except Exception as error:
                 self._settle(topic, payload, error)
                 continue
-            if work is not None:
+            if work is None:
+                continue
+            if topic != self.topics.discovery:
                 singles.append(self._one(topic, payload, work))
+                continue
+            stages.append(self._order.alongside(self._segment(drafts, singles)))
+            stages.append(self._order.alone(self._one(topic, payload, work)))
+            drafts, singles = Drafts(self.topics.base), []
+        stages.append(self._order.alongside(self._segment(drafts, singles)))
+        await asyncio.gather(*stages)
+
+    async def _segment(self, drafts: Drafts, singles: list[Awaitable[None]]) -> None:
+        """The readings of a run of messages in one submission; the rest alongside them."""
         if singles:
             await asyncio.gather(self._store(drafts), *singles)
         elif drafts:
