@@ -24,7 +24,8 @@ from iotledger.adapters.dispatcher import Dispatcher
 from iotledger.adapters.leadership import lead
 from iotledger.adapters.mqtt import MqttLink
 from iotledger.adapters.mqtt_inbound import Inbound
-from iotledger.adapters.settings import MqttUrl
+from iotledger.adapters.mqtt_names import share_group
+from iotledger.adapters.settings import MqttUrl, Settings
 from iotledger.bootstrap import Services
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,24 @@ class MqttRole:
 
 
 def link_for(
-    url: MqttUrl, client_id: str, embedded: bool, subscriptions: tuple[str, ...] = (), **kw: Any
+    settings: Settings,
+    url: MqttUrl,
+    client_id: str,
+    embedded: bool,
+    subscriptions: tuple[str, ...] = (),
+    **kw: Any,
 ) -> MqttLink:
-    """MQTT 5 with shared subscriptions for a real broker; 3.1.1 for the embedded one."""
-    version = MQTTv311 if embedded else MQTTv50
-    return MqttLink(url, client_id, subscriptions, version=version, shared=not embedded, **kw)
+    """MQTT 5 with the deployment's shared subscriptions and a session that expires, for a
+    real broker; 3.1.1 for the embedded one."""
+    return MqttLink(
+        url,
+        client_id,
+        subscriptions,
+        version=MQTTv311 if embedded else MQTTv50,
+        share_group=None if embedded else share_group(settings.mqtt_topic),
+        session_expiry=settings.mqtt_session_expiry,
+        **kw,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -69,6 +83,7 @@ async def mqtt_role(
     topics = services.topics
     counters: Counter[str] = Counter()
     link = link_for(
+        settings,
         url,
         client_id,
         embedded,
