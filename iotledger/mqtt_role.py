@@ -99,6 +99,7 @@ async def mqtt_role(
         presence=presence,
         topics=topics,
         counters=counters,
+        max_payload=settings.max_body_bytes,
     )
     link.handler = inbound.handle_many
     dispatcher = Dispatcher(services.ledger, services.dispatch, link.publish, topics, counters)

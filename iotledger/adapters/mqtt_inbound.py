@@ -14,9 +14,10 @@ concurrently with them.
 What `handle_many` promises the link, which acknowledges the messages when it
 returns:
 - handled: what the message caused has committed;
-- dropped (not JSON, wrong types, unknown type, unknown device or sensor, a
-  message on one device's topic that names another, a report the domain
-  refuses): counted by reason, logged once, nothing stored;
+- dropped (larger than `max_payload`, checked before anything else; not JSON,
+  wrong types, unknown type, unknown device or sensor, a message on one
+  device's topic that names another, a report the domain refuses): counted by
+  reason, logged once, nothing stored;
 - ignored: the server's own messages on `T` (check requests, triggers, pings),
   which every subscriber of `T` receives;
 - an infrastructure failure (database down): retried with a bounded backoff
@@ -118,6 +119,7 @@ class Inbound:
         topics: Topics,
         counters: Counter[str],
         max_backoff: float = 5.0,
+        max_payload: int | None = None,
     ) -> None:
         self.ledger = ledger
         self.ingest = ingest
@@ -126,6 +128,7 @@ class Inbound:
         self.topics = topics
         self.counters = counters
         self.max_backoff = max_backoff
+        self.max_payload = max_payload
         self._waking: SingleFlight[UUID, None] = SingleFlight()
         self._order = ArrivalOrder()
         self._channels: dict[Channel, Callable[[Route, bytes], Awaitable[None]]] = {
@@ -173,6 +176,7 @@ class Inbound:
 
     def _sort(self, topic: str, payload: bytes, drafts: Drafts) -> Work | None:
         """A reading joins the drafts (None); any other message is work of its own."""
+        self._check_size(payload)
         route = self.topics.route(topic)
         if route is None:
             raise Dropped("unknown_topic", topic)
@@ -185,6 +189,11 @@ class Inbound:
         if handler is None:
             raise Dropped("unknown_topic", topic)
         return functools.partial(handler, route, payload)
+
+    def _check_size(self, payload: bytes) -> None:
+        """What REST refuses with 413 is not taken over MQTT either, whatever the topic."""
+        if self.max_payload is not None and len(payload) > self.max_payload:
+            raise Dropped("too_large", f"{len(payload)} bytes, more than {self.max_payload}")
 
     async def _one(self, topic: str, payload: bytes, work: Work) -> None:
         try:
