@@ -1,9 +1,10 @@
 """The `mqtt` role: the broker link, what devices send, and what is sent to them.
 
 One place wires it, for `iotledger serve` and for tests alike: the link
-(subscribed to everything devices send), the inbound handler behind it, the
-dispatcher and the device checks (each in one process at a time), the
-presence writer, and a log line of the counters every minute.
+(subscribed to everything devices send, and a member of the deployment's share
+group that leaves it on stop unless it is the last: `mqtt_group`), the inbound
+handler behind it, the dispatcher and the device checks (each in one process at
+a time), the presence writer, and a log line of the counters every minute.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from iotledger.adapters.device_directory import Presence, ledger_directory
 from iotledger.adapters.dispatcher import Dispatcher
 from iotledger.adapters.leadership import lead
 from iotledger.adapters.mqtt import MqttLink
+from iotledger.adapters.mqtt_group import GroupMembership
 from iotledger.adapters.mqtt_inbound import Inbound
 from iotledger.adapters.mqtt_names import share_group
 from iotledger.adapters.settings import MqttUrl, Settings
@@ -120,7 +122,10 @@ async def mqtt_role(
         presence.run(timing.presence_every),
         log_counters(counters, timing.counters_every),
     ]
+    membership = None if link.share_group is None else GroupMembership(conninfo, link.share_group)
     await link.start()
+    if membership is not None:
+        await membership.join()
     tasks = [asyncio.create_task(work) for work in background]
     try:
         yield MqttRole(link, inbound, counters)
@@ -128,7 +133,7 @@ async def mqtt_role(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await link.stop()
+        await link.stop(leave=membership is not None and await membership.depart())
         await presence.flush()
 
 

@@ -100,68 +100,83 @@ def test_two_deployments_on_one_broker_each_get_all_their_own_messages(
 
 
 def test_a_replica_stopped_with_sigterm_leaves_the_group_and_strands_nothing(
-    mosquitto: MqttUrl,
-    mqtt_loop: LoopThread,
-    replicas: list[Replica],
-    migrated: tuple[int, dict[str, str]],
+    mosquitto: MqttUrl, mqtt_loop: LoopThread, migrated: tuple[int, dict[str, str]]
 ) -> None:
-    settings = Settings(mqtt_topic=base_topic(), mqtt_client_id="replica-b", mqtt_session_expiry=60)
-    replicas.append(Replica(mqtt_loop, mosquitto, settings, "mqtt"))
-    remaining = replicas[0]
-    env = {**migrated[1], "IOTLEDGER_MQTT_TOPIC": settings.mqtt_topic}
-    env["IOTLEDGER_MQTT_SESSION_EXPIRY"] = "60"
-    with devices(mqtt_loop) as played, Output(env) as departing:
+    env = replica_environment(migrated[1])
+    with (
+        devices(mqtt_loop) as played,
+        MqttProcess(env, "replica-a") as departing,
+        MqttProcess(env, "replica-b") as remaining,
+    ):
         played.append(Device(mqtt_loop, mosquitto))
-        departing.wait_for(f"in share group {share_group(settings.mqtt_topic)}")
-        shared = publish(played[0], settings.mqtt_topic, "shared", 20)
-        eventually(lambda: departing.has("dropped"), what="the other replica to take its share")
+        topic = env["IOTLEDGER_MQTT_TOPIC"]
+        shared = publish(played[0], topic, "shared", 20)
+        eventually(lambda: departing.got(shared) and remaining.got(shared), what="both a share")
         assert departing.stop() == 0
-        assert set(remaining.received) < shared
-        after = publish(played[0], settings.mqtt_topic, "after", 40)
-        eventually(lambda: set(remaining.received) >= after, what="every message after the stop")
+        after = publish(played[0], topic, "after", 40)
+        eventually(lambda: remaining.got(after) == after, what="every message after the stop")
 
 
-class Output:
-    """`iotledger serve --role mqtt` in the background, its output read as it comes."""
+def test_the_last_replica_to_stop_stays_in_the_group_and_gets_what_came_meanwhile(
+    mosquitto: MqttUrl, mqtt_loop: LoopThread, migrated: tuple[int, dict[str, str]]
+) -> None:
+    env = replica_environment(migrated[1])
+    with devices(mqtt_loop) as played:
+        played.append(Device(mqtt_loop, mosquitto))
+        with MqttProcess(env, "replica-a") as last:
+            assert last.stop() == 0
+        meanwhile = publish(played[0], env["IOTLEDGER_MQTT_TOPIC"], "meanwhile", 10)
+        with MqttProcess(env, "replica-a") as again:
+            eventually(lambda: again.got(meanwhile) == meanwhile, what="what came meanwhile")
 
-    def __init__(self, env: dict[str, str]) -> None:
+
+def replica_environment(env: dict[str, str]) -> dict[str, str]:
+    return {**env, "IOTLEDGER_MQTT_TOPIC": base_topic(), "IOTLEDGER_MQTT_SESSION_EXPIRY": "60"}
+
+
+class MqttProcess:
+    """`iotledger serve --role mqtt` in the background, subscribed, its output read as it
+    comes: it logs each message it drops, and the payloads here are not JSON."""
+
+    def __init__(self, env: dict[str, str], name: str) -> None:
         self._process = subprocess.Popen(
             [COMMAND, "serve", "--role", "mqtt"],
-            env=env,
+            env={**env, "IOTLEDGER_MQTT_CLIENT_ID": name},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
         self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        threading.Thread(target=self._read, daemon=True).start()
+        self._wait_for(f"in share group {share_group(env['IOTLEDGER_MQTT_TOPIC'])}")
 
     def _read(self) -> None:
         assert self._process.stdout is not None
         for line in self._process.stdout:
             self.lines.append(line)
 
-    def has(self, text: str) -> bool:
-        return any(text in line for line in self.lines)
+    def got(self, payloads: set[bytes]) -> set[bytes]:
+        """Which of these payloads it received (and dropped: they are not JSON)."""
+        output = "".join(self.lines)
+        return {payload for payload in payloads if f"): {payload!r}" in output}
 
-    def wait_for(self, text: str) -> None:
-        def check() -> bool:
-            return self.has(text) or self._process.poll() is not None
+    def _wait_for(self, text: str) -> None:
+        def seen() -> bool:
+            return any(text in line for line in self.lines) or self._process.poll() is not None
 
-        eventually(check, timeout=30, what=text)
-        assert self.has(text), "".join(self.lines)
+        eventually(seen, timeout=30, what=text)
+        assert self._process.poll() is None, "".join(self.lines)
 
     def stop(self) -> int:
         self._process.send_signal(signal.SIGTERM)
         return self._process.wait(20)
 
-    def __enter__(self) -> Output:
+    def __enter__(self) -> MqttProcess:
         return self
 
     def __exit__(self, *_: object) -> None:
         if self._process.poll() is None:
-            self._process.kill()
-            self._process.wait(10)
+            self.stop()
 
 
 async def away(url: MqttUrl, name: str, topic: str, expiry: int) -> list[Message]:

@@ -16,7 +16,8 @@ would cap ingest at 20 per commit), a session that outlives restarts for
 (`$share/<group>/...`, the group named in `mqtt_names`) so that several
 `--role mqtt` processes split the messages instead of each handling all of
 them. Mosquitto routes a group's messages to every member with a session,
-connected or not: a link that stops leaves the group first (see `stop`). The
+connected or not: a link that stops for good leaves the group first, unless it
+is the last member (`stop`, `mqtt_group`). The
 embedded amqtt broker only speaks MQTT 3.1.1: plain subscriptions there.
 
 Outbound, `publish` waits for the broker's PUBACK, so "published" means the
@@ -204,21 +205,22 @@ class MqttLink:
             return False
         return True
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Leave the share group, finish (and acknowledge) what is in hand and what
-        the session still had queued, for up to `grace` seconds, then disconnect.
+    async def stop(self, grace: float = 5.0, *, leave: bool = True) -> None:
+        """Leave the share group (if `leave`), finish (and acknowledge) what is in hand
+        and what the session still had queued, for up to `grace` seconds, then disconnect.
 
         Leaving first: Mosquitto would go on routing the group's messages to this
         session after it disconnects, where nobody reads them. The session itself
-        stays for `session_expiry` seconds with what is unacknowledged, which a
-        replica restarting with the same client id picks up (as it does after a
-        crash, when nothing left the group).
+        stays for `session_expiry` seconds with what is unacknowledged (and, when
+        it did not leave, with what the group sends it meanwhile), which a replica
+        restarting with the same client id picks up.
         """
         self._closing = True
         if self._task is not None:
             self._task.cancel()
         deadline = asyncio.get_running_loop().time() + grace
-        await self._leave_group()
+        if leave:
+            await self._leave_group()
         await self._drain(deadline)
         if self._client._connection is not None:  # connected once: stop gmqtt's reconnecting too
             with contextlib.suppress(Exception):
