@@ -34,6 +34,7 @@ def budget(roles: tuple[str, ...], pool_size: int) -> Counter[str]:
         allowed["iotledger-watch"] = 1
     if "mqtt" in roles:
         allowed.update({"iotledger-dispatcher": 1, "iotledger-device-checks": 1})
+        allowed["iotledger-mqtt-group-member"] = 1  # with an external broker (shared group)
     if "projections" in roles:
         for name in PROJECTIONS:
             allowed.update({f"iotledger-feed-{name}": 1, f"iotledger-feed-{name}-ahead": 1})
