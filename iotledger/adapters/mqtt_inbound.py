@@ -77,7 +77,14 @@ from iotledger.domain.discovery_service import (
     DiscoverDevice,
     ReportDeviceStatus,
 )
-from iotledger.domain.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
+from iotledger.domain.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+    UnstorableText,
+)
 from iotledger.domain.ledger import Ledger
 from iotledger.domain.vocabulary import (
     DeviceStatus,
@@ -385,6 +392,8 @@ def _components(
 def _reason(error: DomainError) -> str:
     if isinstance(error, NotFound):
         return _NOT_FOUND_REASONS.get(str(error), "unknown_target")
+    if isinstance(error, UnstorableText):
+        return "unstorable_text"
     if isinstance(error, InvalidInput):
         return "invalid"
     return "rejected"
