@@ -23,6 +23,7 @@ from iotledger.adapters.ingest import ReadingIngest
 from iotledger.adapters.lookup import BatchedLookup
 from iotledger.adapters.mqtt import NoBroker, Publisher
 from iotledger.adapters.passwords import PasswordHasher
+from iotledger.adapters.projection_failures import transient
 from iotledger.adapters.ratelimit import LoginLimiter
 from iotledger.adapters.reading_view import PostgresReadingView
 from iotledger.adapters.runtime import tune_collector
@@ -95,7 +96,10 @@ class Services:
     def runners(self, names: list[str] | None = None) -> list[ProjectionRunner]:
         chosen = names or list(PROJECTIONS)
         projections = [PROJECTIONS[name][0](self.views[name]) for name in chosen]
-        return [ProjectionRunner(p, self.feed, batch_size=p.batch_size) for p in projections]
+        return [
+            ProjectionRunner(p, self.feed, batch_size=p.batch_size, transient=transient)
+            for p in projections
+        ]
 
     @property
     def readings(self) -> PostgresReadingView:

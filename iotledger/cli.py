@@ -8,11 +8,19 @@ import logging
 import sys
 from collections.abc import Sequence
 
+import msgspec
+
 from iotledger.adapters.database import migrate
 from iotledger.adapters.embedded import EmbeddedServiceError
 from iotledger.adapters.settings import Settings, SettingsError, load_settings
-from iotledger.bootstrap import bootstrap
-from iotledger.maintenance import rebuild, status
+from iotledger.bootstrap import Services, bootstrap
+from iotledger.maintenance import (
+    ProjectionStatus,
+    rebuild,
+    resume_projection,
+    skip_event,
+    status,
+)
 from iotledger.serve import ROLES, database, run
 
 log = logging.getLogger("iotledger")
@@ -43,7 +51,21 @@ def parser() -> argparse.ArgumentParser:
         "rebuild", help="drop read models and replay them from the event store"
     )
     rebuild_cmd.add_argument("name", nargs="?", help="one projection (default: all)")
-    actions.add_parser("status", help="print each projection's position and lag")
+    status_cmd = actions.add_parser(
+        "status", help="print each projection's position, lag and state (failing, stopped)"
+    )
+    status_cmd.add_argument("--json", action="store_true", help="print JSON")
+    resume_cmd = actions.add_parser(
+        "resume", help="let a stopped projection try the event it failed on again"
+    )
+    resume_cmd.add_argument("name", help="the projection")
+    skip_cmd = actions.add_parser(
+        "skip", help="move a stopped projection past the one event it cannot apply (recorded)"
+    )
+    skip_cmd.add_argument("name", help="the projection")
+    skip_cmd.add_argument(
+        "--position", type=int, required=True, help="the position it fails at (see status)"
+    )
     return top
 
 
@@ -74,13 +96,33 @@ def maintain(settings: Settings, args: argparse.Namespace) -> None:
         services = bootstrap(settings, url)
         try:
             migrate(url, services.ledger)
-            if args.command == "projections" and args.action == "rebuild":
-                rebuild(services, [args.name] if args.name else [], progress_bar)
-            elif args.command == "projections":
-                for row in status(services):
-                    print(f"{row.name:<16} position {row.position:>12}  lag {row.lag:>10}")
+            if args.command == "projections":
+                operate(services, args)
         finally:
             services.close()
+
+
+def operate(services: Services, args: argparse.Namespace) -> None:
+    if args.action == "rebuild":
+        rebuild(services, [args.name] if args.name else [], progress_bar)
+    elif args.action == "resume":
+        failure = resume_projection(services, args.name)
+        print(f"{args.name}: resumed; it tries the event at position {failure.position} again")
+    elif args.action == "skip":
+        error = skip_event(services, args.name, args.position)
+        print(f"{args.name}: skipped the event at position {args.position} ({error})")
+    elif args.json:
+        print(msgspec.json.encode(status(services)).decode())
+    else:
+        for row in status(services):
+            print(status_line(row))
+
+
+def status_line(row: ProjectionStatus) -> str:
+    line = f"{row.name:<16} position {row.position:>12}  lag {row.lag:>10}  {row.state}"
+    if row.failing_at is not None:
+        line += f" at {row.failing_at}: {row.error}"
+    return line
 
 
 def progress_bar(name: str, done: int, total: int) -> None:

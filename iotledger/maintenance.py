@@ -1,4 +1,5 @@
-"""Operator commands on the read models: rebuild them, and say how far they are."""
+"""Operator commands on the read models: rebuild them, say how far they are, and answer
+a projection stopped at an event it cannot apply (resume it, or skip that event)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from collections.abc import Callable
 import msgspec
 
 from iotledger.adapters.catalog import PROJECTIONS
+from iotledger.adapters.projection_failures import recorded_failures, resume, skip
 from iotledger.adapters.settings import SettingsError
 from iotledger.bootstrap import Services
+from iotledger.projections.failures import EventFailure, Failure, ProjectionState
+from iotledger.projections.runner import EventFeed, ProjectionRunner
 
 Progress = Callable[[str, int, int], None]
 
@@ -18,6 +22,11 @@ class ProjectionStatus(msgspec.Struct):
     position: int
     head: int
     lag: int
+    state: ProjectionState = ProjectionState.RUNNING
+    """As recorded in the database: `failing` or `stopped` when the projection failed
+    on an event, else `running` (whether a process runs it, `/ready` tells)."""
+    failing_at: int | None = None
+    error: str | None = None
 
 
 def check_names(names: list[str]) -> list[str]:
@@ -30,7 +39,8 @@ def check_names(names: list[str]) -> list[str]:
 
 
 def rebuild(services: Services, names: list[str], progress: Progress) -> None:
-    """Drop each read model and replay it from the event store."""
+    """Drop each read model and replay it from the event store (leaving out the events
+    operators skipped); a projection that meets an event it cannot apply stops there."""
     for runner in services.runners(check_names(names)):
         with services.feed() as feed:
             if not feed.hold(runner.name):
@@ -42,15 +52,51 @@ def rebuild(services: Services, names: list[str], progress: Progress) -> None:
             runner.position = None
             head = feed.head() or 0
             progress(runner.name, 0, head)
-            while runner.catch_up(feed):
-                progress(runner.name, runner.position or 0, head)
+            _replay(runner, feed, head, progress)
             progress(runner.name, head, head)
+
+
+def _replay(runner: ProjectionRunner, feed: EventFeed, head: int, progress: Progress) -> None:
+    runner.prepare()
+    try:
+        while runner.catch_up(feed):
+            progress(runner.name, runner.position or 0, head)
+    except EventFailure as failure:
+        runner.fail(failure, stop=True)
+        raise SettingsError(
+            f"projection {runner.name} stopped at position {failure.position}: {failure.error}"
+            f" (after a fix, rebuild again; or `iotledger projections skip {runner.name}"
+            f" --position {failure.position}` leaves that one event out)"
+        ) from None
 
 
 def status(services: Services) -> list[ProjectionStatus]:
     head = services.ledger.recorder.max_notification_id() or 0
+    failures = recorded_failures(services.pool)
     result = []
     for name, view in services.views.items():
         position = view.position() or 0
-        result.append(ProjectionStatus(name, position, head, max(head - position, 0)))
+        row = ProjectionStatus(name, position, head, max(head - position, 0))
+        failure = failures.get(name)
+        if failure is not None:
+            row.state, row.failing_at, row.error = failure.state, failure.position, failure.error
+        result.append(row)
     return result
+
+
+def resume_projection(services: Services, name: str) -> Failure:
+    """Let a failing or stopped projection try its event again; the failure it had."""
+    failure = resume(services.pool, check_names([name])[0])
+    if failure is None:
+        raise SettingsError(f"projection {name}: it has no recorded failure to resume from")
+    return failure
+
+
+def skip_event(services: Services, name: str, position: int) -> str:
+    """Move a failing projection past the one event it cannot apply; the error it had."""
+    error = skip(services.pool, check_names([name])[0], position)
+    if error is None:
+        failure = recorded_failures(services.pool).get(name)
+        where = "has no recorded failure" if failure is None else f"fails at {failure.position}"
+        raise SettingsError(f"projection {name}: nothing skipped, it {where}, not at {position}")
+    return error

@@ -12,7 +12,7 @@ from psycopg_pool import ConnectionPool
 
 from iotledger.adapters.catalog import PROJECTIONS
 from iotledger.adapters.settings import DatabaseUrl, SettingsError
-from iotledger.adapters.views import TRACKING_DDL
+from iotledger.adapters.views import FAILURES_DDL, TRACKING_DDL
 from iotledger.domain.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,8 @@ def migrate(url: DatabaseUrl, ledger: Ledger) -> None:
         conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
         try:
             ledger.recorder.create_table()  # type: ignore[attr-defined]
-            conn.execute(TRACKING_DDL)
+            for statement in (TRACKING_DDL, *FAILURES_DDL):
+                conn.execute(statement)
             for _, view_class in PROJECTIONS.values():
                 for statement in view_class.ddl:
                     conn.execute(statement)
