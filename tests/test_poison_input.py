@@ -320,3 +320,18 @@ def test_a_command_answer_with_a_nul_is_dropped_and_the_command_waits(
     eventually(lambda: dropped(mqtt_adapter) == before + 1, what="dropped")
     shown = client.get(f"{path}/{command_id}", headers=module_auth_headers).json()
     assert shown["status"] == "pending"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/login", '{"username": "ann\\u0000", "password": "secret-password"}'),
+        ("/api/v1/auth/login", '{"email": "a\\u0000@example.com", "password": "secret-password"}'),
+    ],
+    ids=["lambda", "v1"],
+)
+def test_a_sign_in_with_a_nul_is_refused_not_an_error(
+    client: Client, services: Services, path: str, body: str
+) -> None:
+    response = post_raw(client, path, body)
+    assert response.status_code in (400, 401), response.text

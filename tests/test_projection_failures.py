@@ -7,6 +7,7 @@ check at the edge (`LedgerService.append`), as a bug or an older version could h
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +24,7 @@ from iotledger.domain.vocabulary import DeviceStatus
 from iotledger.maintenance import rebuild, resume_projection, skip_event, status
 from iotledger.projections.failures import ProjectionState
 from iotledger.projections.runner import ProjectionRunner
-from tests.processes import wait_until
+from tests.processes import environment, run, wait_until
 from tests.test_projection_runner import append_users, head
 
 
@@ -171,3 +172,39 @@ def test_an_event_that_cannot_be_decoded_stops_its_projection_at_its_position(
     assert "cannot be decoded" in (state_of(services, "devices").error or "")
     skip_event(services, "devices", at)
     wait_until(lambda: shown(services, later))
+
+
+def test_the_operator_sees_the_stop_and_skips_the_event_from_the_command_line(
+    quiet_services: Services,
+) -> None:
+    services = quiet_services
+    _, at = save_device(services, "bad\x00")
+    later, _ = save_device(services, "later")
+    env = environment(services.database_url)
+    stopped = run("projections", "rebuild", "devices", env=env)
+    assert stopped.returncode == 2
+    assert f"skip devices --position {at}" in stopped.stderr
+    shown_status = run("projections", "status", env=env)
+    assert shown_status.returncode == 0, shown_status.stderr
+    line = next(x for x in shown_status.stdout.splitlines() if x.startswith("devices"))
+    assert f"stopped at {at}:" in line
+    (row,) = [
+        r
+        for r in json.loads(run("projections", "status", "--json", env=env).stdout)
+        if r["name"] == "devices"
+    ]
+    assert (row["state"], row["failing_at"]) == ("stopped", at)
+    wrong = run("projections", "skip", "devices", "--position", str(at + 1), env=env)
+    assert wrong.returncode == 2
+    assert f"fails at {at}, not at {at + 1}" in wrong.stderr
+    skipped = run("projections", "skip", "devices", "--position", str(at), env=env)
+    assert skipped.returncode == 0, skipped.stderr
+    again = run("projections", "resume", "devices", env=env)
+    assert again.returncode == 2
+    assert "no recorded failure" in again.stderr
+    running = services.runners(["devices"])[0]
+    running.start()
+    try:
+        wait_until(lambda: shown(services, later))
+    finally:
+        running.stop()
