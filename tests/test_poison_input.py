@@ -335,3 +335,11 @@ def test_a_sign_in_with_a_nul_is_refused_not_an_error(
 ) -> None:
     response = post_raw(client, path, body)
     assert response.status_code in (400, 401), response.text
+
+
+def test_a_telemetry_filter_with_a_nul_answers_400_not_an_error(
+    client: Client, module_auth_headers: Headers
+) -> None:
+    device = new_device(client, module_auth_headers)
+    path = f"/api/v1/devices/{device}/telemetry?telemetry_type=env%00"
+    assert is_telemetry_400(client.get(path, headers=module_auth_headers))
