@@ -343,3 +343,29 @@ def test_a_telemetry_filter_with_a_nul_answers_400_not_an_error(
     device = new_device(client, module_auth_headers)
     path = f"/api/v1/devices/{device}/telemetry?telemetry_type=env%00"
     assert is_telemetry_400(client.get(path, headers=module_auth_headers))
+
+
+def test_a_lambda_sensor_reading_with_a_nul_is_dropped_and_stores_nothing(
+    client: Client,
+    services: Services,
+    module_auth_headers: Headers,
+    mqtt_adapter: Adapter,
+    sender: Device,
+) -> None:
+    device = client.post(
+        "/devices",
+        json={"name": "n", "description": "", "location": "", "status_id": 1},
+        headers=module_auth_headers,
+    ).json()["id"]
+    sensor = client.post(
+        "/sensors",
+        json={"device_id": device, "name": "s", "type": "temperature", "data_type_id": 1},
+        headers=module_auth_headers,
+    ).json()["id"]
+    before, events = mqtt_adapter.counters.get("dropped", 0), event_count(services)
+    message = f'{{"type": "sensor_reading", "sensor_id": "{sensor}", "value": "2\\u0000"}}'
+    sender.publish(services.topics.base, message.encode())
+    eventually(lambda: mqtt_adapter.counters.get("dropped", 0) == before + 1, what="dropped")
+    assert event_count(services) == events
+    readings = client.get(f"/sensor-readings?sensor_id={sensor}", headers=module_auth_headers)
+    assert readings.json() == []
