@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from iotledger.adapters.database import migrate
+from iotledger.adapters.projection_failures import transient
 from iotledger.adapters.settings import DatabaseUrl, Settings, SettingsError
 from iotledger.bootstrap import Services, bootstrap
 from iotledger.domain.devices import FLEET, Device
@@ -24,6 +25,7 @@ from iotledger.domain.vocabulary import DeviceStatus
 from iotledger.maintenance import rebuild, resume_projection, skip_event, status
 from iotledger.projections.failures import ProjectionState
 from iotledger.projections.runner import ProjectionRunner
+from iotledger.projections.users import UserProjection
 from tests.processes import environment, run, wait_until
 from tests.test_projection_runner import append_users, head
 
@@ -208,3 +210,39 @@ def test_the_operator_sees_the_stop_and_skips_the_event_from_the_command_line(
         wait_until(lambda: shown(services, later))
     finally:
         running.stop()
+
+
+class Flaky(UserProjection):
+    """The users projection, whose first attempts lose their connection."""
+
+    def __init__(self, view: Any, losses: int) -> None:
+        super().__init__(view)
+        self.losses = losses
+
+    def process(self, batch: Any, position: int) -> None:
+        if self.losses > 0:
+            self.losses -= 1
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        super().process(batch, position)
+
+
+def test_a_transient_error_is_retried_for_ever_and_never_stops_the_projection(
+    quiet_services: Services,
+) -> None:
+    services = quiet_services
+    append_users(services, 3)
+    projection = Flaky(services.views["users"], losses=5)
+    runner = ProjectionRunner(projection, services.feed, transient=transient)
+    states: list[ProjectionState] = []
+    runner.start()
+    try:
+        wait_until(
+            lambda: states.append(runner.health().state) or len(services.users.all_users()) == 3
+        )
+        wait_until(lambda: runner.health().state == ProjectionState.RUNNING)
+        assert runner.health().failures >= 5
+    finally:
+        runner.stop()
+    assert ProjectionState.FAILING in states
+    assert ProjectionState.STOPPED not in states
+    assert state_of(services, "users").state == "running"
