@@ -62,7 +62,7 @@ def _replay(runner: ProjectionRunner, feed: EventFeed, head: int, progress: Prog
         while runner.catch_up(feed):
             progress(runner.name, runner.position or 0, head)
     except EventFailure as failure:
-        runner.fail(failure, stop=True)
+        runner.failures.on_event(failure, stop=True)
         raise SettingsError(
             f"projection {runner.name} stopped at position {failure.position}: {failure.error}"
             f" (after a fix, rebuild again; or `iotledger projections skip {runner.name}"

@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
+from iotledger.adapters.catalog import PROJECTIONS
 from iotledger.adapters.database import migrate
 from iotledger.adapters.projection_failures import transient
 from iotledger.adapters.settings import DatabaseUrl, Settings, SettingsError
@@ -41,9 +42,16 @@ def quiet_services(settings: Settings, fresh_database_url: DatabaseUrl) -> Itera
 @pytest.fixture
 def running(quiet_services: Services) -> Iterator[dict[str, ProjectionRunner]]:
     """The users and devices projections, running, polling fast for an operator's answer."""
-    runners = {r.name: r for r in quiet_services.runners(["users", "devices"])}
+    runners = {
+        name: ProjectionRunner(
+            PROJECTIONS[name][0](quiet_services.views[name]),
+            quiet_services.feed,
+            transient=transient,
+            poll=0.1,
+        )
+        for name in ("users", "devices")
+    }
     for runner in runners.values():
-        runner._poll = 0.1
         runner.start()
     yield runners
     for runner in runners.values():

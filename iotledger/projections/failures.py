@@ -13,9 +13,17 @@ projection goes on. See docs/operations.md.
 
 from __future__ import annotations
 
+import logging
+import threading
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+if TYPE_CHECKING:
+    from iotledger.projections.base import View
+
+log = logging.getLogger(__name__)
 
 
 class ProjectionState(StrEnum):
@@ -63,3 +71,77 @@ def describe(error: BaseException, limit: int = 1000) -> str:
     """One line about an error, as text PostgreSQL can store (it goes in a table)."""
     text = f"{type(error).__name__}: {error}".strip().replace("\x00", "\\x00")
     return text.encode("utf-8", "backslashreplace").decode("utf-8")[:limit]
+
+
+class Failures:
+    """One runner's failures: counted, recorded where every process sees them, logged."""
+
+    def __init__(self, name: str, view: View[Any], stop_after: int) -> None:
+        self.name = name
+        self.view = view
+        self.stop_after = stop_after
+        self.count = 0
+        self.pinned: Failure | None = None
+        """The failure on one event, as recorded."""
+        self.trouble: str | None = None
+        """The last transient error, until a batch goes through."""
+
+    def on_transient(self, error: Exception) -> None:
+        self.count += 1
+        self.trouble = describe(error)
+
+    def on_event(self, failure: EventFailure, *, stop: bool = False) -> None:
+        """`failing`, or `stopped` once it failed `stop_after` times in a row at that
+        event (at once with `stop`); recorded and logged either way."""
+        self.count += 1
+        last = self.pinned
+        again = last is not None and last.position == failure.position
+        attempts = last.attempts + 1 if last is not None and again else 1
+        stopped = stop or attempts >= self.stop_after
+        state = ProjectionState.STOPPED if stopped else ProjectionState.FAILING
+        self.pinned = Failure(state, failure.position, failure.error, attempts)
+        try:
+            self.view.record_failure(self.pinned)
+        except Exception:
+            log.exception("projection %s: its failure could not be recorded", self.name)
+        if stopped:
+            log.error(
+                "projection %s STOPPED at position %d: %s. It waits for an operator: fix the"
+                " cause, then `iotledger projections resume %s`; or leave this one event out"
+                " with `iotledger projections skip %s --position %d`",
+                *(self.name, failure.position, failure.error),
+                *(self.name, self.name, failure.position),
+            )
+        else:
+            log.warning("projection %s failed (attempt %d): %s", self.name, attempts, failure)
+
+    def passed(self, position: int | None) -> None:
+        """The runner caught up to `position` without an error: what failed before it
+        is over."""
+        self.trouble = None
+        if self.pinned is not None and position is not None and position >= self.pinned.position:
+            self.view.clear_failure()
+            log.info("projection %s is past position %d", self.name, self.pinned.position)
+            self.pinned = None
+
+    def wait_while_stopped(self, stopping: threading.Event, poll: float) -> bool:
+        """Wait while the projection is recorded as stopped (by this or another process);
+        False if `stopping` is set meanwhile."""
+        while True:
+            self.pinned = self.view.failure()
+            if self.pinned is None or self.pinned.state != ProjectionState.STOPPED:
+                return True
+            if stopping.wait(poll):
+                return False
+
+    def health(self, name: str, position: int | None, active: bool) -> ProjectionHealth:
+        pinned = self.pinned
+        if pinned is not None:
+            state, error = pinned.state, pinned.error
+        elif self.trouble is not None:
+            state, error = ProjectionState.FAILING, self.trouble
+        else:
+            state = ProjectionState.RUNNING if active else ProjectionState.STANDBY
+            error = None
+        failing_at = None if pinned is None else pinned.position
+        return ProjectionHealth(name, state, position, self.count, failing_at, error)

@@ -22,13 +22,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from iotledger.projections.base import Event, Positioned, Projection
-from iotledger.projections.failures import (
-    EventFailure,
-    Failure,
-    ProjectionHealth,
-    ProjectionState,
-    describe,
-)
+from iotledger.projections.failures import EventFailure, Failures, ProjectionHealth, describe
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +78,10 @@ class ProjectionRunner:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._supervise, name=f"projection-{self.name}")
         self._transient = transient
-        self._stop_after = stop_after
         self._poll = poll
         self.position: int | None = None
         self.restarts = 0
-        self.failures = 0
-        self._failure: Failure | None = None  # pinned on one event, as recorded
-        self._trouble: str | None = None  # the last transient error, until it passes
+        self.failures = Failures(self.name, projection.view, stop_after)
         self._skipped: frozenset[int] = frozenset()
         self._last_batch = 0.0
         self.active = threading.Event()  # set while this runner is the one at work
@@ -105,16 +96,7 @@ class ProjectionRunner:
 
     def health(self) -> ProjectionHealth:
         """Its state, position and failures now (what `/ready` and the metrics show)."""
-        failure = self._failure
-        if failure is not None:
-            state, error = failure.state, failure.error
-        elif self._trouble is not None:
-            state, error = ProjectionState.FAILING, self._trouble
-        else:
-            running = self.active.is_set()
-            state, error = ProjectionState.RUNNING if running else ProjectionState.STANDBY, None
-        failing_at = None if failure is None else failure.position
-        return ProjectionHealth(self.name, state, self.position, self.failures, failing_at, error)
+        return self.failures.health(self.name, self.position, self.active.is_set())
 
     def _supervise(self) -> None:
         backoff = 0.1
@@ -122,11 +104,11 @@ class ProjectionRunner:
             try:
                 self._run()
             except EventFailure as failure:
-                self.fail(failure)
+                self.restarts += 1
+                self.failures.on_event(failure)
             except Exception as error:
                 self.restarts += 1
-                self.failures += 1
-                self._trouble = describe(error)
+                self.failures.on_transient(error)
                 log.exception("projection %s failed; restarting in %.1fs", self.name, backoff)
             else:
                 backoff = 0.1
@@ -142,13 +124,13 @@ class ProjectionRunner:
                     return
             self.active.set()
             try:
-                if not self._wait_while_stopped():
+                if not self.failures.wait_while_stopped(self._stopping, self._poll):
                     return
                 self.position = self.projection.view.position()
                 self.prepare()
                 while not self._stopping.is_set():
                     more = self.catch_up(feed)
-                    self._trouble = None
+                    self.failures.passed(self.position)
                     if not more:
                         feed.wait(self._idle_wait)
                         self._pace()
@@ -158,46 +140,6 @@ class ProjectionRunner:
     def prepare(self) -> None:
         """Learn which events operators ordered left out (before any `catch_up`)."""
         self._skipped = self.projection.view.skipped()
-
-    def fail(self, failure: EventFailure, *, stop: bool = False) -> None:
-        """Record a failure on one event: `failing`, or `stopped` once it has failed
-        `stop_after` times in a row there (at once with `stop`), loudly either way."""
-        self.restarts += 1
-        self.failures += 1
-        last = self._failure
-        again = last is not None and last.position == failure.position
-        attempts = last.attempts + 1 if last is not None and again else 1
-        stopped = stop or attempts >= self._stop_after
-        state = ProjectionState.STOPPED if stopped else ProjectionState.FAILING
-        self._failure = Failure(state, failure.position, failure.error, attempts)
-        try:
-            self.projection.view.record_failure(self._failure)
-        except Exception:
-            log.exception("projection %s: its failure could not be recorded", self.name)
-        if not stopped:
-            log.warning("projection %s failed (attempt %d): %s", self.name, attempts, failure)
-            return
-        log.error(
-            "projection %s STOPPED at position %d: %s. It waits for an operator: fix the cause,"
-            " then `iotledger projections resume %s`; or leave this one event out with"
-            " `iotledger projections skip %s --position %d`",
-            self.name,
-            failure.position,
-            failure.error,
-            self.name,
-            self.name,
-            failure.position,
-        )
-
-    def _wait_while_stopped(self) -> bool:
-        """Wait while the projection is recorded as stopped (by this or another process);
-        False if the runner is stopping meanwhile."""
-        while True:
-            self._failure = self.projection.view.failure()
-            if self._failure is None or self._failure.state != ProjectionState.STOPPED:
-                return True
-            if self._stopping.wait(self._poll):
-                return False
 
     def _pace(self) -> None:
         """While events keep coming, batches start at least `pace` seconds apart: the
@@ -226,10 +168,6 @@ class ProjectionRunner:
         position = batch[-1][0] if more else head
         self._apply(batch, position)
         self.position = position
-        if self._failure is not None and position >= self._failure.position:
-            self.projection.view.clear_failure()
-            log.info("projection %s is past position %d", self.name, self._failure.position)
-            self._failure = None
         return more
 
     def _apply(self, batch: list[Positioned], position: int) -> None:
