@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from iotledger.bootstrap import Services
-from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
+from tests.mqtt_support import Adapter, Device, LoopThread, devices
 from tests.test_mqtt_lambda import announcement
 
 Client = TestClient[Any]
@@ -256,8 +256,28 @@ def played(mqtt_loop: LoopThread) -> Any:
         yield made
 
 
-def dropped(adapter: Adapter) -> int:
-    return adapter.counters.get("dropped.unstorable_text", 0)
+def dropped(adapter: Adapter, reason: str = "unstorable_text") -> int:
+    return adapter.counters.get(f"dropped.{reason}", 0)
+
+
+def dropped_when_sent(
+    adapter: Adapter, sender: Device, topic: str, payload: Any, reason: str = "unstorable_text"
+) -> None:
+    """Publish until the adapter drops the message for `reason`, a few times at most.
+
+    Sent again because a closed adapter of an earlier test can keep its persistent
+    session in the shared subscription group, and Mosquitto hands it some messages
+    (DESIGN.md's trap; tests/test_mqtt_resilience.py leaves two such sessions).
+    """
+    before = dropped(adapter, reason)
+    for _ in range(10):
+        sender.publish(topic, payload)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            if dropped(adapter, reason) > before:
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"the message on {topic} was never dropped as {reason}")
 
 
 @pytest.fixture
@@ -275,10 +295,12 @@ def test_mqtt_telemetry_with_a_nul_is_dropped_and_counted(
 ) -> None:
     device = UUID(new_device(client, module_auth_headers))
     topic = services.topics.telemetry(device)
-    before, events = dropped(mqtt_adapter), event_count(services)
-    sender.publish(topic, b'{"telemetry_type": "env", "payload": {"note": "a\\u0000b"}}')
-    sender.publish(topic, b'{"telemetry_type": "env\\u0000", "payload": {}}')
-    eventually(lambda: dropped(mqtt_adapter) == before + 2, what="both dropped")
+    events = event_count(services)
+    for payload in (
+        b'{"telemetry_type": "env", "payload": {"note": "a\\u0000b"}}',
+        b'{"telemetry_type": "env\\u0000", "payload": {}}',
+    ):
+        dropped_when_sent(mqtt_adapter, sender, topic, payload)
     assert event_count(services) == events
     assert services.readings.device_page(device, 10) == []
     a_new_device_answers_at_once(client, module_auth_headers)
@@ -293,9 +315,7 @@ def test_a_lambda_discovery_with_a_nul_is_dropped_and_counted(
 ) -> None:
     device_id = uuid.uuid4()
     message = announcement(device_id, [uuid.uuid4()], [], name="lamp\x00")
-    before = dropped(mqtt_adapter)
-    sender.publish(services.topics.discovery, message)
-    eventually(lambda: dropped(mqtt_adapter) == before + 1, what="dropped")
+    dropped_when_sent(mqtt_adapter, sender, services.topics.discovery, message)
     assert client.get(f"/devices/{device_id}", headers=module_auth_headers).status_code == 404
     a_new_device_answers_at_once(client, module_auth_headers)
 
@@ -315,9 +335,8 @@ def test_a_command_answer_with_a_nul_is_dropped_and_the_command_waits(
     assert command.status_code == 201
     command_id = command.json()["id"]
     topic = services.topics.ack(UUID(device), UUID(command_id))
-    before = dropped(mqtt_adapter)
-    sender.publish(topic, b'{"status": "executed", "result": {"log": "ok\\u0000"}}')
-    eventually(lambda: dropped(mqtt_adapter) == before + 1, what="dropped")
+    ack = b'{"status": "executed", "result": {"log": "ok\\u0000"}}'
+    dropped_when_sent(mqtt_adapter, sender, topic, ack)
     shown = client.get(f"{path}/{command_id}", headers=module_auth_headers).json()
     assert shown["status"] == "pending"
 
@@ -362,10 +381,9 @@ def test_a_lambda_sensor_reading_with_a_nul_is_dropped_and_stores_nothing(
         json={"device_id": device, "name": "s", "type": "temperature", "data_type_id": 1},
         headers=module_auth_headers,
     ).json()["id"]
-    before, events = mqtt_adapter.counters.get("dropped", 0), event_count(services)
+    events = event_count(services)
     message = f'{{"type": "sensor_reading", "sensor_id": "{sensor}", "value": "2\\u0000"}}'
-    sender.publish(services.topics.base, message.encode())
-    eventually(lambda: mqtt_adapter.counters.get("dropped", 0) == before + 1, what="dropped")
+    dropped_when_sent(mqtt_adapter, sender, services.topics.base, message.encode(), "invalid")
     assert event_count(services) == events
     readings = client.get(f"/sensor-readings?sensor_id={sensor}", headers=module_auth_headers)
     assert readings.json() == []
