@@ -27,6 +27,7 @@ from iotledger.adapters.lookup import BatchedLookup
 from iotledger.adapters.metrics import PROJECTION_FAILURES, ProcessCollector, process_registry
 from iotledger.adapters.mqtt import NoBroker, Publisher
 from iotledger.adapters.passwords import PasswordHasher
+from iotledger.adapters.projection_failures import transient
 from iotledger.adapters.projection_status import ProjectionStatus, projection_statuses
 from iotledger.adapters.ratelimit import LoginLimiter
 from iotledger.adapters.reading_view import PostgresReadingView
@@ -116,6 +117,7 @@ class Services:
                 partial(self.feed, name=p.name),
                 batch_size=p.batch_size,
                 on_failure=PROJECTION_FAILURES.labels(p.name).inc,
+                transient=transient,
             )
             for p in projections
         ]

@@ -87,6 +87,7 @@ from iotledger.domain.errors import (
     InvalidInput,
     NotFound,
     Unavailable,
+    UnstorableText,
 )
 from iotledger.domain.ledger import Ledger
 from iotledger.domain.vocabulary import (
@@ -429,6 +430,8 @@ def _reason(error: DomainError) -> str:
         return f"{error.what}_conflict"
     if isinstance(error, NotFound):
         return _NOT_FOUND_REASONS.get(str(error), "unknown_target")
+    if isinstance(error, UnstorableText):
+        return "unstorable_text"
     if isinstance(error, InvalidInput):
         return "invalid"
     return "rejected"

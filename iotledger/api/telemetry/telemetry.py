@@ -44,6 +44,7 @@ from iotledger.bootstrap import Services
 from iotledger.domain.errors import Conflict, InvalidInput
 from iotledger.domain.reading_service import RecordReading
 from iotledger.domain.readings import MAX_KEY_LENGTH, MAX_TYPE_LENGTH
+from iotledger.domain.storable import check_storable
 from iotledger.projections.readings import ReadingRow
 
 LIST_NAME = "telemetry"
@@ -121,6 +122,7 @@ class TelemetryController(Controller):
         telemetry_type: Annotated[str | None, QueryParameter(max_length=MAX_TYPE_LENGTH)] = None,
     ) -> Response[list[TelemetryReading]]:
         """Newest device time first; `from` (inclusive) and `to` (exclusive) bound it."""
+        check_storable(telemetry_type, "telemetry_type")  # no text column could match it
         bounds = Bounds(
             after=page_end(decode_cursor(LIST_NAME, cursor, width=2)),
             since=instant(since, "from"),
