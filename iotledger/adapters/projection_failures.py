@@ -18,9 +18,9 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from iotledger.adapters.views import (
     PROJECTIONS_CHANNEL,
     SELECT_FAILURES,
-    LostRace,
     failure_of_row,
 )
+from iotledger.projections.base import LostRace
 from iotledger.projections.failures import Failure
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, TypeVar
 from psycopg import Cursor
 from psycopg_pool import ConnectionPool
 
-from iotledger.projections.base import View
+from iotledger.projections.base import LostRace, View
 from iotledger.projections.failures import Failure, ProjectionState
 
 W = TypeVar("W")
@@ -76,10 +76,6 @@ _ADVANCE = (
     " SELECT pg_notify(%(channel)s, %(name)s || ':' || position),"
     " set_config('synchronous_commit', 'off', true) FROM advanced"
 )
-
-
-class LostRace(RuntimeError):
-    """Another runner applied these events first; this batch was rolled back."""
 
 
 class PostgresView(View[W]):

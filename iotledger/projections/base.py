@@ -23,6 +23,11 @@ Positioned = tuple[int, Event]
 UnitOfWork = TypeVar("UnitOfWork")
 
 
+class LostRace(RuntimeError):
+    """Another runner applied these events first; this batch was rolled back (a view's
+    `unit_of_work` raises it). Never an event's fault: its runner starts again."""
+
+
 class View(ABC, Generic[UnitOfWork]):
     """A read model with its own tracking position."""
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from iotledger.projections.base import Event, Positioned, Projection
+from iotledger.projections.base import Event, LostRace, Positioned, Projection
 from iotledger.projections.failures import EventFailure, Failures, ProjectionHealth, describe
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,11 @@ Transient = Callable[[BaseException], bool]
 
 def _never(_error: BaseException) -> bool:
     return False
+
+
+def _passes(error: BaseException, transient: Transient) -> bool:
+    """Transient, or a race with another runner (no event's fault either)."""
+    return isinstance(error, LostRace) or transient(error)
 
 
 class ProjectionRunner:
@@ -180,7 +185,7 @@ class ProjectionRunner:
         try:
             self.projection.process(batch, self.position, position)
         except Exception as error:
-            if self._transient(error):
+            if _passes(error, self._transient):
                 raise
             self._pinpoint(batch)
             raise  # each event applied on its own: the next attempt goes on from there
@@ -191,7 +196,7 @@ class ProjectionRunner:
             try:
                 self.projection.process([(position, event)], self.position, position)
             except Exception as error:
-                if self._transient(error):
+                if _passes(error, self._transient):
                     raise
                 raise EventFailure(position, describe(error)) from error
             self.position = position
