@@ -242,7 +242,8 @@ def test_a_device_role_changed_by_hand_is_put_back(admin: MqttUrl) -> None:
             await issued(accounts, account)
             widen = {"acltype": "subscribePattern", "topic": "#", "allow": True}
             await accounts.control.call("addRoleACL", rolename=account.username, **widen)
-            await accounts.reconcile(lambda: desired(account))
+            done = await accounts.reconcile(lambda: desired(account))
+            assert done.repaired == [account.username]
             role = (await accounts.control.call("getRole", rolename=account.username))["role"]
             assert {acl["topic"] for acl in role["acls"]} == {
                 f"{accounts.topics.base}/devices/{account.subject_id}/{rest}"
@@ -269,10 +270,33 @@ def test_every_process_derives_the_service_password_and_a_new_secret_takes_over(
     run(scenario())
 
 
+def test_credentials_issued_at_once_by_many_requests_are_each_answered(admin: MqttUrl) -> None:
+    async def scenario() -> None:
+        async with deployment(admin) as accounts:
+            devices = [device_account(uuid.uuid4()) for _ in range(40)]
+            await asyncio.gather(*(accounts.issue(device, "pw") for device in devices))
+            done = await accounts.reconcile(lambda: desired(*devices))
+            assert (done.changed, done.missing) == (False, [])
+
+    run(scenario())
+
+
 def test_a_wrong_admin_password_is_a_clear_error(admin: MqttUrl) -> None:
     async def scenario() -> None:
         with pytest.raises(DynsecUnavailable, match="dynsec admin"):
             await DynsecControl(as_user(admin, ADMIN, "wrong")).start()
+
+    run(scenario())
+
+
+def test_a_command_after_the_connection_closed_fails_at_once(admin: MqttUrl) -> None:
+    async def scenario() -> None:
+        control = DynsecControl(admin)
+        await control.start()
+        assert "clients" in await control.call("listClients")
+        await control.stop()
+        with pytest.raises(DynsecUnavailable, match="not connected"):
+            await control.call("listClients")
 
     run(scenario())
 

@@ -129,7 +129,9 @@ class DynsecControl:
         body = [
             {**c, "correlationData": key[1]} for c, (key, _) in zip(commands, futures, strict=True)
         ]
-        self._client.publish(COMMANDS, msgspec.json.encode({"commands": body}), qos=1)
+        # QoS 0: the answer is the acknowledgement, and gmqtt would refuse a QoS 1
+        # publish past the broker's receive maximum (20) when many requests issue at once.
+        self._client.publish(COMMANDS, msgspec.json.encode({"commands": body}), qos=0)
         try:
             async with asyncio.timeout(self.timeout):
                 return list(await asyncio.gather(*(future for _, future in futures)))
@@ -147,6 +149,7 @@ class DynsecControl:
         return key, future
 
     def _on_connect(self, client: Any, flags: Any, rc: Any, properties: Any) -> None:
+        client.subscriptions = []  # on every connect, once: not also gmqtt's own resubscribe
         client.subscribe(gmqtt.Subscription(RESPONSES, qos=1))
 
     def _on_subscribe(self, client: Any, mid: Any, granted: Any, properties: Any) -> None:

@@ -158,8 +158,10 @@ class BrokerAccounts:
             done.missing.append(account.username)
             return commands
         client = self._client_commands(account, present, None if present else account.password)
-        if client:
-            (done.repaired if present else done.created).append(account.username)
+        if present is None:
+            done.created.append(account.username)
+        elif commands or client:
+            done.repaired.append(account.username)
         return commands + client
 
     def _removals(
