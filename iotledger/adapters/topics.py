@@ -6,6 +6,7 @@
 - `T/devices/{device_id}/commands`: commands to a device
 - `T/devices/{device_id}/commands/{command_id}/ack`: a device's answer to a command
 - `T/devices/{device_id}/status`: a device's status, usable as its will
+- `T/devices/{device_id}/claim`: a device offering itself to be claimed
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class Topics:
 
     def status(self, device_id: UUID) -> str:
         return f"{self.base}/devices/{device_id}/status"
+
+    def claim(self, device_id: UUID) -> str:
+        return f"{self.base}/devices/{device_id}/claim"
 
     def subscriptions(self) -> tuple[str, ...]:
         """The filters the adapter subscribes to: everything devices send us."""
