@@ -15,6 +15,8 @@ from psycopg_pool import ConnectionPool
 
 from iotledger.adapters.catalog import PROJECTIONS
 from iotledger.adapters.command_view import PostgresCommandView
+from iotledger.adapters.credential_directory import CachedCredentials
+from iotledger.adapters.credential_view import PostgresCredentialView
 from iotledger.adapters.database import open_pool
 from iotledger.adapters.device_view import PostgresDeviceView, owners_of
 from iotledger.adapters.dispatch_view import PostgresDispatchView
@@ -59,6 +61,8 @@ class Services:
     write acknowledged before them (readings: see `iotledger.api.readings`)."""
     database_probe: DatabaseProbe
     """Whether this process reaches PostgreSQL, for `/health` and `/ready`."""
+    credentials: CachedCredentials
+    """The `CredentialDirectory` every authenticator of devices and gateways asks."""
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
     publisher: Publisher = field(default_factory=NoBroker)
     """The MQTT link the API publishes through; `serve` sets it."""
@@ -84,6 +88,10 @@ class Services:
     @property
     def topics(self) -> Topics:
         return Topics(self.settings.mqtt_topic)
+
+    @property
+    def credential_view(self) -> PostgresCredentialView:
+        return cast(PostgresCredentialView, self.views["credentials"])
 
     @property
     def sessions(self) -> PostgresSessionView:
@@ -151,6 +159,7 @@ def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
         ingest=ReadingIngest.for_recorder(recorder, str(database_url), owners=owners_of),
         log_head=BatchedLookup(partial(_log_head, recorder)),
         database_probe=DatabaseProbe(pool),
+        credentials=CachedCredentials(cast(PostgresCredentialView, views["credentials"]).find),
     )
 
 

@@ -351,7 +351,7 @@ class Inbound:
 
     async def _known(self, device_id: UUID, access: DeviceAccess | None) -> KnownDevice:
         device = await self.directory.device(device_id)
-        if device is None or (access is not None and not access.allows(device.owner)):
+        if device is None or (access is not None and not access.allows(device.owner, device.id)):
             raise Dropped("unknown_device", f"no device {device_id}")
         return device
 
