@@ -20,7 +20,7 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
 
-from iotledger.api.auth import principal_of
+from iotledger.api.auth import caller_of
 from iotledger.api.errors import (
     REQUIRED,
     UNEXPECTED,
@@ -91,7 +91,7 @@ class IntakeLane:
             await _answer(send, 201, created)
 
     async def _record(self, scope: HTTPScope, device_id: UUID, body: bytes) -> TelemetryReading:
-        """In Litestar's order: a body that is not JSON, then the token, then the fields."""
+        """In Litestar's order: a body that is not JSON, then the caller, then the fields."""
         invalid = f"data: {REQUIRED}" if not body else None
         try:
             data = _decode(body or b"{}")
@@ -99,10 +99,10 @@ class IntakeLane:
             invalid = invalid or describe_body_error(e)
         except msgspec.DecodeError as e:
             raise InvalidInput(str(e)) from None
-        principal = principal_of(self.services, _header(scope, b"authorization"))
+        caller = await caller_of(self.services, _header(scope, b"authorization"), device_id)
         if invalid is not None:
             raise InvalidInput(invalid)
-        return await record_telemetry(self.services, device_id, data, principal)
+        return await record_telemetry(self.services, device_id, data, caller)
 
 
 async def _body(receive: Receive) -> bytes | None:

@@ -50,6 +50,11 @@ def caused_by_user(user_id: UUID) -> str:
     return f"user:{user_id}"
 
 
+def caused_by_device(device_id: UUID) -> str:
+    """The `by` of an event a device caused, over MQTT or signed in as itself."""
+    return f"device:{device_id}"
+
+
 class DeviceAccess(msgspec.Struct, frozen=True):
     """Whose devices a caller may see and change: the one tenancy rule.
 

@@ -51,7 +51,7 @@ class Gateway(Aggregate):
 
     @classmethod
     def register(
-        cls, gateway_id: UUID, owner: UUID, name: str, secret_hash: str, by: str, at: datetime
+        cls, gateway_id: UUID, *, owner: UUID, name: str, secret_hash: str, by: str, at: datetime
     ) -> Gateway:
         return cls._create(
             cls.Registered,

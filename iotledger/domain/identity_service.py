@@ -81,8 +81,14 @@ class IdentityService(DeviceService):
         return Written(device.id, self.append(device, conflict=CHANGED))
 
     def register_gateway(self, cmd: RegisterGateway) -> Written:
-        by = caused_by_user(cmd.owner)
-        gateway = Gateway.register(cmd.gateway_id, cmd.owner, cmd.name, cmd.secret_hash, by, cmd.at)
+        gateway = Gateway.register(
+            cmd.gateway_id,
+            owner=cmd.owner,
+            name=cmd.name,
+            secret_hash=cmd.secret_hash,
+            by=caused_by_user(cmd.owner),
+            at=cmd.at,
+        )
         return Written(gateway.id, self.append(gateway, conflict="gateway already exists"))
 
     def revoke_gateway(self, cmd: RevokeGateway) -> Written:
