@@ -84,11 +84,11 @@ class CommandAck(msgspec.Struct):
     device_id: UUID | None = None
 
 
-class ClaimOffer(msgspec.Struct):
+class ClaimRequest(msgspec.Struct):
     """The device may be claimed with `secret_key` for the next `duration_ms`."""
 
     secret_key: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-    duration_ms: Annotated[int, msgspec.Meta(ge=1)]
+    duration_ms: Annotated[int, msgspec.Meta(ge=1, le=7 * 24 * 3600 * 1000)]
 
 
 class StatusReport(msgspec.Struct):
