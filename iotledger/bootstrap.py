@@ -13,6 +13,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
+from iotledger.adapters.broker_access import BrokerGate, service_password
 from iotledger.adapters.catalog import PROJECTIONS
 from iotledger.adapters.command_view import PostgresCommandView
 from iotledger.adapters.credential_directory import CachedCredentials
@@ -63,6 +64,8 @@ class Services:
     """Whether this process reaches PostgreSQL, for `/health` and `/ready`."""
     credentials: CachedCredentials
     """The `CredentialDirectory` every authenticator of devices and gateways asks."""
+    mqtt_service_password: str
+    """iotledger's own password on the embedded broker (`adapters.broker_access`)."""
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
     publisher: Publisher = field(default_factory=NoBroker)
     """The MQTT link the API publishes through; `serve` sets it."""
@@ -88,6 +91,10 @@ class Services:
     @property
     def topics(self) -> Topics:
         return Topics(self.settings.mqtt_topic)
+
+    def broker_gate(self) -> BrokerGate:
+        """What the embedded broker asks when `IOTLEDGER_MQTT_AUTH=devices`."""
+        return BrokerGate(self.credentials, self.topics, self.mqtt_service_password)
 
     @property
     def credential_view(self) -> PostgresCredentialView:
@@ -148,6 +155,7 @@ def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
     pool = open_pool(database_url, settings.db_pool_size)
     views = {name: view(pool, name) for name, (_, view) in PROJECTIONS.items()}
     recorder = cast(PostgresApplicationRecorder, ledger.recorder)
+    secret = jwt_secret(settings.jwt_secret, settings.data_dir)
     return Services(
         settings=settings,
         database_url=database_url,
@@ -155,11 +163,12 @@ def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
         pool=pool,
         views=views,
         watch=ProjectionWatch(pool, str(database_url), settings.read_wait_timeout),
-        tokens=TokenIssuer(jwt_secret(settings.jwt_secret, settings.data_dir)),
+        tokens=TokenIssuer(secret),
         ingest=ReadingIngest.for_recorder(recorder, str(database_url), owners=owners_of),
         log_head=BatchedLookup(partial(_log_head, recorder)),
         database_probe=DatabaseProbe(pool),
         credentials=CachedCredentials(cast(PostgresCredentialView, views["credentials"]).find),
+        mqtt_service_password=service_password(secret),
     )
 
 

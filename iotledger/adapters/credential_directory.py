@@ -4,8 +4,9 @@ A device posts readings many times a minute, and the embedded broker checks
 every publish: asking PostgreSQL each time would cost more than the reading.
 A found credential is remembered for `ttl` seconds (2 by default), so a rotated
 or revoked secret stops working within that plus the projection's lag (well
-under the 5 seconds promised). Unknown usernames are not remembered: a
-credential issued a moment ago works at once.
+under the 5 seconds promised). Unknown usernames are not remembered, and a
+password that does not match what is remembered is checked again against the
+model: a credential issued or rotated a moment ago works at once.
 """
 
 from __future__ import annotations
@@ -33,26 +34,32 @@ class CachedCredentials:
         self._remembered: dict[str, tuple[float, Credential]] = {}
 
     def find(self, username: str) -> Credential | None:
-        remembered = self.remembered(username)
-        if remembered is not None:
-            return remembered
-        found = self._find(username)
-        if found is not None:
-            if len(self._remembered) >= _MAX_REMEMBERED:
-                self._remembered.clear()
-            self._remembered[username] = (self._clock() + self._ttl, found)
-        return found
+        return self.remembered(username) or self._fetch(username)
 
     def verify(self, username: str, password: str) -> Credential | None:
-        """The credential whose secret `password` is; None for anything else."""
-        return matching(self.find(username), password)
+        """The credential whose secret `password` is; None for anything else. A password
+        that does not match what is remembered is checked against the model again: it may
+        be the secret that has just replaced it."""
+        return matching(self.remembered(username), password) or matching(
+            self._fetch(username), password
+        )
 
     async def verify_async(self, username: str, password: str) -> Credential | None:
-        """`verify` from the event loop: a remembered credential without a thread hop."""
-        remembered = self.remembered(username)
+        """`verify` from the event loop: a remembered match without a thread hop."""
+        remembered = matching(self.remembered(username), password)
         if remembered is not None:
-            return matching(remembered, password)
-        return await asyncio.to_thread(self.verify, username, password)
+            return remembered
+        return matching(await asyncio.to_thread(self._fetch, username), password)
+
+    def _fetch(self, username: str) -> Credential | None:
+        found = self._find(username)
+        if found is None:
+            self._remembered.pop(username, None)
+            return None
+        if len(self._remembered) >= _MAX_REMEMBERED:
+            self._remembered.clear()
+        self._remembered[username] = (self._clock() + self._ttl, found)
+        return found
 
     def remembered(self, username: str) -> Credential | None:
         entry = self._remembered.get(username)
