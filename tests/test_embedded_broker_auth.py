@@ -7,21 +7,26 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gmqtt
+import httpx
 import pytest
 from gmqtt.mqtt.constants import MQTTv311
 from litestar.testing import TestClient
 
 from iotledger.adapters.broker_access import SERVICE_USERNAME
 from iotledger.adapters.embedded import EmbeddedBroker
-from iotledger.adapters.settings import MqttUrl
+from iotledger.adapters.settings import DatabaseUrl, MqttUrl
+from iotledger.adapters.topics import Topics
 from iotledger.bootstrap import Services
-from tests.conftest import free_port
+from tests.conftest import free_port, unique
 from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
+from tests.processes import environment, run, serving, stop, wait_for_http
 from tests.test_device_credentials import headers
 from tests.test_mqtt_lambda import announcement
+from tests.test_telemetry_devices import DEVICE as NEW_DEVICE
 from tests.test_telemetry_devices import new_telemetry_device
 
 __all__ = ["headers"]  # the module's signed-in user (a fixture)
@@ -226,3 +231,51 @@ def test_the_gateways_list_shows_no_passwords_and_a_revoked_gateway_is_refused(
         item["id"] for item in client.get("/api/v1/gateways", headers=headers).json()
     ]
     stops_within_5_seconds(mqtt_loop, guarded, (body["username"], body["password"]))
+
+
+def test_serve_with_its_embedded_broker_admits_issued_devices_only(
+    own_database: DatabaseUrl, mqtt_loop: LoopThread, tmp_path: Path
+) -> None:
+    port, broker_port = free_port(), free_port()
+    env = environment(
+        own_database, IOTLEDGER_PORT=str(port), IOTLEDGER_EMBEDDED_MQTT_PORT=str(broker_port)
+    )
+    base, broker = f"http://127.0.0.1:{port}", MqttUrl("127.0.0.1", broker_port, None, None)
+    with serving(env=env, cwd=tmp_path) as process:
+        wait_for_http(base, process)
+        user = signed_in(base)
+        device = httpx.post(f"{base}/api/v1/devices", json=NEW_DEVICE, headers=user).json()
+        path = f"{base}/api/v1/devices/{device['id']}"
+        issued = httpx.post(f"{path}/credentials", headers=user).json()
+        assert refused(mqtt_loop, broker, None)
+        with devices(mqtt_loop) as made:
+            made.append(
+                Device(mqtt_loop, broker, credentials=(issued["username"], issued["password"]))
+            )
+            made[0].publish(Topics("lambdaiot").telemetry(uuid.UUID(device["id"])), READING)
+            eventually(lambda: httpx.get(f"{path}/telemetry", headers=user).json(), what="stored")
+        code, _, output = stop(process)
+    assert code == 0, output
+    assert "admitting issued credentials only" in output
+
+
+def test_with_an_external_broker_auth_is_off_with_a_warning_and_devices_is_refused(
+    own_database: DatabaseUrl, mqtt_url: MqttUrl
+) -> None:
+    port = free_port()
+    env = environment(own_database, mqtt_url, IOTLEDGER_PORT=str(port))
+    with serving(env=env) as process:
+        wait_for_http(f"http://127.0.0.1:{port}", process)
+        code, _, output = stop(process)
+    assert code == 0, output
+    assert "IOTLEDGER_MQTT_AUTH=off" in output
+    refusal = run("serve", env={**env, "IOTLEDGER_MQTT_AUTH": "devices"})
+    assert refusal.returncode != 0
+    assert refusal.stderr.strip().splitlines()[-1].startswith("iotledger: IOTLEDGER_MQTT_AUTH")
+
+
+def signed_in(base: str) -> dict[str, str]:
+    body = {"username": unique(), "password": "secret123"}
+    assert httpx.post(f"{base}/register", json=body, timeout=10).status_code == 201
+    token = httpx.post(f"{base}/login", json=body, timeout=10).json()["token"]
+    return {"Authorization": f"Bearer {token}"}
