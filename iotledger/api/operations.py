@@ -7,6 +7,7 @@ from typing import Literal
 
 import msgspec
 from litestar import Controller, Response, get
+from litestar.di import NamedDependency
 
 from iotledger.adapters.metrics import CONTENT_TYPE, exposition
 from iotledger.adapters.mqtt import MqttLink, Publisher
@@ -67,12 +68,12 @@ class OperationsController(Controller):
     tags = ["Operations"]
 
     @get("/ready")
-    async def ready(self, services: Services) -> Response[ReadyReply]:
+    async def ready(self, services: NamedDependency[Services]) -> Response[ReadyReply]:
         """200 when this process can serve: database and broker up, projections keeping up."""
         reply = await readiness(services)
         return Response(reply, status_code=200 if reply.status == "ready" else 503)
 
     @get("/metrics", sync_to_thread=True, include_in_schema=False)
-    def metrics(self, services: Services) -> Response[bytes]:
+    def metrics(self, services: NamedDependency[Services]) -> Response[bytes]:
         """Prometheus text format."""
         return Response(exposition(services.metrics), media_type=CONTENT_TYPE)

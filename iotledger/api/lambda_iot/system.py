@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Controller, Response, get, head
+from litestar.di import NamedDependency
 
 from iotledger.bootstrap import Services
 
@@ -24,7 +25,7 @@ class SystemController(Controller):
     tags = ["Lambda IoT Core: system"]
 
     @get("/health")
-    async def health(self, services: Services) -> Response[HealthReply]:
+    async def health(self, services: NamedDependency[Services]) -> Response[HealthReply]:
         """200 while this process reaches PostgreSQL; 503 within about 2 s when it cannot."""
         if await services.database_probe.reachable():
             return Response(HealthReply(status="ok"))
@@ -35,7 +36,7 @@ class SystemController(Controller):
         return HelloReply(message="hello from lambdaiot")
 
     @head("/health")
-    async def health_probe(self, services: Services) -> Response[None]:
+    async def health_probe(self, services: NamedDependency[Services]) -> Response[None]:
         """HEAD /health: the status GET would give, no body."""
         reachable = await services.database_probe.reachable()
         return Response(None, status_code=200 if reachable else 503)
