@@ -124,6 +124,11 @@ def mqtt_url() -> Iterator[MqttUrl]:
         broker.stop()
 
 
+TEST_POOL_SIZE = 5
+"""Connections of each pool of the tests' services and processes: the suite runs many at
+once against one PostgreSQL, whose default limit is 100 connections."""
+
+
 @pytest.fixture(scope="session")
 def settings(
     database_url: DatabaseUrl, mqtt_url: MqttUrl, tmp_path_factory: pytest.TempPathFactory
@@ -135,6 +140,7 @@ def settings(
         data_dir=Path(tmp_path_factory.mktemp("var")),
         jwt_secret="test-secret-" + uuid.uuid4().hex,
         cookie_secure=False,
+        db_pool_size=TEST_POOL_SIZE,
     )
 
 

@@ -28,6 +28,7 @@ def environment(
     if mqtt_url is not None:
         env["IOTLEDGER_MQTT_URL"] = str(mqtt_url)
     env.setdefault("IOTLEDGER_JWT_SECRET", "process-test-secret-of-at-least-32-bytes")
+    env.setdefault("IOTLEDGER_DB_POOL_SIZE", "5")  # many processes share one PostgreSQL
     env.update(extra)
     return env
 
