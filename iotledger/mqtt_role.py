@@ -29,6 +29,7 @@ from iotledger.adapters.mqtt import MqttLink
 from iotledger.adapters.mqtt_group import GroupMembership
 from iotledger.adapters.mqtt_inbound import Inbound
 from iotledger.adapters.mqtt_names import share_group
+from iotledger.adapters.mqtt_tls import tls_context
 from iotledger.adapters.settings import MqttUrl, Settings
 from iotledger.bootstrap import Services
 
@@ -70,6 +71,7 @@ def link_for(
         version=MQTTv311 if embedded else MQTTv50,
         share_group=None if embedded else share_group(settings.mqtt_topic),
         session_expiry=settings.mqtt_session_expiry,
+        tls=tls_context(settings),
         **kw,
     )
 
