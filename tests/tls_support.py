@@ -1,8 +1,9 @@
 """Certificates a test makes, and a PostgreSQL and a Mosquitto of its own that speak TLS.
 
 Everything lives in one temporary directory outside pytest's (run as root, both servers
-run as other accounts and reach their files through o+x on every parent); `tls_servers`
-stops both and removes it whatever happens. No key or certificate is ever kept.
+run as other accounts and reach their files through o+x on every parent); each context
+manager below stops its server, and `certificates` removes the directory, whatever
+happens. No key or certificate is ever kept.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import msgspec
 import pytest
@@ -152,57 +154,60 @@ class TlsMosquitto(Mosquitto):
         tls = (
             f"cafile {certificates.ca}\ncertfile {certificates.cert}\nkeyfile {certificates.key}\n"
         )
-        tls += "log_dest stdout\nlog_type all\n"
+        tls += "log_dest stderr\nlog_type all\n"
         self._config.write_text(self._config.read_text() + tls)
         self.url = MqttUrl("127.0.0.1", self.port, None, None, tls=True)
+        self.certificates = certificates
         certificates.key.chmod(0o644)  # read by the broker's own account; a test key only
 
     def log(self) -> str:
         return self._log.read_text(errors="replace")
 
 
-@dataclass(frozen=True)
-class TlsServers:
-    certificates: Certificates
-    postgres: TlsPostgres
-    broker: TlsMosquitto | None  # None: no Mosquitto on this machine
+@contextlib.contextmanager
+def certificates() -> Iterator[Certificates]:
+    """Certificates in a directory of their own, removed at the end whatever happened."""
+    workdir = Path(tempfile.mkdtemp(prefix="iotledger-tls-"))
+    workdir.chmod(0o755)
+    try:
+        yield make_certificates(workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
-    def database_url(self, ca: Path, **params: str) -> DatabaseUrl:
-        """The server's `iotledger` database, verified against `ca` (`verify-full`)."""
-        assert self.postgres.server is not None
-        given = {"sslmode": "verify-full", "sslrootcert": str(ca), **params}
-        return msgspec.structs.replace(self.postgres.server, params=tuple(given.items()))
+
+def _skip(reason: str, install: str) -> NoReturn:
+    print(f"skipped: {reason} ({install})")
+    pytest.skip(reason)
 
 
 @contextlib.contextmanager
-def tls_servers() -> Iterator[TlsServers]:
-    """Both servers started (Mosquitto where installed); both stopped and every file
-    removed at the end, whatever happened."""
+def tls_postgres(made: Certificates) -> Iterator[TlsPostgres]:
+    """A PostgreSQL serving `made.cert`, stopped at the end whatever happened."""
     if (binaries := postgres_with_tls()) is None:
-        print("skipped: no PostgreSQL built with TLS here (apt-get install postgresql)")
-        pytest.skip("no PostgreSQL built with TLS on this machine")
-    workdir = Path(tempfile.mkdtemp(prefix="iotledger-tls-"))
-    workdir.chmod(0o755)
-    certificates = make_certificates(workdir)
-    postgres = TlsPostgres(workdir / "postgres", binaries, certificates)
-    broker: TlsMosquitto | None = None
+        _skip("no PostgreSQL built with TLS on this machine", "apt-get install postgresql")
+    postgres = TlsPostgres(made.ca.parent / "postgres", binaries, made)
     try:
         postgres.boot_tls()
-        if has_mosquitto():
-            broker = TlsMosquitto(workdir, certificates)
-            broker.start()
-        yield TlsServers(certificates, postgres, broker)
+        yield postgres
     finally:
-        try:
-            if broker is not None:
-                broker.kill(signal.SIGTERM)
-            postgres.stop()
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        postgres.stop()
 
 
-def broker_of(servers: TlsServers) -> TlsMosquitto:
-    if servers.broker is None:
-        print("skipped: no mosquitto binary on this machine (apt-get install mosquitto)")
-        pytest.skip("no mosquitto binary on this machine")
-    return servers.broker
+@contextlib.contextmanager
+def tls_mosquitto(made: Certificates) -> Iterator[TlsMosquitto]:
+    """A Mosquitto serving `made.cert`, stopped at the end whatever happened."""
+    if not has_mosquitto():
+        _skip("no mosquitto binary on this machine", "apt-get install mosquitto")
+    broker = TlsMosquitto(made.ca.parent, made)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.kill(signal.SIGTERM)
+
+
+def verified(postgres: TlsPostgres, ca: Path, **params: str) -> DatabaseUrl:
+    """The server's `iotledger` database, verified against `ca` (`verify-full`)."""
+    assert postgres.server is not None
+    given = {"sslmode": "verify-full", "sslrootcert": str(ca), **params}
+    return msgspec.structs.replace(postgres.server, params=tuple(given.items()))
