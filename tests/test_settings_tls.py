@@ -10,9 +10,16 @@ from psycopg.conninfo import conninfo_to_dict
 from iotledger.adapters.connections import Bounds, connection_string
 from iotledger.adapters.eventstore import BoundedPostgresFactory, eventsourcing_env
 from iotledger.adapters.mqtt_tls import tls_context
-from iotledger.adapters.settings import MqttUrl, SettingsError, load_settings, parse_mqtt_url
+from iotledger.adapters.settings import (
+    LIBPQ_PARAMETERS,
+    MqttUrl,
+    SettingsError,
+    load_settings,
+    parse_mqtt_url,
+)
 from tests.processes import environment, run
 
+README = Path(__file__).parent.parent / "README.md"
 VERIFIED = "postgresql://u:pw@db:5432/app?sslmode=verify-full&sslrootcert=/ca.pem"
 BOUNDS = Bounds(statement_timeout=5.0, lock_timeout=3.0)
 
@@ -30,6 +37,12 @@ def test_a_database_url_keeps_its_libpq_parameters_in_order() -> None:
     assert url is not None
     assert url.params == (("sslmode", "verify-full"), ("sslrootcert", "/ca.pem"))
     assert str(url) == VERIFIED
+
+
+def test_the_readme_lists_every_accepted_libpq_parameter() -> None:
+    text = README.read_text()
+    section = text[text.index("### TLS") :]
+    assert not [name for name in LIBPQ_PARAMETERS if f"`{name}`" not in section]
 
 
 def test_the_ssl_password_is_never_shown() -> None:

@@ -45,33 +45,13 @@ import msgspec
 T = TypeVar("T")
 EVERY_INTERFACE = "0.0.0.0"
 MIN_JWT_SECRET_BYTES = 32
-LIBPQ_PARAMETERS = frozenset(
-    {
-        "sslmode",
-        "sslrootcert",
-        "sslcert",
-        "sslkey",
-        "sslpassword",
-        "sslcrl",
-        "sslcrldir",
-        "sslsni",
-        "sslnegotiation",
-        "sslcertmode",
-        "ssl_min_protocol_version",
-        "ssl_max_protocol_version",
-        "channel_binding",
-        "require_auth",
-        "gssencmode",
-        "target_session_attrs",
-        "connect_timeout",
-        "application_name",
-        "keepalives",
-        "keepalives_idle",
-        "keepalives_interval",
-        "keepalives_count",
-        "tcp_user_timeout",
-    }
-)
+LIBPQ_PARAMETERS = frozenset((
+    "sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword", "sslcrl", "sslcrldir",
+    "sslsni", "sslnegotiation", "sslcertmode", "ssl_min_protocol_version",
+    "ssl_max_protocol_version", "channel_binding", "require_auth", "gssencmode",
+    "target_session_attrs", "connect_timeout", "application_name", "keepalives",
+    "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+))  # fmt: skip
 """The libpq parameters a database URL may carry (`?sslmode=verify-full&...`). The others
 are iotledger's own (`options`: the time bounds) or are in the URL's other parts."""
 SECRET_PARAMETERS = frozenset({"sslpassword"})
