@@ -29,6 +29,7 @@ from iotledger.adapters.mqtt import MqttLink
 from iotledger.adapters.mqtt_group import GroupMembership
 from iotledger.adapters.mqtt_inbound import Inbound
 from iotledger.adapters.mqtt_names import share_group
+from iotledger.adapters.mqtt_tls import tls_context
 from iotledger.adapters.settings import MqttUrl, Settings
 from iotledger.bootstrap import Services
 
@@ -70,6 +71,7 @@ def link_for(
         version=MQTTv311 if embedded else MQTTv50,
         share_group=None if embedded else share_group(settings.mqtt_topic),
         session_expiry=settings.mqtt_session_expiry,
+        tls=tls_context(settings),
         **kw,
     )
 
@@ -116,15 +118,17 @@ async def mqtt_role(
         counters=counters,
         misses=settings.device_check_misses,
     )
-    conninfo = services.conninfo("leader")  # each leader names its connection after itself
     check_every = timing.check_interval or settings.device_check_interval
-    background: list[Coroutine[Any, Any, None]] = [
-        lead(conninfo, "dispatcher", dispatcher.round, timing.dispatch_every),
-        lead(conninfo, "device-checks", checks.round, check_every),
+    background: list[Coroutine[Any, Any, None]] = [  # each leader's connection named after it
+        lead(
+            services.conninfo("dispatcher"), "dispatcher", dispatcher.round, timing.dispatch_every
+        ),
+        lead(services.conninfo("device-checks"), "device-checks", checks.round, check_every),
         presence.run(timing.presence_every),
         log_counters(counters, timing.counters_every),
     ]
-    membership = None if link.share_group is None else GroupMembership(conninfo, link.share_group)
+    group = link.share_group
+    membership = None if group is None else GroupMembership(services.conninfo("mqtt-group"), group)
     await link.start()
     if membership is not None:
         await membership.join()

@@ -22,6 +22,7 @@ from iotledger.adapters.connections import Bounds
 from iotledger.adapters.database import check_reachable, migrate, schema_exists
 from iotledger.adapters.embedded import EmbeddedBroker, EmbeddedPostgres
 from iotledger.adapters.metrics import metrics_server
+from iotledger.adapters.mqtt_tls import tls_context
 from iotledger.adapters.runtime import freeze_startup_objects
 from iotledger.adapters.settings import (
     DatabaseUrl,
@@ -124,6 +125,7 @@ def prepare_schema(services: Services, roles: tuple[str, ...]) -> None:
 
 
 async def run(settings: Settings, roles: tuple[str, ...]) -> None:
+    tls_context(settings)  # a CA or certificate that cannot be loaded stops us before anything
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

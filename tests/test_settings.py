@@ -263,7 +263,8 @@ def test_port_out_of_range_names_the_variable() -> None:
         ("postgresql://h/db", "no user"),
         ("postgresql://u:p@h", "must name one database"),
         ("postgresql://u:p@h/a/b", "must name one database"),
-        ("postgresql://u:p@h/db?sslmode=require", "must not have ?query"),
+        ("postgresql://u:p@h/db?sslmode=require&foo=1", "unknown parameters foo"),
+        ("postgresql://u:p@h/db#here", "must not have ?query or #fragment"),
         ("postgresql://u:p@h /db", "spaces or control characters"),
     ],
 )
@@ -275,7 +276,7 @@ def test_bad_database_url(url: str, problem: str) -> None:
 
 def test_url_errors_do_not_show_the_password() -> None:
     assert "hunter2" not in error(IOTLEDGER_DATABASE_URL="postgresql://u:hunter2@h:x/db")
-    assert "hunter2" not in error(IOTLEDGER_MQTT_URL="mqtts://u:hunter2@h")
+    assert "hunter2" not in error(IOTLEDGER_MQTT_URL="http://u:hunter2@h")
 
 
 @pytest.mark.parametrize(

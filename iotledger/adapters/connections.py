@@ -7,6 +7,11 @@ and an idle-in-transaction timeout (libpq `options`, so they hold from the first
 statement, whoever runs it: our pool, eventsourcing's, a feed, the ingest, a leader),
 and names itself (`application_name`), so that `pg_stat_activity` shows who holds
 what: `iotledger-pool`, `iotledger-eventstore`, `iotledger-feed-devices`, ...
+
+The libpq parameters of `IOTLEDGER_DATABASE_URL` (`sslmode`, `sslrootcert`, ...) join
+every connection's options here, eventsourcing's included: whatever opens a connection
+speaks TLS when the URL asks for it. A `connect_timeout` given there wins over the one
+derived from the statement timeout; an `application_name` replaces the `iotledger` prefix.
 """
 
 from __future__ import annotations
@@ -53,23 +58,27 @@ def for_maintenance(settings: Settings) -> Settings:
     )
 
 
-def connection_options(purpose: str, bounds: Bounds) -> dict[str, str | int]:
-    """The libpq parameters of a connection for `purpose` (its `application_name`)."""
+def connection_options(url: DatabaseUrl, purpose: str, bounds: Bounds) -> dict[str, str | int]:
+    """The libpq parameters of a connection for `purpose` (its `application_name`):
+    the URL's own (TLS, ...) and iotledger's bounds."""
     settings = {
         "statement_timeout": bounds.statement_timeout,
         "lock_timeout": bounds.lock_timeout,
         "idle_in_transaction_session_timeout": IDLE_IN_TRANSACTION_TIMEOUT,
     }
+    given: dict[str, str | int] = dict(url.params)
+    prefix = given.pop("application_name", "iotledger")
     return {
-        "application_name": f"iotledger-{purpose}",
         "connect_timeout": bounds.connect_timeout,
+        **given,
+        "application_name": f"{prefix}-{purpose}",
         "options": " ".join(f"-c {name}={_ms(s)}" for name, s in settings.items()),
     }
 
 
 def connection_string(url: DatabaseUrl, purpose: str, bounds: Bounds) -> str:
     """The connection string of a connection for `purpose`, bounded by `bounds`."""
-    return make_conninfo(str(url), **connection_options(purpose, bounds))
+    return make_conninfo(str(url), **connection_options(url, purpose, bounds))
 
 
 def second(conninfo: str, role: str) -> str:

@@ -60,8 +60,10 @@ class EmbeddedPostgres:
     must call ``stop()``.
     """
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, bin_dir: Path | None = None) -> None:
+        """`bin_dir`: where `initdb`, `pg_ctl` and `postgres` are (None: the wheel's)."""
         self.data_dir = data_dir.absolute()
+        self._bin_dir = bin_dir
         self._pgdata = self.data_dir / "pgdata"
         self._password_file = self.data_dir / "password"
         self._log_file = self.data_dir / "postgres.log"
@@ -110,7 +112,7 @@ class EmbeddedPostgres:
             _let_others_traverse(self.data_dir.parent)
             # The server's binaries too: a virtualenv inside a private directory (a
             # mktemp clone, a home directory) is otherwise out of the owner's reach.
-            _let_others_traverse(_pg_bin())
+            _let_others_traverse(self._bin())
 
     def _initdb(self) -> None:
         if not self._password_file.exists():
@@ -128,10 +130,16 @@ class EmbeddedPostgres:
             "--encoding=UTF8",
             "--no-locale",
             "--no-instructions",
-            # TCP on loopback only; no Unix socket to place or to outlive us in /tmp.
-            "--set=listen_addresses=127.0.0.1",
-            "--set=unix_socket_directories=",
         )
+        # TCP on loopback only; no Unix socket to place or to outlive us in /tmp. Written
+        # after initdb rather than with its --set, which PostgreSQL 15's lacks.
+        self.configure({"listen_addresses": "127.0.0.1", "unix_socket_directories": ""})
+
+    def configure(self, settings: dict[str, str]) -> None:
+        """Append `settings` to the server's postgresql.conf; they hold from its next start."""
+        lines = [f"{name} = '{value}'\n" for name, value in settings.items()]
+        with (self._pgdata / "postgresql.conf").open("a") as conf:
+            conf.writelines(lines)
 
     def _running_port(self) -> int | None:
         """Port of a live postmaster on this data dir, read from its postmaster.pid."""
@@ -184,7 +192,7 @@ class EmbeddedPostgres:
         try:
             # pg_ctl start always gets -l, so the postmaster does not inherit our pipes.
             result = subprocess.run(
-                [str(_pg_bin() / program), *args],
+                [str(self._bin() / program), *args],
                 cwd=self.data_dir,
                 env=env,
                 capture_output=True,
@@ -199,6 +207,9 @@ class EmbeddedPostgres:
             output = (result.stderr or result.stdout).strip().splitlines()
             reason = output[0] if output else f"exit status {result.returncode}"
             raise EmbeddedServiceError(f"embedded PostgreSQL: {program} failed: {reason}")
+
+    def _bin(self) -> Path:
+        return self._bin_dir or _pg_bin()
 
     def _run_as(self) -> pwd.struct_passwd | None:
         """The unprivileged account to run PostgreSQL as, or None if we are not root."""

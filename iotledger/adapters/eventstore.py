@@ -132,9 +132,11 @@ class FailFastRecorder(PostgresApplicationRecorder):
 class BoundedPostgresFactory(PostgresFactory):
     """eventsourcing's PostgreSQL factory, whose connections carry iotledger's options.
 
-    eventsourcing builds its pool's connection parameters itself and knows no statement
-    timeout; the options (`iotledger.adapters.connections`) travel in the environment
-    under `CONNECTION_OPTIONS` and join its parameters before the pool opens.
+    eventsourcing builds its pool's connection parameters itself from host, port, user,
+    password and database, and knows neither a statement timeout nor TLS; the options
+    (`iotledger.adapters.connections`: the bounds and the URL's libpq parameters) travel
+    in the environment under `CONNECTION_OPTIONS` and join its parameters before the pool
+    opens.
     """
 
     CONNECTION_OPTIONS = "POSTGRES_CONNECTION_OPTIONS"
@@ -158,7 +160,7 @@ def eventsourcing_env(url: DatabaseUrl, pool_size: int, bounds: Bounds) -> dict[
     waits for one as long as a statement may run. Every statement is bounded
     (`bounds`); eventsourcing's own `LOCK TABLE` waits the lock timeout (whole seconds).
     """
-    options = connection_options("eventstore", bounds)
+    options = connection_options(url, "eventstore", bounds)
     return {
         "PERSISTENCE_MODULE": "iotledger.adapters.eventstore:BoundedPostgresFactory",
         "POSTGRES_DBNAME": url.dbname,

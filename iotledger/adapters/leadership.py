@@ -63,7 +63,7 @@ async def lead(
 async def _lead_once(
     conninfo: str, name: str, work: Round, every: float, standby_wait: float
 ) -> None:
-    async with await _connect(conninfo, name) as conn:
+    async with await _connect(conninfo) as conn:
         while not await _try_lock(conn, name):
             await asyncio.sleep(standby_wait)
         log.info("%s runs in this process", name)
@@ -75,12 +75,11 @@ async def _lead_once(
             raise
 
 
-async def _connect(conninfo: str, name: str) -> psycopg.AsyncConnection[Any]:
+async def _connect(conninfo: str) -> psycopg.AsyncConnection[Any]:
     return await psycopg.AsyncConnection.connect(
         conninfo,
         autocommit=True,
         connect_timeout=10,
-        application_name=f"iotledger-{name}",
         # With the network gone, the kernel fails the socket within seconds (while a
         # probe waits: tcp_user_timeout; while idle: keepalives): nothing hangs behind it.
         tcp_user_timeout=3000,

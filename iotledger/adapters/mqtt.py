@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
@@ -40,6 +41,7 @@ from gmqtt.storage import PersistentStorage
 
 from iotledger.adapters.metrics import MqttCounters
 from iotledger.adapters.mqtt_intake import BatchingClient, Intake, Message
+from iotledger.adapters.mqtt_tls import is_tls_failure, ssl_option
 from iotledger.adapters.settings import MqttUrl
 from iotledger.domain.errors import Unavailable
 
@@ -132,8 +134,10 @@ class MqttLink:
         receive_maximum: int = 1000,
         reconnect_delay: float = 1.0,
         counters: Counter[str] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url
+        self._ssl = ssl_option(url, tls)
         self.client_id = client_id
         self.subscriptions = subscriptions
         self.version = version
@@ -187,15 +191,26 @@ class MqttLink:
         while True:
             try:
                 await self._client.connect(
-                    self.url.host, self.url.port, version=self.version, keepalive=30
+                    self.url.host, self.url.port, ssl=self._ssl, version=self.version, keepalive=30
                 )
             except (TimeoutError, OSError, MQTTConnectError) as e:
-                log.warning("MQTT broker %s unreachable (%s); retrying", self.url.redacted(), e)
+                self._log_failed_connect(e)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
             else:
                 log.info("MQTT connected to %s", self.url.redacted())
                 return
+
+    def _log_failed_connect(self, error: Exception) -> None:
+        where = self.url.redacted()
+        if is_tls_failure(error):
+            log.error(
+                "MQTT broker %s: TLS failed (%s); check IOTLEDGER_MQTT_CA_FILE; retrying",
+                where,
+                error,
+            )
+        else:
+            log.warning("MQTT broker %s unreachable (%s); retrying", where, error)
 
     async def wait_ready(self, timeout: float) -> bool:
         """True once connected and (if it subscribes) subscribed."""

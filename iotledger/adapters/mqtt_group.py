@@ -25,6 +25,7 @@ from typing import Any
 
 import psycopg
 
+from iotledger.adapters.connections import second
 from iotledger.adapters.feed import lock_key
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,7 @@ class GroupMembership:
 
     async def _connect(self, purpose: str) -> psycopg.AsyncConnection[Any]:
         return await psycopg.AsyncConnection.connect(
-            self._conninfo,
+            second(self._conninfo, purpose),  # iotledger-mqtt-group-member, ...-leaving
             autocommit=True,
             connect_timeout=5,
-            application_name=f"iotledger-mqtt-group-{purpose}",
         )

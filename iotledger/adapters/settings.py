@@ -20,8 +20,11 @@ Decisions:
   files). In the file, ``""`` counts as unset for the optional settings (``[database] url``,
   ``[mqtt] broker``/``username``/``password``, ``[server] jwt_secret``).
 * ``IOTLEDGER_MQTT_URL`` replaces ``[mqtt] broker`` together with its username/password.
-* A database URL must name a user and a database; query strings (``?sslmode=...``) are
-  rejected rather than silently dropped. ``read_wait_timeout`` may be 0 (do not wait).
+* A database URL must name a user and a database. Its query string takes the libpq
+  parameters of ``LIBPQ_PARAMETERS`` (TLS, timeouts, keepalives, the application name);
+  any other is refused rather than silently dropped. ``read_wait_timeout`` may be 0.
+* ``mqtts://`` (default port 8883) speaks TLS to the broker; ``mqtt_ca_file`` (unset: the
+  system store) and a client certificate (``mqtt_cert_file``, ``mqtt_key_file``) need it.
 * A relative ``data_dir`` is relative to the working directory, not to the file.
 * Error messages and ``repr()`` never show passwords or the JWT secret.
 """
@@ -35,13 +38,24 @@ import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import msgspec
 
 T = TypeVar("T")
 EVERY_INTERFACE = "0.0.0.0"
 MIN_JWT_SECRET_BYTES = 32
+LIBPQ_PARAMETERS = frozenset((
+    "sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword", "sslcrl", "sslcrldir",
+    "sslsni", "sslnegotiation", "sslcertmode", "ssl_min_protocol_version",
+    "ssl_max_protocol_version", "channel_binding", "require_auth", "gssencmode",
+    "target_session_attrs", "connect_timeout", "application_name", "keepalives",
+    "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+))  # fmt: skip
+"""The libpq parameters a database URL may carry (`?sslmode=verify-full&...`). The others
+are iotledger's own (`options`: the time bounds) or are in the URL's other parts."""
+SECRET_PARAMETERS = frozenset({"sslpassword"})
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
 class SettingsError(Exception):
@@ -69,38 +83,44 @@ def _url(scheme: str, host: str, port: int, user: str | None, password: str | No
 
 
 class DatabaseUrl(msgspec.Struct, frozen=True):
-    """A parsed ``postgresql://user:password@host:port/dbname`` URL."""
+    """A parsed ``postgresql://user:password@host:port/dbname?param=value`` URL."""
 
     host: str
     port: int
     user: str
     password: str
     dbname: str
+    params: tuple[tuple[str, str], ...] = ()  # libpq parameters (LIBPQ_PARAMETERS)
 
-    def _render(self, password: str) -> str:
+    def _render(self, password: str, params: tuple[tuple[str, str], ...]) -> str:
         dbname = quote(self.dbname, safe="")
-        return f"{_url('postgresql', self.host, self.port, self.user, password)}/{dbname}"
+        query = f"?{urlencode(params, safe='/*', quote_via=quote)}" if params else ""
+        return f"{_url('postgresql', self.host, self.port, self.user, password)}/{dbname}{query}"
 
     def __str__(self) -> str:
-        return self._render(quote(self.password, safe=""))
+        return self._render(quote(self.password, safe=""), self.params)
 
     def redacted(self) -> str:
-        return self._render(self.password and "***")
+        params = tuple((k, "***" if k in SECRET_PARAMETERS else v) for k, v in self.params)
+        return self._render(self.password and "***", params)
 
     def __repr__(self) -> str:
         return f"DatabaseUrl({self.redacted()!r})"
 
 
 class MqttUrl(msgspec.Struct, frozen=True):
-    """A parsed ``mqtt://[user:password@]host:port`` URL (``tcp://`` is accepted as a synonym)."""
+    """A parsed ``mqtt://[user:password@]host:port`` URL (``tcp://`` is accepted as a
+    synonym); ``mqtts://`` (or ``ssl://``) speaks TLS."""
 
     host: str
     port: int
     username: str | None
     password: str | None
+    tls: bool = False
 
     def _render(self, password: str | None) -> str:
-        return _url("mqtt", self.host, self.port, self.username, password)
+        scheme = "mqtts" if self.tls else "mqtt"
+        return _url(scheme, self.host, self.port, self.username, password)
 
     def __str__(self) -> str:
         return self._render(self.password and quote(self.password, safe=""))
@@ -122,6 +142,9 @@ class Settings(msgspec.Struct, frozen=True):
     embedded_mqtt_port: int = 1883
     mqtt_topic: str = "lambdaiot"
     mqtt_client_id: str | None = None  # None: derived (adapters/mqtt_names.py)
+    mqtt_ca_file: Path | None = None  # CA of an mqtts:// broker; None: the system store
+    mqtt_cert_file: Path | None = None  # client certificate for an mqtts:// broker
+    mqtt_key_file: Path | None = None  # its key (None: in the certificate file)
     jwt_secret: str | None = None  # None: the caller generates one under data_dir and warns
     device_check_interval: float = 60.0
     device_check_misses: int = 3
@@ -147,10 +170,20 @@ class Settings(msgspec.Struct, frozen=True):
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
 
 
+class _UrlParts(msgspec.Struct, frozen=True):
+    scheme: str
+    host: str
+    port: int
+    user: str | None  # None when absent, as the password
+    password: str | None
+    path: str
+    query: str
+
+
 def _url_parts(
-    value: str, setting: str, schemes: tuple[str, ...], default_port: int
-) -> tuple[str, int, str | None, str | None, str]:
-    """(host, port, user, password, path) of a URL; user/password are None when absent."""
+    value: str, setting: str, schemes: dict[str, int], *, query: bool = False
+) -> _UrlParts:
+    """The parts of a URL whose scheme is one of `schemes` (each with its default port)."""
     scheme, sep, _ = value.partition("://")
     if not sep or scheme.lower() not in schemes:
         _fail(setting, "URL must start with " + " or ".join(f"{s}://" for s in schemes))
@@ -158,35 +191,63 @@ def _url_parts(
         _fail(setting, "URL contains spaces or control characters")
     try:
         parts = urlsplit(value)
-        port = default_port if parts.port is None else parts.port
+        port = schemes[scheme.lower()] if parts.port is None else parts.port
     except ValueError:
         _fail(setting, "URL has an invalid host or port (percent-encode special characters)")
     if not parts.hostname:
         _fail(setting, "URL has no host")
     if not 1 <= port <= 65535:
         _fail(setting, f"URL port {port} is not a port (1-65535)")
-    if parts.query or parts.fragment:
+    if (parts.query and not query) or parts.fragment:
         _fail(setting, "URL must not have ?query or #fragment (percent-encode ? and # in it)")
     user, password = (unquote(p) if p else None for p in (parts.username, parts.password))
-    return parts.hostname, port, user, password, parts.path
+    return _UrlParts(scheme.lower(), parts.hostname, port, user, password, parts.path, parts.query)
+
+
+def _libpq_parameters(query: str, setting: str) -> tuple[tuple[str, str], ...]:
+    """`sslmode=verify-full&sslrootcert=...`: each known to LIBPQ_PARAMETERS, once."""
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        _fail(setting, "URL has a malformed query string (name=value&name=value)")
+    names = [name for name, _ in pairs]
+    if unknown := sorted({n for n in names if n not in LIBPQ_PARAMETERS}):
+        _fail(
+            setting,
+            f"URL has unknown parameters {', '.join(map(_show, unknown))} (accepted: "
+            "the libpq parameters listed in the README)",
+        )
+    if repeated := sorted({n for n in names if names.count(n) > 1}):
+        _fail(setting, f"URL gives {', '.join(repeated)} more than once")
+    params = dict(pairs)
+    if params.get("sslmode", "prefer") not in SSL_MODES:
+        _fail(setting, f"sslmode {_show(params['sslmode'])} is not one of {', '.join(SSL_MODES)}")
+    if not re.fullmatch(r"[0-9]{1,6}", params.get("connect_timeout", "0")):
+        _fail(setting, f"connect_timeout {_show(params['connect_timeout'])} is not whole seconds")
+    return tuple(pairs)
 
 
 def parse_database_url(value: str, setting: str = "IOTLEDGER_DATABASE_URL") -> DatabaseUrl:
-    host, port, user, password, path = _url_parts(value, setting, ("postgresql", "postgres"), 5432)
-    if not user:
+    schemes = {"postgresql": 5432, "postgres": 5432}
+    url = _url_parts(value, setting, schemes, query=True)
+    if not url.user:
         _fail(setting, "URL has no user (postgresql://user:password@host:port/dbname)")
-    if len(path) < 2 or "/" in path[1:]:
+    if len(url.path) < 2 or "/" in url.path[1:]:
         _fail(setting, "URL must name one database (postgresql://user:password@host:port/dbname)")
-    return DatabaseUrl(host, port, user, password or "", unquote(path[1:]))
+    params = _libpq_parameters(url.query, setting)
+    return DatabaseUrl(
+        url.host, url.port, url.user, url.password or "", unquote(url.path[1:]), params
+    )
 
 
 def parse_mqtt_url(value: str, setting: str = "IOTLEDGER_MQTT_URL") -> MqttUrl:
-    host, port, username, password, path = _url_parts(value, setting, ("mqtt", "tcp"), 1883)
-    if path not in ("", "/"):
+    schemes = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883}
+    url = _url_parts(value, setting, schemes)
+    if url.path not in ("", "/"):
         _fail(setting, "URL must not have a path")
-    if password is not None and username is None:
+    if url.password is not None and url.user is None:
         _fail(setting, "URL has a password but no user name")
-    return MqttUrl(host, port, username, password)
+    return MqttUrl(url.host, url.port, url.user, url.password, url.scheme in ("mqtts", "ssl"))
 
 
 def _check(
@@ -237,6 +298,14 @@ def _bool(value: object, setting: str) -> bool:
     if isinstance(value, str) and (word := value.strip().lower()) in _BOOLS:
         return _BOOLS[word]
     _fail(setting, f"{_show(value)} is not a boolean (true/false/1/0/yes/no/on/off)")
+
+
+def _file(value: object, setting: str) -> Path:
+    """A readable file, named in full when it is not one (a path is no secret)."""
+    path = Path(_string(value, setting))
+    if not (path.is_file() and os.access(path, os.R_OK)):
+        _fail(setting, f"{path} is not a readable file")
+    return path
 
 
 def _jwt_secret(value: object, setting: str) -> str:
@@ -311,6 +380,9 @@ _FIELDS: dict[str, tuple[Callable[[object, str], object], str, str]] = {
     "embedded_mqtt_port": (_port, "mqtt", "embedded_port"),
     "mqtt_topic": (_topic, "mqtt", "topic"),
     "mqtt_client_id": (_text, "mqtt", "client_id"),
+    "mqtt_ca_file": (_file, "mqtt", "ca_file"),
+    "mqtt_cert_file": (_file, "mqtt", "cert_file"),
+    "mqtt_key_file": (_file, "mqtt", "key_file"),
     "jwt_secret": (_jwt_secret, "server", "jwt_secret"),
     "device_check_interval": (_positive, "mqtt", "device_check_interval"),
     "device_check_misses": (_count, "mqtt", "device_check_misses"),
@@ -386,7 +458,9 @@ def _apply_mqtt_credentials(mqtt: dict[str, Any], values: dict[str, object], pat
         _fail(setting, "conflicts with the user name in [mqtt] broker")
     if "username" not in creds:
         _fail(setting, "needs [mqtt] username")
-    values["mqtt_url"] = MqttUrl(url.host, url.port, creds["username"], creds.get("password"))
+    values["mqtt_url"] = msgspec.structs.replace(
+        url, username=creds["username"], password=creds.get("password")
+    )
 
 
 def _read_toml(path: str) -> dict[str, Any]:
@@ -431,4 +505,16 @@ def load_settings(
     for field, (parse, _, _) in _FIELDS.items():
         if raw := env.get(name := f"IOTLEDGER_{field.upper()}", ""):
             values[field] = parse(raw, name)
-    return msgspec.structs.replace(Settings(), **values)
+    return _checked_tls(msgspec.structs.replace(Settings(), **values))
+
+
+def _checked_tls(settings: Settings) -> Settings:
+    """TLS files only with an mqtts:// broker, and a key only with its certificate."""
+    files = {"ca": settings.mqtt_ca_file, "cert": settings.mqtt_cert_file}
+    files["key"] = settings.mqtt_key_file
+    given = [f"IOTLEDGER_MQTT_{name.upper()}_FILE" for name, path in files.items() if path]
+    if given and not (settings.mqtt_url and settings.mqtt_url.tls):
+        _fail(given[0], "needs an mqtts:// IOTLEDGER_MQTT_URL (TLS to the broker)")
+    if files["key"] and not files["cert"]:
+        _fail("IOTLEDGER_MQTT_KEY_FILE", "needs IOTLEDGER_MQTT_CERT_FILE (the client certificate)")
+    return settings

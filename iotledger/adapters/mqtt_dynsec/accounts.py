@@ -56,5 +56,5 @@ def service_account(base_topic: str, secret: str) -> Account:
 
 
 def service_url(admin: MqttUrl, service: Account) -> MqttUrl:
-    """Where iotledger's own links connect: the admin's broker, as the service account."""
-    return MqttUrl(admin.host, admin.port, service.username, service.password)
+    """Where iotledger's own links connect: the admin's broker (TLS too), as the service account."""
+    return msgspec.structs.replace(admin, username=service.username, password=service.password)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,7 @@ import msgspec
 from gmqtt.mqtt.constants import MQTTv50
 from gmqtt.mqtt.handler import MQTTConnectError
 
+from iotledger.adapters.mqtt_tls import ssl_option
 from iotledger.adapters.settings import MqttUrl
 from iotledger.domain.errors import Unavailable
 
@@ -73,8 +75,16 @@ def command(name: str, **fields: Any) -> Command:
 class DynsecControl:
     """A connection as the dynsec admin, sending commands and awaiting their answers."""
 
-    def __init__(self, url: MqttUrl, *, timeout: float = 5.0, client_id: str | None = None) -> None:
+    def __init__(
+        self,
+        url: MqttUrl,
+        *,
+        timeout: float = 5.0,
+        client_id: str | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.url = url
+        self._ssl = ssl_option(url, tls)
         self.timeout = timeout
         self._pending: dict[tuple[str, str], asyncio.Future[Answer]] = {}
         self._ready = asyncio.Event()
@@ -92,7 +102,9 @@ class DynsecControl:
         """Connect and subscribe to the answers; raises `DynsecUnavailable` if refused."""
         try:
             async with asyncio.timeout(self.timeout):
-                await self._client.connect(self.url.host, self.url.port, version=MQTTv50)
+                await self._client.connect(
+                    self.url.host, self.url.port, ssl=self._ssl, version=MQTTv50
+                )
                 await self._ready.wait()
         except (TimeoutError, OSError, MQTTConnectError) as e:
             await self.stop()
@@ -186,13 +198,13 @@ def _names(commands: Sequence[Command]) -> str:
     return ", ".join(sorted({str(c["command"]) for c in commands}))
 
 
-async def accepts(url: MqttUrl, timeout: float = 5.0) -> bool:
+async def accepts(url: MqttUrl, timeout: float = 5.0, tls: ssl.SSLContext | None = None) -> bool:
     """Whether the broker lets `url`'s username and password in (a connect, then gone)."""
     client = gmqtt.Client(f"iotledger-probe-{uuid.uuid4().hex[:12]}", session_expiry_interval=0)
     client.set_auth_credentials(url.username, url.password)
     try:
         async with asyncio.timeout(timeout):
-            await client.connect(url.host, url.port, version=MQTTv50)
+            await client.connect(url.host, url.port, ssl=ssl_option(url, tls), version=MQTTv50)
     except MQTTConnectError:
         return False
     except (TimeoutError, OSError) as e:
