@@ -112,6 +112,13 @@ def decode(payload: bytes, struct: type[S]) -> S:
         raise Dropped("not_json", str(error)) from None
 
 
+def decode_telemetry(payload: bytes) -> Telemetry | list[Telemetry]:
+    """One reading, or a batched message: a JSON array of them (one unit: all or none)."""
+    if payload.lstrip()[:1] == b"[":
+        return decode(payload, list[Telemetry])
+    return decode(payload, Telemetry)
+
+
 @functools.lru_cache(maxsize=65536)
 def device_cause(device_id: UUID) -> str:
     return f"device:{device_id}"
