@@ -170,6 +170,23 @@ def test_a_batch_for_another_users_device_is_refused_as_a_single_reading_is(
 
 text = st.text(alphabet='abcxyz é°"\\', max_size=6)
 ZONES = [UTC, timezone(timedelta(hours=2)), timezone(-timedelta(hours=5, minutes=30))]
+
+
+def test_the_openapi_document_describes_one_reading_or_a_batch(client: Client) -> None:
+    operation = client.get("/schema/openapi.json").json()["paths"][
+        "/api/v1/devices/{device_id}/telemetry"
+    ]["post"]
+    for schema, item in (
+        (operation["requestBody"]["content"]["application/json"]["schema"], "NewTelemetry"),
+        (
+            operation["responses"]["201"]["content"]["application/json"]["schema"],
+            "TelemetryReading",
+        ),
+    ):
+        ref = {"$ref": f"#/components/schemas/{item}"}
+        assert schema == {"oneOf": [ref, {"items": ref, "type": "array"}]}
+
+
 bodies = st.lists(
     st.fixed_dictionaries(
         {
