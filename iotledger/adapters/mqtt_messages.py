@@ -114,7 +114,10 @@ def decode(payload: bytes, struct: type[S]) -> S:
 
 def decode_telemetry(payload: bytes) -> Telemetry | list[Telemetry]:
     """One reading, or a batched message: a JSON array of them (one unit: all or none)."""
-    if payload.lstrip()[:1] == b"[":
+    first = payload[:1]
+    if first.isspace():  # rare: lstrip copies the payload
+        first = payload.lstrip()[:1]
+    if first == b"[":
         return decode(payload, list[Telemetry])
     return decode(payload, Telemetry)
 
