@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from iotledger.bootstrap import Services
+from iotledger.domain.reading_service import DeleteReading
 from tests.conftest import register_and_login
 from tests.mqtt_support import eventually
 from tests.test_mqtt_devices import World, played, world
@@ -141,6 +142,20 @@ def test_a_redelivered_batch_stores_nothing_twice_and_is_answered_alike(
     assert grown.status_code == 201
     assert grown.json()[:5] == first.json()
     assert len(listed(client, device, headers)) == 7  # (the log's positions may have gaps)
+
+
+def test_a_batch_repeating_a_deleted_reading_answers_409_naming_it(
+    client: Client, services: Services, headers: dict[str, str], device: str
+) -> None:
+    first = post(client, device, readings(2), headers).json()
+    services.ledger.delete_reading(DeleteReading(UUID(first[1]["id"]), "test"))
+    response = post(client, device, readings(3), headers)
+    assert is_telemetry_error(response, 409)
+    assert response.json()["error"]["message"] == (
+        "[1]: a reading with this id was recorded and has been deleted"
+    )
+    # the documented exception to all-or-nothing: the new reading is stored all the same
+    assert len(listed(client, device, headers)) == 2
 
 
 def test_a_reading_repeated_within_a_batch_is_stored_once(

@@ -170,7 +170,7 @@ async def record_telemetry(
     else:
         readings = [reading(data)]
     outcomes = await record_readings(services, readings, access_of(principal))
-    stored = await _stored(services, readings, outcomes)
+    stored = await _stored(services, readings, outcomes, batch=isinstance(data, list))
     return stored if isinstance(data, list) else stored[0]
 
 
@@ -186,7 +186,7 @@ def _reading(device_id: UUID, by: str, data: NewTelemetry) -> RecordReading:
 
 
 async def _stored(
-    services: Services, readings: list[RecordReading], outcomes: list[Outcome]
+    services: Services, readings: list[RecordReading], outcomes: list[Outcome], *, batch: bool
 ) -> list[TelemetryReading]:
     """Each reading as stored: a new one as it will be listed (in UTC), a repeat as it
     was first stored (from the read model, unless this batch itself first stored it)."""
@@ -201,6 +201,7 @@ async def _stored(
     if earlier:
         rows = await off_loop((await settled_readings(services)).by_lambda_ids, earlier)
         created |= {row.id: telemetry_reading(row) for row in rows.values()}
-    if any(outcome.id not in created for outcome in outcomes):
-        raise Conflict(DELETED if len(outcomes) == 1 else f"a batch names a reading that {DELETED}")
+    for index, outcome in enumerate(outcomes):
+        if outcome.id not in created:
+            raise Conflict(f"[{index}]: {DELETED}" if batch else DELETED)
     return [created[outcome.id] for outcome in outcomes]
