@@ -106,6 +106,7 @@ async def mqtt_role(
         topics=topics,
         counters=counters,
         max_payload=settings.max_body_bytes,
+        max_batch_readings=settings.max_batch_readings,
     )
     link.handler = inbound.handle_many
     dispatcher = Dispatcher(services.ledger, services.dispatch, link.publish, topics, counters)

@@ -107,6 +107,14 @@ BAD_BODIES = [
     b'{"telemetry_type": "environment", "payload": {"t": 1}, "recorded_at": "2025-08-22T12:00"}',
     b'{"telemetry_type": "environment", "payload": {"note": "a\\u0000b"}}',
     b'{"telemetry_type": "environment", "payload": {"t": 1}, "id": ""}',
+    b"[null]",
+    b"[{}]",
+    b'[{"telemetry_type": "t", "payload": {}}, {"telemetry_type": "t", "payload": [1]}]',
+    b'[{"telemetry_type": "t", "payload": {}}, {"telemetry_type": "", "payload": {}}]',
+    b'[{"telemetry_type": "t", "payload": {}},'
+    b' {"telemetry_type": "t", "payload": {"a": "\\u0000"}}]',
+    b'[{"telemetry_type": "t", "payload": {}, "recorded_at": "noon"}]',
+    msgspec.json.encode([READING] * 1001),
 ]
 
 
@@ -159,6 +167,17 @@ def test_a_reading_is_answered_alike_by_both_and_stored_once(
     assert by_lane[2]["recorded_at"] == "2025-08-22T10:34:57.500000Z"
 
 
+def test_a_batch_is_answered_alike_by_both_and_stored_once(
+    lane: Client, framework: Client, spy: Spy, headers: dict[str, str], device: str
+) -> None:
+    path = f"/api/v1/devices/{device}/telemetry"
+    batch = [{**READING, "id": f"batch-{n}", "payload": {"n": n}} for n in range(3)]
+    by_lane, by_framework = both(lane, framework, spy, path, msgspec.json.encode(batch), headers)
+    assert by_lane[:2] == (201, "application/json")
+    assert by_lane == by_framework  # the same readings: Litestar's post was a redelivery
+    assert [r["payload"] for r in by_lane[2]] == [{"n": n} for n in range(3)]
+
+
 def test_what_the_lane_does_not_take_reaches_litestar(
     lane: Client, spy: Spy, headers: dict[str, str], device: str, services: Services
 ) -> None:
@@ -194,7 +213,7 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
     max_leaves=6,
 )
-bodies = (
+body = (
     st.fixed_dictionaries(
         {},
         optional={
@@ -206,6 +225,7 @@ bodies = (
     )
     | json_values
 )
+bodies = body | st.lists(body, max_size=3)
 
 
 @settings(
@@ -222,7 +242,16 @@ def test_any_body_is_answered_alike(
 ) -> None:
     path = f"/api/v1/devices/{device}/telemetry"
     by_lane, by_framework = both(lane, framework, spy, path, msgspec.json.encode(body), headers)
-    if by_lane[0] == 201 and body.get("recorded_at") is None:  # two readings, each "now"
-        for created in (by_lane[2], by_framework[2]):
-            del created["id"], created["recorded_at"]
+    if by_lane[0] == 201:  # readings without a device time: two readings, each "now"
+        for sent, lanes in zip(*_each(body, by_lane[2], by_framework[2]), strict=True):
+            if sent.get("recorded_at") is None:
+                for created in lanes:
+                    del created["id"], created["recorded_at"]
     assert by_lane == by_framework
+
+
+def _each(body: Any, *answers: Any) -> tuple[list[Any], list[tuple[Any, ...]]]:
+    """The readings of a body (one, or a batch) and the answers to each of them."""
+    if isinstance(body, list):
+        return body, list(zip(*answers, strict=True))
+    return [body], [answers]

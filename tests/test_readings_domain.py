@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta, timezone
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
@@ -15,8 +16,8 @@ from hypothesis import strategies as st
 
 from iotledger.adapters.eventstore import MsgspecMapper, MsgspecTranscoder
 from iotledger.adapters.reading_log import RECORDED_TOPIC, stored_state
-from iotledger.domain.errors import InvalidInput, NotFound
-from iotledger.domain.reading_service import RecordReading
+from iotledger.domain.errors import InvalidInput, NotFound, TooManyReadings, UnstorableText
+from iotledger.domain.reading_service import RecordReading, batch_readings
 from iotledger.domain.readings import READING_NAMESPACE, Reading, reading_id
 
 offsets = st.sampled_from(
@@ -178,3 +179,33 @@ def test_a_deleted_reading_can_be_neither_corrected_nor_deleted_again() -> None:
         reading.correct(1.0, {"value": 1.0}, datetime.now(UTC), "user:someone")
     with pytest.raises(NotFound):
         reading.delete("user:someone")
+
+
+def _reading_of(device: UUID, telemetry_type: str) -> RecordReading:
+    return RecordReading(device, telemetry_type, {"v": 1}, datetime(2025, 1, 1, tzinfo=UTC), "t")
+
+
+@given(size=st.integers(1, 20), data=st.data())
+def test_a_batch_is_refused_whole_naming_its_first_bad_reading(size: int, data: Any) -> None:
+    bad = data.draw(st.sets(st.integers(0, size - 1), min_size=1))
+    types = ["" if n in bad else f"type-{n}" for n in range(size)]
+    make = partial(_reading_of, uuid4())
+    with pytest.raises(InvalidInput, match=rf"^\[{min(bad)}\]: telemetry_type must be"):
+        batch_readings(types, 20, make)
+    good = [t or "ok" for t in types]
+    assert [r.telemetry_type for r in batch_readings(good, 20, make)] == good
+
+
+def test_a_batch_holds_one_to_the_limit_of_readings() -> None:
+    make = partial(_reading_of, uuid4())
+    with pytest.raises(InvalidInput, match="at least one"):
+        batch_readings([], 3, make)
+    with pytest.raises(TooManyReadings, match="at most 3 readings, not 4"):
+        batch_readings(["t"] * 4, 3, make)
+    assert len(batch_readings(["t"] * 3, 3, make)) == 3
+
+
+def test_a_bad_reading_in_a_batch_keeps_its_kind_of_error() -> None:
+    make = partial(_reading_of, uuid4())
+    with pytest.raises(UnstorableText, match=r"^\[1\]: telemetry_type must not contain"):
+        batch_readings(["t", "a\x00b"], 3, make)

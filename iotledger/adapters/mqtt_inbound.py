@@ -16,7 +16,9 @@ returns:
 - handled: what the message caused has committed (a redelivered reading, stored
   before, is counted a `duplicate` instead);
 - dropped (larger than `max_payload`, checked before anything else; not JSON,
-  wrong types, unknown type, unknown device or sensor, a message on one
+  wrong types, a batched message (a JSON array of telemetry) that is empty, holds
+  more than `max_batch_readings` or one reading that cannot be made (the whole
+  message), unknown type, unknown device or sensor, a message on one
   device's topic that names another, a report the domain refuses): counted by
   reason, logged once, nothing stored;
 - ignored: the server's own messages on `T` (check requests, triggers, pings),
@@ -88,11 +90,13 @@ from iotledger.domain.errors import (
     HeldElsewhere,
     InvalidInput,
     NotFound,
+    TooManyReadings,
     Unavailable,
     UnstorableText,
 )
 from iotledger.domain.identity_service import OfferClaim
 from iotledger.domain.ledger import Ledger
+from iotledger.domain.readings import MAX_BATCH_READINGS
 from iotledger.domain.vocabulary import (
     DeviceStatus,
     TelemetryStatus,
@@ -132,6 +136,7 @@ class Inbound:
         counters: Counter[str],
         max_backoff: float = 5.0,
         max_payload: int | None = None,
+        max_batch_readings: int = MAX_BATCH_READINGS,
     ) -> None:
         self.ledger = ledger
         self.ingest = ingest
@@ -141,6 +146,7 @@ class Inbound:
         self.counters = counters
         self.max_backoff = max_backoff
         self.max_payload = max_payload
+        self.max_batch_readings = max_batch_readings
         self._waking: SingleFlight[UUID, None] = SingleFlight()
         self._order = ArrivalOrder()
         self._channels: dict[Channel, Callable[[Route, bytes], Awaitable[None]]] = {
@@ -161,7 +167,7 @@ class Inbound:
         the discovery, then the rest, looked up again (`mqtt_order`).
         """
         stages: list[asyncio.Task[None]] = []
-        drafts = Drafts(self.topics.base)
+        drafts = self._drafts()
         singles: list[Awaitable[None]] = []
         for topic, payload in messages:
             try:
@@ -176,9 +182,12 @@ class Inbound:
                 continue
             stages.append(self._order.alongside(self._segment(drafts, singles)))
             stages.append(self._order.alone(self._one(topic, payload, work)))
-            drafts, singles = Drafts(self.topics.base), []
+            drafts, singles = self._drafts(), []
         stages.append(self._order.alongside(self._segment(drafts, singles)))
         await asyncio.gather(*stages)
+
+    def _drafts(self) -> Drafts:
+        return Drafts(self.topics.base, self.max_batch_readings)
 
     async def _segment(self, drafts: Drafts, singles: list[Awaitable[None]]) -> None:
         """The readings of a run of messages in one submission; the rest alongside them."""
@@ -236,7 +245,7 @@ class Inbound:
         except Exception as error:
             self._settle_all(built.messages, error)
             return
-        duplicates = sum(not outcome.new for outcome in outcomes)
+        duplicates = built.repeated(outcomes)
         self.counters["handled"] += len(built.messages) - duplicates
         if duplicates:
             self.counters["duplicate"] += duplicates
@@ -447,6 +456,8 @@ def _reason(error: DomainError) -> str:
         return f"{error.what}_conflict"
     if isinstance(error, NotFound):
         return _NOT_FOUND_REASONS.get(str(error), "unknown_target")
+    if isinstance(error, TooManyReadings):
+        return "too_many_readings"
     if isinstance(error, UnstorableText):
         return "unstorable_text"
     if isinstance(error, InvalidInput):

@@ -120,6 +120,16 @@ def decode(payload: bytes, struct: type[S]) -> S:
         raise Dropped("not_json", str(error)) from None
 
 
+def decode_telemetry(payload: bytes) -> Telemetry | list[Telemetry]:
+    """One reading, or a batched message: a JSON array of them (one unit: all or none)."""
+    first = payload[:1]
+    if first.isspace():  # rare: lstrip copies the payload
+        first = payload.lstrip()[:1]
+    if first == b"[":
+        return decode(payload, list[Telemetry])
+    return decode(payload, Telemetry)
+
+
 @functools.lru_cache(maxsize=65536)
 def device_cause(device_id: UUID) -> str:
     return caused_by_device(device_id)

@@ -9,23 +9,27 @@ the reading). Per device topic there is one route, one device lookup, one
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Callable
 from typing import NamedTuple, TypeVar
 from uuid import UUID
 
 from iotledger.adapters.device_directory import KnownDevice, KnownSensor
+from iotledger.adapters.ingest import Outcome
 from iotledger.adapters.mqtt_intake import Message
 from iotledger.adapters.mqtt_messages import (
     Dropped,
     SensorReading,
     Telemetry,
     decode,
+    decode_telemetry,
     device_cause,
     now,
     speaker,
 )
 from iotledger.adapters.topics import Route
-from iotledger.domain.reading_service import RecordReading
+from iotledger.domain.reading_service import RecordReading, batch_readings
 from iotledger.domain.readings import lambda_value
 
 V = TypeVar("V")
@@ -34,11 +38,12 @@ Found = dict[UUID, V | None]
 
 
 class DeviceTelemetry(NamedTuple):
-    """The telemetry messages of one device's topic in a batch, decoded."""
+    """The telemetry messages of one device's topic in a batch, decoded: each one reading,
+    or a list of them (a batched message, stored whole or not at all)."""
 
     topic: str
     device_id: UUID
-    messages: list[tuple[bytes, Telemetry]]
+    messages: list[tuple[bytes, Telemetry | list[Telemetry]]]
 
 
 class SensorDraft(NamedTuple):
@@ -49,12 +54,23 @@ class SensorDraft(NamedTuple):
 
 
 class Built(NamedTuple):
-    """The readings of a batch, the messages they came in (in the same order), and the
-    devices that sent them."""
+    """The readings of a batch, the messages they came in (in the same order) with how
+    many readings each holds, and the devices that sent them."""
 
     readings: list[RecordReading]
     messages: list[Message]
+    sizes: list[int]
     devices: list[KnownDevice]
+
+    def add(self, message: Message, readings: list[RecordReading]) -> None:
+        self.readings.extend(readings)
+        self.messages.append(message)
+        self.sizes.append(len(readings))
+
+    def repeated(self, outcomes: list[Outcome]) -> int:
+        """The messages that were redeliveries: none of their readings was new."""
+        each = iter(outcomes)
+        return sum(not any(o.new for o in itertools.islice(each, n)) for n in self.sizes)
 
 
 Refuse = Callable[[str, bytes, Exception], None]
@@ -64,8 +80,9 @@ Refuse = Callable[[str, bytes, Exception], None]
 class Drafts:
     """The readings of a batch, before their devices and sensors are looked up."""
 
-    def __init__(self, lambda_topic: str) -> None:
+    def __init__(self, lambda_topic: str, max_batch: int) -> None:
         self._lambda_topic = lambda_topic
+        self._max_batch = max_batch
         self._telemetry: dict[str, DeviceTelemetry] = {}
         self._sensor: list[SensorDraft] = []
 
@@ -77,8 +94,10 @@ class Drafts:
 
     def telemetry(self, topic: str, route: Route, payload: bytes) -> None:
         """A message on a device's telemetry topic; Dropped if it cannot be understood."""
-        message = decode(payload, Telemetry)
-        device_id = speaker(route, message.device_id)
+        message = decode_telemetry(payload)
+        for one in message if isinstance(message, list) else (message,):
+            speaker(route, one.device_id)
+        device_id = speaker(route, None)
         drafts = self._telemetry.get(topic)
         if drafts is None:
             drafts = self._telemetry[topic] = DeviceTelemetry(topic, device_id, [])
@@ -105,7 +124,7 @@ class Drafts:
         refuse: Refuse,
     ) -> Built:
         """Each message's reading; a message whose reading cannot be made goes to `refuse`."""
-        built = Built([], [], [])
+        built = Built([], [], [], [])
         for drafts in self._telemetry.values():
             device = devices.get(drafts.device_id)
             if device is None:
@@ -113,7 +132,7 @@ class Drafts:
                 for payload, _ in drafts.messages:
                     refuse(drafts.topic, payload, unknown)
                 continue
-            if _telemetry_readings(device, drafts, built, refuse):
+            if _telemetry_readings(device, drafts, built, refuse, self._max_batch):
                 built.devices.append(device)
         heard: dict[UUID, KnownDevice] = {}
         for draft in self._sensor:
@@ -122,8 +141,7 @@ class Drafts:
             except Exception as error:
                 refuse(self._lambda_topic, draft.payload, error)
                 continue
-            built.readings.append(reading)
-            built.messages.append((self._lambda_topic, draft.payload))
+            built.add((self._lambda_topic, draft.payload), [reading])
             device = devices.get(reading.device_id)
             if device is not None:
                 heard[device.id] = device
@@ -132,30 +150,33 @@ class Drafts:
 
 
 def _telemetry_readings(
-    device: KnownDevice,
-    drafts: DeviceTelemetry,
-    built: Built,
-    refuse: Refuse,
+    device: KnownDevice, drafts: DeviceTelemetry, built: Built, refuse: Refuse, max_batch: int
 ) -> bool:
     """The readings of one device's messages into `built`; True if there was one."""
-    cause = device_cause(device.id)
+    reading = functools.partial(_telemetry_reading, device.id, device_cause(device.id))
     count = len(built.readings)
     for payload, message in drafts.messages:
         try:
-            reading = RecordReading(
-                device_id=device.id,
-                telemetry_type=message.telemetry_type,
-                payload=message.payload,
-                recorded_at=message.recorded_at or now(),
-                by=cause,
-                key=None if message.id is None else str(message.id),
-            )
+            if isinstance(message, list):
+                readings = batch_readings(message, max_batch, reading)
+            else:
+                readings = [reading(message)]
         except Exception as error:
             refuse(drafts.topic, payload, error)
             continue
-        built.readings.append(reading)
-        built.messages.append((drafts.topic, payload))
+        built.add((drafts.topic, payload), readings)
     return len(built.readings) > count
+
+
+def _telemetry_reading(device_id: UUID, cause: str, message: Telemetry) -> RecordReading:
+    return RecordReading(
+        device_id=device_id,
+        telemetry_type=message.telemetry_type,
+        payload=message.payload,
+        recorded_at=message.recorded_at or now(),
+        by=cause,
+        key=None if message.id is None else str(message.id),
+    )
 
 
 def _sensor_reading(message: SensorReading, sensors: Found[KnownSensor]) -> RecordReading:

@@ -284,14 +284,15 @@ class PostgresReadingView(PostgresView[ReadingRows]):
         )
         return found[0] if found else None
 
-    def by_id(self, reading_id: UUID) -> ReadingRow | None:
-        found = self._select(
-            sql.SQL("SELECT {} FROM readings r WHERE r.lambda_id = {}").format(
-                sql.SQL(_SELECT), sql.SQL(_LAMBDA_ID_OF)
+    def by_lambda_ids(self, lambda_ids: Sequence[int]) -> dict[int, ReadingRow]:
+        """The readings still listed among these positions, by position."""
+        rows = self._select(
+            sql.SQL("SELECT {} FROM readings r WHERE r.lambda_id = ANY(%s)").format(
+                sql.SQL(_SELECT)
             ),
-            [reading_id],
+            [list(lambda_ids)],
         )
-        return found[0] if found else None
+        return {row.lambda_id: row for row in rows}
 
     def count(self) -> int:
         with self.pool.connection() as conn:

@@ -42,6 +42,8 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import msgspec
 
+from iotledger.domain.readings import MAX_BATCH_READINGS
+
 T = TypeVar("T")
 EVERY_INTERFACE = "0.0.0.0"
 MIN_JWT_SECRET_BYTES = 32
@@ -152,6 +154,7 @@ class Settings(msgspec.Struct, frozen=True):
     reuse_port: bool = False  # several `--role api` processes of one host share the port
     data_dir: Path = Path("var")
     max_body_bytes: int = 1048576
+    max_batch_readings: int = MAX_BATCH_READINGS  # most readings in one batched message/request
     log_level: str = "INFO"
     db_pool_size: int = 10
     read_wait_timeout: float = 5.0
@@ -390,6 +393,7 @@ _FIELDS: dict[str, tuple[Callable[[object, str], object], str, str]] = {
     "reuse_port": (_bool, "server", "reuse_port"),
     "data_dir": (lambda v, s: Path(_text(v, s)), "server", "data_dir"),
     "max_body_bytes": (_count, "server", "max_body_bytes"),
+    "max_batch_readings": (_count, "server", "max_batch_readings"),
     "log_level": (_log_level, "server", "log_level"),
     "db_pool_size": (_count, "database", "pool_size"),
     "read_wait_timeout": (_non_negative, "database", "read_wait_timeout"),

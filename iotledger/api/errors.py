@@ -159,12 +159,14 @@ def describe_validation(exc: ValidationException) -> str:
             text = str(problem.get("message", "invalid"))
             if key and text == repr(key):  # Litestar's KeyError for a missing body
                 text = REQUIRED
+            if key == "data":
+                key = _in_array_body(exc) or key
             parts.append(f"{key}: {text}" if key else text)
     return "; ".join(parts) or str(exc.detail) or "invalid request"
 
 
 REQUIRED = "required"
-_AT_PATH = re.compile(r"`\$\.(.+)`$")
+_AT_PATH = re.compile(r"`\$\.?(.+)`$")
 
 
 def describe_body_error(exc: msgspec.ValidationError) -> str:
@@ -173,6 +175,15 @@ def describe_body_error(exc: msgspec.ValidationError) -> str:
     text = str(exc)
     at = _AT_PATH.search(text)
     return f"{at.group(1) if at else 'data'}: {text.split(' - ', maxsplit=1)[0]}"
+
+
+def _in_array_body(exc: ValidationException) -> str | None:
+    """Where in a JSON array body the error is (`[3].payload`), which Litestar's own
+    key leaves out (it reads only paths that start `$.`) and msgspec's error keeps."""
+    at = _AT_PATH.search(str(exc.__cause__))
+    if at is None or not at.group(1).startswith("data["):
+        return None
+    return at.group(1).removeprefix("data")
 
 
 UNEXPECTED = "internal server error"

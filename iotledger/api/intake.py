@@ -23,7 +23,7 @@ from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
 from iotledger.api.auth import caller_of
 from iotledger.api.bodies import decode_json
 from iotledger.api.errors import REQUIRED, answer_or_log, describe_body_error, error_body
-from iotledger.api.telemetry.telemetry import NewTelemetry, TelemetryReading, record_telemetry
+from iotledger.api.telemetry.telemetry import Created, TelemetryBody, record_telemetry
 from iotledger.bootstrap import Services
 from iotledger.domain.errors import InvalidInput
 
@@ -80,14 +80,14 @@ class IntakeLane:
         else:
             await _answer(send, 201, created)
 
-    async def _record(self, scope: HTTPScope, device_id: UUID, body: bytes) -> TelemetryReading:
+    async def _record(self, scope: HTTPScope, device_id: UUID, body: bytes) -> Created:
         """In Litestar's order: a body that is not JSON, then the caller, then the fields."""
         value = decode_json(body) if body else None
         caller = await caller_of(self.services, _header(scope, b"authorization"), device_id)
         if not body:
             raise InvalidInput(f"data: {REQUIRED}")
         try:
-            data = msgspec.convert(value, NewTelemetry, strict=False)
+            data = msgspec.convert(value, TelemetryBody, strict=False)
         except msgspec.ValidationError as e:
             raise InvalidInput(describe_body_error(e)) from None
         return await record_telemetry(self.services, device_id, data, caller)

@@ -22,6 +22,11 @@ class UnstorableText(InvalidInput):
     `iotledger.domain.storable`."""
 
 
+class TooManyReadings(InvalidInput):
+    """A batch of readings past the limit (`IOTLEDGER_MAX_BATCH_READINGS`); over MQTT the
+    message is dropped as `too_many_readings`, so an operator tells it from a malformed one."""
+
+
 class NotFound(DomainError):
     code = "NOT_FOUND"
 

@@ -8,14 +8,15 @@ corrections and deletions take the ordinary road: load, act, append.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
 from msgspec.structs import force_setattr
 
-from iotledger.domain.errors import InvalidInput, NotFound
+from iotledger.domain.errors import InvalidInput, NotFound, TooManyReadings
 from iotledger.domain.readings import (
     MAX_KEY_LENGTH,
     Reading,
@@ -28,6 +29,8 @@ from iotledger.domain.readings import (
     reading_id,
 )
 from iotledger.domain.service import LedgerService, Written
+
+Item = TypeVar("Item")
 
 
 class RecordReading(msgspec.Struct, frozen=True):
@@ -77,6 +80,25 @@ class RecordReading(msgspec.Struct, frozen=True):
             recorded_at=self.recorded_at,
             by=self.by,
         )
+
+
+def batch_readings(
+    items: Sequence[Item], limit: int, reading: Callable[[Item], RecordReading]
+) -> list[RecordReading]:
+    """The readings of one batched message or request, which is stored whole or not at all:
+    1 to `limit` items, each made into its reading by `reading`. The first that cannot be
+    made fails the whole batch, its error naming its index (`[3]: ...`)."""
+    if not items:
+        raise InvalidInput("a batch of readings must hold at least one reading")
+    if len(items) > limit:
+        raise TooManyReadings(f"a batch holds at most {limit} readings, not {len(items)}")
+    readings = []
+    for index, item in enumerate(items):
+        try:
+            readings.append(reading(item))
+        except InvalidInput as error:  # UnstorableText stays itself
+            raise type(error)(f"[{index}]: {error}") from None
+    return readings
 
 
 class CorrectReading(msgspec.Struct, frozen=True):

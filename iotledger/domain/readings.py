@@ -34,6 +34,8 @@ _canonical = msgspec.json.Encoder(order="sorted")
 
 MAX_TYPE_LENGTH = 100
 MAX_KEY_LENGTH = 200
+MAX_BATCH_READINGS = 1000
+"""The default most readings in one batched message or request (a setting)."""
 
 
 def reading_id(source_id: UUID, reading_key: str) -> UUID:

@@ -5,8 +5,10 @@ the caller may see its device, and is answered once committed; reads of readings
 wait for the read model (`api.readings`). `recorded_at` is the device's clock (default:
 now); a reading is listed and its latest value chosen by that time, not by its
 arrival. Our extension: an `id` the client gives makes a retry idempotent (the
-same id again stores nothing and answers the reading first stored). Telemetry
-follows its device's tenancy: another user's device answers 404.
+same id again stores nothing and answers the reading first stored); a JSON array
+of readings is one batch, stored in one append or not at all, answered with the
+array (`IOTLEDGER_MAX_BATCH_READINGS` at most). Telemetry follows its device's
+tenancy: another user's device answers 404.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from iotledger.adapters.ingest import Outcome
 from iotledger.adapters.reading_view import Bounds
 from iotledger.api.auth import Caller, Principal
 from iotledger.api.deps import off_loop
@@ -42,7 +45,7 @@ from iotledger.api.readings import (
 from iotledger.api.registry import access_of, cause, now
 from iotledger.bootstrap import Services
 from iotledger.domain.errors import Conflict, InvalidInput
-from iotledger.domain.reading_service import RecordReading
+from iotledger.domain.reading_service import RecordReading, batch_readings
 from iotledger.domain.readings import MAX_KEY_LENGTH, MAX_TYPE_LENGTH
 from iotledger.domain.storable import check_storable
 from iotledger.projections.readings import ReadingRow
@@ -58,6 +61,9 @@ Since = Annotated[str | None, QueryParameter(name="from", description=f"{_DEVICE
 Until = Annotated[str | None, QueryParameter(name="to", description=f"{_DEVICE_TIME}: before")]
 
 
+DELETED = "a reading with this id was recorded and has been deleted"
+
+
 class NewTelemetry(msgspec.Struct):
     telemetry_type: TelemetryType
     payload: dict[str, Any]
@@ -71,6 +77,11 @@ class TelemetryReading(msgspec.Struct):
     telemetry_type: str
     payload: dict[str, Any]
     recorded_at: datetime
+
+
+TelemetryBody = NewTelemetry | list[NewTelemetry]
+"""Our extension: a list is a batch, stored whole or not at all, answered with a list."""
+Created = TelemetryReading | list[TelemetryReading]
 
 
 def telemetry_reading(row: ReadingRow) -> TelemetryReading:
@@ -100,10 +111,10 @@ class TelemetryController(Controller):
     async def create_telemetry(
         self,
         device_id: FromPath[UUID],
-        data: JSONBody[NewTelemetry],
+        data: JSONBody[TelemetryBody],
         services: NamedDependency[Services],
         caller: NamedDependency[Caller],
-    ) -> TelemetryReading:
+    ) -> Created:
         """The common request is answered before Litestar sees it (`api.intake`), by
         `record_telemetry` too: what comes here is the rest (chunked bodies and the like).
         A device may post its own readings with its credentials (HTTP Basic)."""
@@ -150,23 +161,48 @@ class TelemetryController(Controller):
 
 
 async def record_telemetry(
-    services: Services, device_id: UUID, data: NewTelemetry, caller: Caller
-) -> TelemetryReading:
-    """A reading of a device the caller may see (else 404, as if it did not exist)."""
-    reading = RecordReading(
+    services: Services, device_id: UUID, data: TelemetryBody, caller: Caller
+) -> Created:
+    """A reading, or a batch of them stored whole or not at all (a list: answered with the
+    list), of a device the caller may see (else 404, as if it did not exist)."""
+    reading = partial(_reading, device_id, cause(caller))
+    if isinstance(data, list):
+        readings = batch_readings(data, services.settings.max_batch_readings, reading)
+    else:
+        readings = [reading(data)]
+    outcomes = await record_readings(services, readings, access_of(caller))
+    stored = await _stored(services, readings, outcomes, batch=isinstance(data, list))
+    return stored if isinstance(data, list) else stored[0]
+
+
+def _reading(device_id: UUID, by: str, data: NewTelemetry) -> RecordReading:
+    return RecordReading(
         device_id=device_id,
         telemetry_type=data.telemetry_type,
         payload=data.payload,
         recorded_at=data.recorded_at or now(),
-        by=cause(caller),
+        by=by,
         key=None if data.id is None else str(data.id),
     )
-    (outcome,) = await record_readings(services, [reading], access_of(caller))
-    if outcome.new:  # answered as it will be listed: in UTC
-        recorded_at = reading.recorded_at.astimezone(UTC)
-        return TelemetryReading(outcome.id, data.telemetry_type, data.payload, recorded_at)
-    readings = await settled_readings(services)
-    stored = await off_loop(readings.by_id, outcome.id)
-    if stored is None:
-        raise Conflict("a reading with this id was recorded and has been deleted")
-    return telemetry_reading(stored)
+
+
+async def _stored(
+    services: Services, readings: list[RecordReading], outcomes: list[Outcome], *, batch: bool
+) -> list[TelemetryReading]:
+    """Each reading as stored: a new one as it will be listed (in UTC), a repeat as it
+    was first stored (from the read model, unless this batch itself first stored it)."""
+    created = {
+        outcome.id: TelemetryReading(
+            outcome.id, r.telemetry_type, r.payload, r.recorded_at.astimezone(UTC)
+        )
+        for r, outcome in zip(readings, outcomes, strict=True)
+        if outcome.new
+    }
+    earlier = [outcome.position for outcome in outcomes if outcome.id not in created]
+    if earlier:
+        rows = await off_loop((await settled_readings(services)).by_lambda_ids, earlier)
+        created |= {row.id: telemetry_reading(row) for row in rows.values()}
+    for index, outcome in enumerate(outcomes):
+        if outcome.id not in created:
+            raise Conflict(f"[{index}]: {DELETED}" if batch else DELETED)
+    return [created[outcome.id] for outcome in outcomes]
