@@ -21,6 +21,7 @@ from iotledger.api.operations import OperationsController
 from iotledger.api.telemetry.auth import TelemetryAuthController
 from iotledger.api.telemetry.commands import TelemetryCommandsController
 from iotledger.api.telemetry.devices import TelemetryDevicesController
+from iotledger.api.telemetry.stream import StreamController
 from iotledger.api.telemetry.telemetry import TelemetryController
 from iotledger.bootstrap import Services
 
@@ -50,6 +51,7 @@ def create_litestar(services: Services) -> Litestar:
             TelemetryCommandsController,
             TelemetryController,
             LambdaReadingsController,
+            StreamController,
         ],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),

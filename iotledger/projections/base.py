@@ -38,6 +38,19 @@ class View(ABC, Generic[UnitOfWork]):
         """Forget every row and the position, so that a rebuild starts from nothing."""
 
 
+class Nowhere(View[Any]):
+    """The view of a projection that only folds events in memory, into rows of the caller's."""
+
+    def position(self) -> int | None:
+        return None
+
+    def unit_of_work(self, after: int | None, position: int) -> AbstractContextManager[Any]:
+        raise NotImplementedError("a projection folding in memory stores nothing")
+
+    def wipe(self) -> None:
+        """Nothing stored, nothing to forget."""
+
+
 class Projection(ABC, Generic[UnitOfWork]):
     """Turns events into rows of one view.
 
