@@ -72,13 +72,17 @@ class DeviceLog:
         # The log is read in notification order: pin the plan to the ordered index
         # scan that stops at the limit (as `log_reader` does), whatever the statistics.
         self._plan = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off"
+        # A page holds at most `limit` events, and stops after the event that reaches
+        # `budget` bytes of state: what a stream holds in memory is bounded by both.
         self._page = sql.SQL(
-            "SELECT notification_id, originator_id, originator_version, topic, state FROM {}"
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM ("
+            "SELECT *, sum(octet_length(state)) OVER (ORDER BY notification_id) AS upto FROM {}"
             " WHERE notification_id > %(after)s AND notification_id <= %(head)s"
             " AND topic = ANY(%(topics)s) AND (%(device)s::uuid IS NULL"
             " OR originator_id = %(device)s OR position(%(needle)s::bytea IN state) > 0"
             " OR topic = ANY(%(later)s))"
             " ORDER BY notification_id LIMIT %(limit)s"
+            ") AS page WHERE upto - octet_length(state) < %(budget)s ORDER BY notification_id"
         ).format(events)
         self._first_events = sql.SQL(
             "SELECT originator_id, originator_version, topic, state FROM {}"
@@ -95,20 +99,23 @@ class DeviceLog:
         kinds: Collection[str],
         access: DeviceAccess,
         device_id: UUID | None = None,
+        *,
         limit: int = 500,
+        budget: int = 256 * 1024,
     ) -> Page:
         """The next events after `after` of these kinds, of `device_id` (else of every
-        device), of devices `access` allows."""
+        device), of devices `access` allows: at most `limit` of them, and none after the
+        one that reaches `budget` bytes (a reading may weigh a MiB)."""
         topics = [topic for kind in kinds for topic in STREAM_TOPICS[kind]]
         with self._pool.connection() as conn:
             head = int(_one(conn.execute(self._head)))
             with conn.transaction():
                 conn.execute(self._plan)
-                params = _params(after, head, topics, device_id, limit)
+                params = _params(after, head, topics, device_id, limit) | {"budget": budget}
                 rows = conn.execute(self._page, params, binary=True).fetchall()
             entries = [e for e in self._entries(conn, rows) if device_id in (None, e.device_id)]
             owners = self._owners(conn, {entry.device_id for entry in entries})
-        full = len(rows) == limit
+        full = len(rows) == limit or sum(len(row[4]) for row in rows) >= budget
         visible = [
             e for e in entries if e.device_id in owners and access.allows(owners[e.device_id])
         ]

@@ -18,7 +18,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, HeaderParameter, Parameter
 from litestar.types import ASGIApp
 
 from iotledger.adapters.device_log import STREAM_TOPICS, Entry
@@ -48,7 +48,7 @@ After = Annotated[
 ]
 LastEventId = Annotated[
     str | None,
-    Parameter(header="Last-Event-ID", description="As `after`; what EventSource resends"),
+    HeaderParameter(name="Last-Event-ID", description="As `after`; what EventSource resends"),
 ]
 
 
