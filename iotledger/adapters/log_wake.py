@@ -80,12 +80,10 @@ class LogWake:
                 self._wakeups.discard(wakeup)
 
     def close(self) -> None:
-        """Every stream ends; nothing subscribes any more."""
+        """Every stream ends; nothing subscribes any more. It does not wait: called on the
+        event loop at shutdown, and the listening thread notices within a second."""
         self._stopping.set()
         self._wake_all()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(5)
 
     def _start(self) -> None:
         if self._thread is None and not self.closed:
