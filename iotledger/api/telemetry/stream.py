@@ -82,7 +82,7 @@ class StreamController(Controller):
         log position, `data:` its JSON."""
         await visible_device(services, device_id, principal)
         return await _stream(
-            services, access_of(principal), _what(types, device_id), last_event_id or after
+            services, access_of(principal), _scope(types, device_id), last_event_id or after
         )
 
     @get("/api/v1/stream", media_type="text/event-stream")
@@ -97,7 +97,7 @@ class StreamController(Controller):
     ) -> ASGIApp:
         """As the device stream, for every device the caller may see (theirs and the
         shared fleet's); each event's data also names its `device_id`."""
-        return await _stream(services, access_of(principal), _what(types), last_event_id or after)
+        return await _stream(services, access_of(principal), _scope(types), last_event_id or after)
 
 
 class Scope(NamedTuple):
@@ -122,7 +122,7 @@ async def _stream(
     )
 
 
-def _what(types: str | None, device_id: UUID | None = None) -> Scope:
+def _scope(types: str | None, device_id: UUID | None = None) -> Scope:
     if types is None:
         return Scope(tuple(STREAM_TOPICS), device_id)
     kinds = tuple(dict.fromkeys(kind.strip() for kind in types.split(",")))
