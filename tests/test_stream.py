@@ -57,6 +57,7 @@ def own_server(server_url: DatabaseUrl, mqtt_url: MqttUrl) -> Iterator[Server]:
         IOTLEDGER_MQTT_CLIENT_ID=topic,
         IOTLEDGER_STREAM_HEARTBEAT="0.5",
         IOTLEDGER_STREAM_STALL_TIMEOUT="2",
+        IOTLEDGER_DB_POOL_SIZE="4",  # the machine's PostgreSQL is shared
     )
     try:
         yield Server(env)
