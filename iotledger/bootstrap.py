@@ -20,12 +20,14 @@ from iotledger.adapters.connections import Bounds, connection_string
 from iotledger.adapters.credential_directory import CachedCredentials
 from iotledger.adapters.credential_view import PostgresCredentialView
 from iotledger.adapters.database import open_pool
+from iotledger.adapters.device_log import DeviceLog
 from iotledger.adapters.device_view import PostgresDeviceView, owners_of
 from iotledger.adapters.dispatch_view import PostgresDispatchView
-from iotledger.adapters.eventstore import eventsourcing_env
+from iotledger.adapters.eventstore import MsgspecMapper, eventsourcing_env
 from iotledger.adapters.feed import PostgresEventFeed, open_feed
 from iotledger.adapters.health import DatabaseProbe
 from iotledger.adapters.ingest import ReadingIngest
+from iotledger.adapters.log_wake import LogWake
 from iotledger.adapters.lookup import BatchedLookup
 from iotledger.adapters.metrics import PROJECTION_FAILURES, ProcessCollector, process_registry
 from iotledger.adapters.mqtt import NoBroker, Publisher
@@ -33,6 +35,7 @@ from iotledger.adapters.passwords import PasswordHasher
 from iotledger.adapters.projection_failures import transient
 from iotledger.adapters.projection_status import ProjectionStatus, projection_statuses
 from iotledger.adapters.ratelimit import LoginLimiter
+from iotledger.adapters.reading_log import readings_channel
 from iotledger.adapters.reading_view import PostgresReadingView
 from iotledger.adapters.runtime import tune_collector
 from iotledger.adapters.session_view import PostgresSessionView
@@ -68,6 +71,10 @@ class Services:
     """The `CredentialDirectory` every authenticator of devices and gateways asks."""
     mqtt_service_password: str
     """iotledger's own password on the embedded broker (`adapters.broker_access`)."""
+    device_log: DeviceLog
+    """The log as live streams read it."""
+    log_wake: LogWake
+    """One LISTEN for every live stream of the process; `close` ends them."""
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
     publisher: Publisher = field(default_factory=NoBroker)
     """The MQTT link the API publishes through; `serve` sets it."""
@@ -152,6 +159,7 @@ class Services:
         return cast(PostgresReadingView, self.views["readings"])
 
     def close(self) -> None:
+        self.log_wake.close()
         self.ingest.stop()
         self.watch.stop()
         self.ledger.close()
@@ -187,7 +195,16 @@ def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
         database_probe=DatabaseProbe(pool),
         credentials=CachedCredentials(cast(PostgresCredentialView, views["credentials"]).find),
         mqtt_service_password=service_password(secret),
+        device_log=DeviceLog(pool, recorder, cast(MsgspecMapper, ledger.mapper)),
+        log_wake=LogWake(
+            connection_string(database_url, "stream-wake", bounds), _log_channels(recorder)
+        ),
     )
+
+
+def _log_channels(recorder: PostgresApplicationRecorder) -> tuple[str, ...]:
+    """Where appends are announced: ordinary saves, and new readings."""
+    return (recorder.channel_name, readings_channel(recorder.channel_name))
 
 
 LOG_HEAD = "head"

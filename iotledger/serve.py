@@ -206,6 +206,7 @@ async def _serve_http(services: Services, stop: asyncio.Event) -> None:
     async def stop_on_signal() -> None:
         await stop.wait()
         server.should_exit = True
+        services.log_wake.close()  # live streams end, so that the server can stop
 
     cannot_listen = SettingsError(
         f"IOTLEDGER_PORT: cannot listen on {settings.host}:{settings.port} "

@@ -32,6 +32,7 @@ def budget(roles: tuple[str, ...], pool_size: int) -> Counter[str]:
         allowed["iotledger-ingest"] = 1
     if "api" in roles:
         allowed["iotledger-watch"] = 1
+        allowed["iotledger-stream-wake"] = 1  # once a live stream is open
     if "mqtt" in roles:
         allowed.update({"iotledger-dispatcher": 1, "iotledger-device-checks": 1})
         allowed["iotledger-mqtt-group-member"] = 1  # with an external broker (shared group)

@@ -167,6 +167,8 @@ class Settings(msgspec.Struct, frozen=True):
     log_format: str = "text"  # text, or json: one JSON object a line
     access_log: bool = False  # one log line per HTTP request
     mqtt_auth: str | None = None  # devices, dynsec or off; None: devices if embedded, else off
+    stream_heartbeat: float = 15.0  # seconds an idle event stream waits before a keep-alive
+    stream_stall_timeout: float = 10.0  # seconds a stream waits for a client to read; then ends
 
     def __repr__(self) -> str:
         fields = msgspec.structs.asdict(self) | {"jwt_secret": self.jwt_secret and "***"}
@@ -406,6 +408,8 @@ _FIELDS: dict[str, tuple[Callable[[object, str], object], str, str]] = {
     "log_format": (_log_format, "server", "log_format"),
     "access_log": (_bool, "server", "access_log"),
     "mqtt_auth": (_mqtt_auth, "mqtt", "auth"),
+    "stream_heartbeat": (_positive, "server", "stream_heartbeat"),
+    "stream_stall_timeout": (_positive, "server", "stream_stall_timeout"),
 }
 # Keys combined by the _apply_* functions below.
 _SPECIAL = {

@@ -27,6 +27,7 @@ from iotledger.api.telemetry.identity import (
     TelemetryDeviceIdentityController,
     TelemetryGatewaysController,
 )
+from iotledger.api.telemetry.stream import StreamController
 from iotledger.api.telemetry.telemetry import TelemetryController
 from iotledger.bootstrap import Services
 
@@ -59,6 +60,7 @@ def create_litestar(services: Services) -> Litestar:
             LambdaCredentialsController,
             TelemetryDeviceIdentityController,
             TelemetryGatewaysController,
+            StreamController,
         ],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),

@@ -62,6 +62,31 @@ class View(ABC, Generic[UnitOfWork]):
         """The log positions an operator ordered this projection to leave out."""
 
 
+class Nowhere(View[Any]):
+    """The view of a projection that only folds events in memory, into rows of the caller's."""
+
+    def position(self) -> int | None:
+        return None
+
+    def unit_of_work(self, after: int | None, position: int) -> AbstractContextManager[Any]:
+        raise NotImplementedError("a projection folding in memory stores nothing")
+
+    def wipe(self) -> None:
+        """Nothing stored, nothing to forget."""
+
+    def failure(self) -> Failure | None:
+        return None
+
+    def record_failure(self, failure: Failure) -> None:
+        raise NotImplementedError("a projection folding in memory records nothing")
+
+    def clear_failure(self) -> None:
+        """Nothing recorded, nothing to forget."""
+
+    def skipped(self) -> frozenset[int]:
+        return frozenset()
+
+
 class Projection(ABC, Generic[UnitOfWork]):
     """Turns events into rows of one view.
 

@@ -10,7 +10,7 @@ the full story stays in the event store, where the auditors' endpoint reads it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -25,7 +25,7 @@ from iotledger.domain.commands import (
     CommandStatus,
     Delivery,
 )
-from iotledger.projections.base import Positioned, Projection, topics_of
+from iotledger.projections.base import Nowhere, Positioned, Projection, topics_of
 
 
 class CommandSummary(msgspec.Struct, frozen=True):
@@ -117,3 +117,25 @@ class CommandProjection(Projection[CommandRows]):
     def _(self, event: Command.Cancelled, work: CommandRows) -> None:
         columns = {"status": event.reaches, "reason": event.reason}
         work.change(event.originator_id, event.timestamp, columns)
+
+
+class _OneCommand(CommandRows):
+    def __init__(self) -> None:
+        self.summary: CommandSummary | None = None
+
+    def add(self, command: CommandSummary) -> None:
+        self.summary = command
+
+    def change(self, command_id: UUID, at: datetime, columns: dict[str, Any]) -> None:
+        if self.summary is not None:
+            self.summary = msgspec.structs.replace(self.summary, updated_at=at, **columns)
+
+
+def command_after(events: Iterable[Any]) -> CommandSummary | None:
+    """The row of one command after these events of its life, folded in memory by the
+    projection itself: the command as the read model held it right after the last one."""
+    row = _OneCommand()
+    projection = CommandProjection(Nowhere())
+    for event in events:
+        projection.apply(event, row)
+    return row.summary

@@ -174,7 +174,7 @@ class TelemetryCommandsController(Controller):
         status: StatusFilter = None,
     ) -> Response[list[TelemetryCommand]]:
         statuses = None if status is None else command_statuses(status)
-        await _visible(services, device_id, principal)
+        await visible_device(services, device_id, principal)
         (after,) = decode_cursor(CommandProjection.name, cursor) or (0,)
         page = services.commands.page
         commands, more = await off_loop(page, device_id, after, limit, statuses)
@@ -189,7 +189,7 @@ class TelemetryCommandsController(Controller):
         services: NamedDependency[Services],
         principal: NamedDependency[Principal],
     ) -> TelemetryCommand:
-        await _visible(services, device_id, principal)
+        await visible_device(services, device_id, principal)
         return await _current(services, device_id, command_id)
 
     @patch("/{command_id:str}")
@@ -234,7 +234,7 @@ async def record_command(services: Services, write: Callable[[C], Written], comm
     await services.watch.wait(written.position, CommandProjection.name)
 
 
-async def _visible(services: Services, device_id: UUID, principal: Principal) -> None:
+async def visible_device(services: Services, device_id: UUID, principal: Principal) -> None:
     """The device exists and is the caller's to see; else NotFound, as if absent."""
     device = await off_loop(services.devices.device, device_id, access_of(principal))
     found(device, DEVICE_NOT_FOUND)
