@@ -88,6 +88,10 @@ class DeviceLog:
             "SELECT originator_id, originator_version, topic, state FROM {}"
             " WHERE originator_id = ANY(%s) AND originator_version = 1"
         ).format(events)
+        self._claims = sql.SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {}"
+            " WHERE originator_id = ANY(%s) AND topic = %s ORDER BY notification_id"
+        ).format(events)
 
     def head(self) -> int:
         with self._pool.connection() as conn:
@@ -133,8 +137,15 @@ class DeviceLog:
     def _owners(
         self, conn: psycopg.Connection[Any], devices: Collection[UUID]
     ) -> dict[UUID, UUID | None]:
-        """Whose each device is, as its `Registered` says (None: the shared fleet's)."""
-        return {device_id: event.owner for device_id, event in self._firsts(conn, devices).items()}
+        """Whose each device is now: its registrant's, or its last claimant's (None: the
+        shared fleet's), from the log itself, so that a stream never waits for a view."""
+        owners = {
+            device_id: event.owner for device_id, event in self._firsts(conn, devices).items()
+        }
+        rows = conn.execute(self._claims, (list(owners), _CLAIMED), binary=True).fetchall()
+        for row in rows:  # oldest first: the last claim wins
+            owners[row[0]] = self._mapper.event_of(*row).owner
+        return owners
 
     def _firsts(self, conn: psycopg.Connection[Any], ids: Collection[UUID]) -> dict[UUID, Any]:
         """The first event of each of these aggregates (a command's `Issued`, a device's
@@ -143,6 +154,9 @@ class DeviceLog:
             return {}
         rows = conn.execute(self._first_events, (list(ids),), binary=True).fetchall()
         return {row[0]: self._mapper.event_of(*row) for row in rows}
+
+
+_CLAIMED = get_topic(Device.Claimed)
 
 
 def _params(
