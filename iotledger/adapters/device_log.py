@@ -144,7 +144,9 @@ class DeviceLog:
         }
         rows = conn.execute(self._claims, (list(owners), _CLAIMED), binary=True).fetchall()
         for row in rows:  # oldest first: the last claim wins
-            owners[row[0]] = self._mapper.event_of(*row).owner
+            claimed = self._mapper.event_of(*row)
+            assert isinstance(claimed, Device.Claimed)
+            owners[row[0]] = claimed.owner
         return owners
 
     def _firsts(self, conn: psycopg.Connection[Any], ids: Collection[UUID]) -> dict[UUID, Any]:
