@@ -17,6 +17,7 @@ from iotledger.api.lambda_iot.readings import LambdaReadingsController
 from iotledger.api.lambda_iot.system import SystemController
 from iotledger.api.lambda_iot.users import LambdaUsersController
 from iotledger.api.observer import HttpObserver
+from iotledger.api.openapi import describe
 from iotledger.api.operations import OperationsController
 from iotledger.api.telemetry.auth import TelemetryAuthController
 from iotledger.api.telemetry.commands import TelemetryCommandsController
@@ -36,7 +37,7 @@ def create_litestar(services: Services) -> Litestar:
     def provide_services() -> Services:
         return services
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             SystemController,
             OperationsController,
@@ -66,3 +67,5 @@ def create_litestar(services: Services) -> Litestar:
             path="/schema",
         ),
     )
+    describe(app)
+    return app

@@ -24,6 +24,7 @@ from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.errors import error_response
 from iotledger.api.lambda_iot.devices import rfc3339
+from iotledger.api.openapi import raises
 from iotledger.api.registry import cause, found, now
 from iotledger.api.telemetry.commands import record_command
 from iotledger.bootstrap import Services
@@ -115,7 +116,7 @@ class MqttActionsController(Controller):
     tags = ["Lambda IoT Core: MQTT"]
     exception_handlers = {BrokerUnavailable: publish_failed}
 
-    @post("/sensors/{sensor_id:str}/trigger", status_code=202)
+    @post("/sensors/{sensor_id:str}/trigger", status_code=202, opt=raises(BrokerUnavailable))
     async def trigger_sensor(
         self,
         sensor_id: FromPath[UUID],
@@ -129,7 +130,7 @@ class MqttActionsController(Controller):
         message = SensorTrigger(sensor_id, action.action, rfc3339(now()))
         return await send_command(services, principal, device_id, message)
 
-    @post("/actors/{actor_id:str}/write", status_code=202)
+    @post("/actors/{actor_id:str}/write", status_code=202, opt=raises(BrokerUnavailable))
     async def write_actor(
         self,
         actor_id: FromPath[UUID],
@@ -142,7 +143,7 @@ class MqttActionsController(Controller):
         message = ActorCommand(actor_id, data.action, data.value, rfc3339(now()))
         return await send_command(services, principal, device_id, message)
 
-    @get("/mqttping")
+    @get("/mqttping", opt=raises(BrokerUnavailable))
     async def mqtt_ping(
         self, services: NamedDependency[Services], principal: NamedDependency[Principal]
     ) -> PingReply:

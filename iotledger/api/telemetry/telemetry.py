@@ -24,6 +24,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from iotledger.adapters.reading_view import Bounds
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
+from iotledger.api.openapi import raises
 from iotledger.api.pagination import PAGE_HEADERS, Cursor, Limit, decode_cursor, page_response
 from iotledger.api.readings import (
     Instant,
@@ -82,7 +83,7 @@ class TelemetryController(Controller):
     path = "/api/v1/devices/{device_id:str}/telemetry"
     tags = ["Device Telemetry: telemetry"]
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, opt=raises(Conflict))
     async def create_telemetry(
         self,
         device_id: FromPath[UUID],
