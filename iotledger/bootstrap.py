@@ -15,6 +15,7 @@ from psycopg_pool import ConnectionPool
 
 from iotledger.adapters.catalog import PROJECTIONS
 from iotledger.adapters.command_view import PostgresCommandView
+from iotledger.adapters.connections import Bounds, connection_string
 from iotledger.adapters.database import open_pool
 from iotledger.adapters.device_view import PostgresDeviceView, owners_of
 from iotledger.adapters.dispatch_view import PostgresDispatchView
@@ -94,10 +95,16 @@ class Services:
         """Stateless: its counts live in PostgreSQL, shared by every API process."""
         return LoginLimiter(self.pool)
 
+    def conninfo(self, purpose: str) -> str:
+        """The connection string of a connection of its own for `purpose`, bounded."""
+        return connection_string(self.database_url, purpose, Bounds.of(self.settings))
+
     @contextmanager
-    def feed(self, topics: Sequence[str] = ()) -> Iterator[PostgresEventFeed]:
+    def feed(self, topics: Sequence[str] = (), *, name: str = "") -> Iterator[PostgresEventFeed]:
+        """The feed of projection `name` (it names the feed's connections)."""
         recorder = cast(PostgresApplicationRecorder, self.ledger.recorder)
-        with open_feed(recorder, self.ledger.mapper, str(self.database_url), topics) as feed:
+        conninfo = self.conninfo(f"feed-{name}" if name else "feed")
+        with open_feed(recorder, self.ledger.mapper, conninfo, topics) as feed:
             yield feed
 
     def runners(self, names: list[str] | None = None) -> list[ProjectionRunner]:
@@ -106,7 +113,7 @@ class Services:
         return [
             ProjectionRunner(
                 p,
-                self.feed,
+                partial(self.feed, name=p.name),
                 batch_size=p.batch_size,
                 on_failure=PROJECTION_FAILURES.labels(p.name).inc,
             )
@@ -135,20 +142,29 @@ class Services:
 
 
 def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
+    """Every part, each connection bounded and named (see `docs/operations.md`, the
+    connection budget: two pools of `db_pool_size`, and the connections of their own
+    that the watch, the ingest, the feeds and the leaders open when their role runs)."""
     tune_collector()
-    ledger = Ledger(env=eventsourcing_env(database_url, settings.db_pool_size))
-    pool = open_pool(database_url, settings.db_pool_size)
+    bounds = Bounds.of(settings)
+    ledger = Ledger(env=eventsourcing_env(database_url, settings.db_pool_size, bounds))
+    pool_conninfo = connection_string(database_url, "pool", bounds)
+    pool = open_pool(pool_conninfo, settings.db_pool_size, bounds.statement_timeout)
     views = {name: view(pool, name) for name, (_, view) in PROJECTIONS.items()}
     recorder = cast(PostgresApplicationRecorder, ledger.recorder)
+    ingest_conninfo = connection_string(database_url, "ingest", bounds)
+    watch_conninfo = connection_string(database_url, "watch", bounds)
     return Services(
         settings=settings,
         database_url=database_url,
         ledger=ledger,
         pool=pool,
         views=views,
-        watch=ProjectionWatch(pool, str(database_url), settings.read_wait_timeout),
+        watch=ProjectionWatch(pool, watch_conninfo, settings.read_wait_timeout),
         tokens=TokenIssuer(jwt_secret(settings.jwt_secret, settings.data_dir)),
-        ingest=ReadingIngest.for_recorder(recorder, str(database_url), owners=owners_of),
+        ingest=ReadingIngest.for_recorder(
+            recorder, ingest_conninfo, lock_timeout=bounds.lock_timeout, owners=owners_of
+        ),
         log_head=BatchedLookup(partial(_log_head, recorder)),
         database_probe=DatabaseProbe(pool),
     )

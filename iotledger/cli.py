@@ -13,6 +13,7 @@ import msgspec
 import psycopg
 
 from iotledger.adapters.catalog import PROJECTIONS
+from iotledger.adapters.connections import Bounds, connection_string, for_maintenance
 from iotledger.adapters.database import migrate, schema_exists
 from iotledger.adapters.embedded import EmbeddedServiceError
 from iotledger.adapters.logs import configure_logging
@@ -94,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def maintain(settings: Settings, args: argparse.Namespace) -> None:
+    """`migrate` and `projections ...`, with the long bounds of maintenance."""
+    settings = for_maintenance(settings)
     with database(settings) as url:
         services = bootstrap(settings, url)
         try:
@@ -111,14 +114,17 @@ def show_status(settings: Settings, *, as_json: bool) -> None:
         raise SettingsError(
             f"IOTLEDGER_DATABASE_URL: not set, and no embedded database in {settings.data_dir}"
         )
+    bounds = Bounds.of(settings)
     with database(settings) as url:
-        if not schema_exists(url):
+        if not schema_exists(url, bounds):
             raise SettingsError(
                 "IOTLEDGER_DATABASE_URL: the database has no iotledger tables; "
                 "run `iotledger migrate` first"
             )
         rows = projection_statuses(
-            lambda: psycopg.connect(str(url), connect_timeout=10), list(PROJECTIONS), {}
+            lambda: psycopg.connect(connection_string(url, "status", bounds)),
+            list(PROJECTIONS),
+            {},
         )
     print(msgspec.json.encode(rows).decode() if as_json else _table(rows))
 

@@ -1,10 +1,11 @@
 """The `mqtt` role: the broker link, what devices send, and what is sent to them.
 
 One place wires it, for `iotledger serve` and for tests alike: the link
-(subscribed to everything devices send), the inbound handler behind it, the
-dispatcher and the device checks (each in one process at a time), the
-presence writer, and a log line of the counters every minute (the same counts are
-Prometheus counters: `adapters.metrics.MqttCounters`).
+(subscribed to everything devices send, and a member of the deployment's share
+group that leaves it on stop unless it is the last: `mqtt_group`), the inbound
+handler behind it, the dispatcher and the device checks (each in one process at
+a time), the presence writer, and a log line of the counters every minute (the same
+counts are Prometheus counters: `adapters.metrics.MqttCounters`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from iotledger.adapters.dispatcher import Dispatcher
 from iotledger.adapters.leadership import lead
 from iotledger.adapters.metrics import MqttCounters
 from iotledger.adapters.mqtt import MqttLink
+from iotledger.adapters.mqtt_group import GroupMembership
 from iotledger.adapters.mqtt_inbound import Inbound
-from iotledger.adapters.settings import MqttUrl
+from iotledger.adapters.mqtt_names import share_group
+from iotledger.adapters.settings import MqttUrl, Settings
 from iotledger.bootstrap import Services
 
 log = logging.getLogger(__name__)
@@ -51,11 +54,24 @@ class MqttRole:
 
 
 def link_for(
-    url: MqttUrl, client_id: str, embedded: bool, subscriptions: tuple[str, ...] = (), **kw: Any
+    settings: Settings,
+    url: MqttUrl,
+    client_id: str,
+    embedded: bool,
+    subscriptions: tuple[str, ...] = (),
+    **kw: Any,
 ) -> MqttLink:
-    """MQTT 5 with shared subscriptions for a real broker; 3.1.1 for the embedded one."""
-    version = MQTTv311 if embedded else MQTTv50
-    return MqttLink(url, client_id, subscriptions, version=version, shared=not embedded, **kw)
+    """MQTT 5 with the deployment's shared subscriptions and a session that expires, for a
+    real broker; 3.1.1 for the embedded one."""
+    return MqttLink(
+        url,
+        client_id,
+        subscriptions,
+        version=MQTTv311 if embedded else MQTTv50,
+        share_group=None if embedded else share_group(settings.mqtt_topic),
+        session_expiry=settings.mqtt_session_expiry,
+        **kw,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -71,6 +87,7 @@ async def mqtt_role(
     topics = services.topics
     counters: Counter[str] = MqttCounters()
     link = link_for(
+        settings,
         url,
         client_id,
         embedded,
@@ -86,6 +103,7 @@ async def mqtt_role(
         presence=presence,
         topics=topics,
         counters=counters,
+        max_payload=settings.max_body_bytes,
     )
     link.handler = inbound.handle_many
     dispatcher = Dispatcher(services.ledger, services.dispatch, link.publish, topics, counters)
@@ -98,7 +116,7 @@ async def mqtt_role(
         counters=counters,
         misses=settings.device_check_misses,
     )
-    conninfo = str(services.database_url)
+    conninfo = services.conninfo("leader")  # each leader names its connection after itself
     check_every = timing.check_interval or settings.device_check_interval
     background: list[Coroutine[Any, Any, None]] = [
         lead(conninfo, "dispatcher", dispatcher.round, timing.dispatch_every),
@@ -106,7 +124,10 @@ async def mqtt_role(
         presence.run(timing.presence_every),
         log_counters(counters, timing.counters_every),
     ]
+    membership = None if link.share_group is None else GroupMembership(conninfo, link.share_group)
     await link.start()
+    if membership is not None:
+        await membership.join()
     tasks = [asyncio.create_task(work) for work in background]
     try:
         yield MqttRole(link, inbound, counters)
@@ -114,7 +135,7 @@ async def mqtt_role(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await link.stop()
+        await link.stop(leave=membership is not None and await membership.depart())
         await presence.flush()
 
 

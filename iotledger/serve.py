@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import socket
 from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
 
+from iotledger.adapters import mqtt_names
+from iotledger.adapters.connections import Bounds
 from iotledger.adapters.database import check_reachable, migrate, schema_exists
 from iotledger.adapters.embedded import EmbeddedBroker, EmbeddedPostgres
 from iotledger.adapters.metrics import metrics_server
@@ -42,7 +43,7 @@ ROLES = ("api", "mqtt", "projections")
 def database(settings: Settings) -> Iterator[DatabaseUrl]:
     """The configured database, or an embedded one for as long as we run."""
     if settings.database_url is not None:
-        check_reachable(settings.database_url)
+        check_reachable(settings.database_url, Bounds.of(settings))
         yield settings.database_url
         return
     embedded = EmbeddedPostgres(settings.data_dir / "postgres")
@@ -89,7 +90,7 @@ class _Server(uvicorn.Server):
 def prepare_schema(services: Services, roles: tuple[str, ...]) -> None:
     if set(roles) == set(ROLES):
         migrate(services.database_url, services.ledger)
-    elif not schema_exists(services.database_url):
+    elif not schema_exists(services.database_url, Bounds.of(services.settings)):
         raise SettingsError(
             "IOTLEDGER_DATABASE_URL: the database has no iotledger tables; "
             "run `iotledger migrate` once before starting single roles"
@@ -146,14 +147,14 @@ async def _connect_mqtt(
     settings = services.settings
     url = await stack.enter_async_context(broker(settings, roles))
     embedded = settings.mqtt_url is None
-    client_id = f"{settings.mqtt_client_id}-{'-'.join(roles)}"
+    client_id = mqtt_names.client_id(settings.mqtt_topic, settings.mqtt_client_id, roles)
     if "mqtt" in roles:
         timing = Timing(presence_every=min(1.0, settings.device_check_interval / 5))
         role = mqtt_role(services, url, client_id=client_id, embedded=embedded, timing=timing)
         services.publisher = (await stack.enter_async_context(role)).link
         return
     # A publish-only link keeps no session: each api process connects with its own id.
-    link = link_for(url, f"{client_id}-{os.getpid()}", embedded)
+    link = link_for(settings, url, client_id, embedded)
     await link.start()
     stack.push_async_callback(link.stop)
     services.publisher = link

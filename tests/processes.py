@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,19 +46,35 @@ def run(
     )
 
 
+class Server(subprocess.Popen[str]):
+    """`iotledger serve ...` with everything it prints collected by a thread (a full pipe
+    would stall it), for a failing test to show."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path | None) -> None:
+        super().__init__(
+            args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._collect, daemon=True)
+        self._reader.start()
+
+    def _collect(self) -> None:
+        assert self.stdout is not None
+        for line in self.stdout:
+            self._lines.append(line)
+
+    def output(self) -> str:
+        """Everything printed so far; all of it once the process has exited."""
+        if self.poll() is not None:
+            self._reader.join(10)
+        return "".join(self._lines)
+
+
 @contextmanager
-def serving(
-    *args: str, env: dict[str, str], cwd: Path | None = None
-) -> Iterator[subprocess.Popen[str]]:
-    """`iotledger serve ...` in the background; SIGTERM and a bounded wait when done."""
-    process = subprocess.Popen(
-        [COMMAND, "serve", *args],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def serving(*args: str, env: dict[str, str], cwd: Path | None = None) -> Iterator[Server]:
+    """`iotledger serve ...` in the background; SIGTERM and a bounded wait when done.
+    What it printed goes to the test's captured output, which pytest shows when it fails."""
+    process = Server([COMMAND, "serve", *args], env, cwd)
     try:
         yield process
     finally:
@@ -68,22 +85,23 @@ def serving(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
+        print(f"--- output of iotledger serve {' '.join(args)} (pid {process.pid}) ---")
+        print(process.output(), end="")
 
 
-def stop(process: subprocess.Popen[str], timeout: float = 15) -> tuple[int, float, str]:
+def stop(process: Server, timeout: float = 15) -> tuple[int, float, str]:
     """SIGTERM the process: its exit code, how long it took, and everything it printed."""
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=timeout)
-    return process.returncode, time.monotonic() - started, output
+    process.wait(timeout)
+    return process.returncode, time.monotonic() - started, process.output()
 
 
-def wait_for_http(base: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
+def wait_for_http(base: str, process: Server, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            raise AssertionError(f"iotledger exited with {process.returncode}:\n{output}")
+            raise AssertionError(f"iotledger exited with {process.returncode}:\n{process.output()}")
         try:
             if httpx.get(f"{base}/health", timeout=1).status_code == 200:
                 return

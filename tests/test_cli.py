@@ -206,3 +206,11 @@ def test_a_second_serve_on_the_same_data_leaves_the_first_ones_postgres_running(
 
 
 _ = wait_until
+
+
+def test_a_served_process_shows_what_it_printed_in_the_test_output(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with serving(env=environment(IOTLEDGER_PORT="99999")) as process:
+        process.wait(30)
+    assert "iotledger: IOTLEDGER_PORT: 99999 is not a port" in capsys.readouterr().out

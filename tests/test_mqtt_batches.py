@@ -47,7 +47,9 @@ def mosquitto(mqtt_url: MqttUrl) -> MqttUrl:
 async def subscribed(
     url: MqttUrl, client_id: str, topic: str, version: int, handler: Handler
 ) -> MqttLink:
-    link = MqttLink(url, client_id, (topic,), version=version, reconnect_delay=0.2)
+    link = MqttLink(
+        url, client_id, (topic,), version=version, session_expiry=60, reconnect_delay=0.2
+    )
     link.handler = handler
     await link.start()
     assert await link.wait_ready(10), "the link did not subscribe"

@@ -75,7 +75,7 @@ def test_a_killed_listen_connection_does_not_stop_the_projection(quiet_services:
         with psycopg.connect(str(services.database_url), autocommit=True) as conn:
             killed = conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND application_name = 'iotledger-feed'"
+                " WHERE datname = current_database() AND application_name = 'iotledger-feed-users'"
             ).fetchall()
         assert killed, "the runner had no LISTEN connection to kill"
         append_users(services, 3)

@@ -117,7 +117,7 @@ def test_defaults_with_empty_environ() -> None:
     assert (s.embedded_mqtt_port, s.mqtt_topic, s.mqtt_client_id) == (
         1883,
         "lambdaiot",
-        "iotledger",
+        None,
     )
     assert (s.jwt_secret, s.device_check_interval, s.device_check_misses) == (None, 60.0, 3)
     assert (s.cookie_secure, s.data_dir, s.max_body_bytes) == (True, Path("var"), 1048576)

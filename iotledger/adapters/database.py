@@ -11,19 +11,20 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool
 
 from iotledger.adapters.catalog import PROJECTIONS
+from iotledger.adapters.connections import MAINTENANCE, Bounds, connection_string
 from iotledger.adapters.settings import DatabaseUrl, SettingsError
 from iotledger.adapters.views import TRACKING_DDL
 from iotledger.domain.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
-_MIGRATION_LOCK = 0x10716D6E  # one advisory lock: migrations never run concurrently
+MIGRATION_LOCK = 0x10716D6E  # one advisory lock: migrations never run concurrently
 
 
-def check_reachable(url: DatabaseUrl) -> None:
+def check_reachable(url: DatabaseUrl, bounds: Bounds) -> None:
     """Fail start-up with one line when the database cannot be reached."""
     try:
-        with psycopg.connect(str(url), connect_timeout=5) as conn:
+        with psycopg.connect(connection_string(url, "check", bounds)) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -32,29 +33,33 @@ def check_reachable(url: DatabaseUrl) -> None:
         ) from None
 
 
-def open_pool(url: DatabaseUrl, size: int) -> ConnectionPool[Any]:
+def open_pool(conninfo: str, size: int, timeout: float) -> ConnectionPool[Any]:
+    """At most `size` connections, one kept open while idle; a caller waits at most
+    `timeout` seconds for one (then PoolTimeout, answered 503)."""
     pool: ConnectionPool[Any] = ConnectionPool(
-        str(url),
+        conninfo,
         min_size=1,
         max_size=size,
         kwargs={"autocommit": True},
         configure=_configure,
         open=True,
-        timeout=10,
+        timeout=timeout,
     )
     return pool
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
     set_json_loads(msgspec.json.decode, conn)  # jsonb rows (payloads): several times faster
-    conn.execute("SET idle_in_transaction_session_timeout = '10s'")
-    conn.execute("SET lock_timeout = '10s'")
 
 
 def migrate(url: DatabaseUrl, ledger: Ledger) -> None:
-    """Create or upgrade every table, once, under a cluster-wide advisory lock."""
-    with psycopg.connect(str(url), autocommit=True, connect_timeout=10) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+    """Create or upgrade every table, once, under a cluster-wide advisory lock.
+
+    Its connection has the long bounds of maintenance: it may wait for another process's
+    migration, and build an index on a large table. The event store's tables are created
+    on the ledger's connections, with the ledger's bounds."""
+    with psycopg.connect(connection_string(url, "migrate", MAINTENANCE), autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
         try:
             ledger.recorder.create_table()  # type: ignore[attr-defined]
             conn.execute(TRACKING_DDL)
@@ -62,11 +67,11 @@ def migrate(url: DatabaseUrl, ledger: Ledger) -> None:
                 for statement in view_class.ddl:
                     conn.execute(statement)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
     log.info("database schema is up to date")
 
 
-def schema_exists(url: DatabaseUrl) -> bool:
-    with psycopg.connect(str(url), autocommit=True, connect_timeout=10) as conn:
+def schema_exists(url: DatabaseUrl, bounds: Bounds) -> bool:
+    with psycopg.connect(connection_string(url, "check", bounds), autocommit=True) as conn:
         row = conn.execute("SELECT to_regclass('projection_tracking') IS NOT NULL").fetchone()
     return bool(row and row[0])

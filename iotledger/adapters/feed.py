@@ -81,9 +81,7 @@ def open_feed(
     topics: Sequence[str] = (),
 ) -> Iterator[PostgresEventFeed]:
     """A feed woken by appends of events of these `topics` (and by any ordinary save)."""
-    with psycopg.connect(
-        conninfo, autocommit=True, connect_timeout=10, application_name="iotledger-feed"
-    ) as conn:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
         reader = LogReader(recorder, mapper, conn, conninfo)
         feed = PostgresEventFeed(recorder, conn, reader, topics)
         try:

@@ -278,12 +278,8 @@ class ReadingIngest:
         return admitted
 
     def _connect(self) -> psycopg.Connection[Any]:
-        conn = psycopg.connect(
-            self._conninfo, autocommit=True, connect_timeout=10, application_name="iotledger-ingest"
-        )
-        conn.execute("SET idle_in_transaction_session_timeout = '10s'")
-        conn.execute("SET statement_timeout = '60s'")
-        return conn
+        """Its timeouts and name come with `conninfo` (`iotledger.adapters.connections`)."""
+        return psycopg.connect(self._conninfo, autocommit=True)
 
 
 def _outcomes(batch: list[_Submission], inserted: Positions, originals: Positions) -> list[Answer]:

@@ -20,6 +20,7 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import sql
 
+from iotledger.adapters.connections import second
 from iotledger.adapters.eventstore import MsgspecMapper
 from iotledger.projections.base import Event
 
@@ -92,12 +93,7 @@ class LogReader:
 
     def _fetch_ahead(self, request: Request) -> Batch:
         if self._helper_conn is None or self._helper_conn.closed:
-            self._helper_conn = psycopg.connect(
-                self._conninfo,
-                autocommit=True,
-                connect_timeout=10,
-                application_name="iotledger-feed",
-            )
+            self._helper_conn = psycopg.connect(second(self._conninfo, "ahead"), autocommit=True)
             prepare_reader(self._helper_conn)
         return self._fetch(self._helper_conn, request)
 

@@ -11,9 +11,13 @@ handled concurrently, and many of them share one append.
 
 With a real broker the link speaks MQTT 5: it asks for a large receive
 maximum (Mosquitto otherwise sends at most 20 unacknowledged messages, which
-would cap ingest at 20 per commit), a session that outlives restarts, and
-shared subscriptions (`$share/iotledger/...`) so that several `--role mqtt`
-processes split the messages instead of each handling all of them. The
+would cap ingest at 20 per commit), a session that outlives restarts for
+`IOTLEDGER_MQTT_SESSION_EXPIRY` seconds, and shared subscriptions
+(`$share/<group>/...`, the group named in `mqtt_names`) so that several
+`--role mqtt` processes split the messages instead of each handling all of
+them. Mosquitto routes a group's messages to every member with a session,
+connected or not: a link that stops for good leaves the group first, unless it
+is the last member (`stop`, `mqtt_group`). The
 embedded amqtt broker only speaks MQTT 3.1.1: plain subscriptions there.
 
 Outbound, `publish` waits for the broker's PUBACK, so "published" means the
@@ -44,8 +48,10 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Sequence[Message]], Awaitable[None]]
 """Returns once every message given is handled (committed), dropped or ignored."""
 
-SHARE_GROUP = "iotledger"
-SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+LEAVE_TIMEOUT = 2.0
+"""Seconds to wait for the broker to confirm that a stopping link left its share group."""
+QUIET = 0.2
+"""Seconds without a new message after which a stopping link takes its session's queue as empty."""
 
 
 class BrokerUnavailable(Unavailable):
@@ -121,22 +127,25 @@ class MqttLink:
         subscriptions: tuple[str, ...] = (),
         *,
         version: int = MQTTv50,
-        shared: bool = False,
+        share_group: str | None = None,
+        session_expiry: int = 0,
         receive_maximum: int = 1000,
         reconnect_delay: float = 1.0,
         counters: Counter[str] | None = None,
     ) -> None:
         self.url = url
+        self.client_id = client_id
         self.subscriptions = subscriptions
         self.version = version
-        self.shared = shared and version >= MQTTv50
+        self.share_group = share_group if version >= MQTTv50 else None
         self.counters: Counter[str] = MqttCounters() if counters is None else counters
         self.handler: Handler | None = None
         self._connected = asyncio.Event()
         self._subscribed = asyncio.Event()
         self._closing = False
         self._busy = 0
-        self._idle = asyncio.Event()
+        self._left = asyncio.Event()
+        self._last_arrival = 0.0
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._acks = _AckWaiters()
@@ -148,7 +157,7 @@ class MqttLink:
         if version >= MQTTv50:
             properties = {"receive_maximum": receive_maximum}
             if persistent:
-                properties["session_expiry_interval"] = SESSION_NEVER_EXPIRES
+                properties["session_expiry_interval"] = session_expiry
         self._batches: set[asyncio.Task[None]] = set()
         self._client = BatchingClient(
             client_id,
@@ -164,6 +173,7 @@ class MqttLink:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_unsubscribe = lambda *_: self._left.set()
         self._client.on_message = self._on_message
 
     async def start(self) -> None:
@@ -196,21 +206,45 @@ class MqttLink:
             return False
         return True
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Finish (and acknowledge) what is in hand, for up to `grace` seconds, then
-        disconnect. What is still unfinished then is never acknowledged, so the
-        broker sends it again to this session, or to another member of the group.
+    async def stop(self, grace: float = 5.0, *, leave: bool = True) -> None:
+        """Leave the share group (if `leave`), finish (and acknowledge) what is in hand
+        and what the session still had queued, for up to `grace` seconds, then disconnect.
+
+        Leaving first: Mosquitto would go on routing the group's messages to this
+        session after it disconnects, where nobody reads them. The session itself
+        stays for `session_expiry` seconds with what is unacknowledged (and, when
+        it did not leave, with what the group sends it meanwhile), which a replica
+        restarting with the same client id picks up.
         """
         self._closing = True
         if self._task is not None:
             self._task.cancel()
-        if self._busy:
-            self._idle.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), grace)
+        deadline = asyncio.get_running_loop().time() + grace
+        if leave:
+            await self._leave_group()
+        await self._drain(deadline)
         if self._client._connection is not None:  # connected once: stop gmqtt's reconnecting too
             with contextlib.suppress(Exception):
                 await self._client.disconnect()
+
+    async def _leave_group(self) -> None:
+        if self.share_group is None or not self._subscribed.is_set():
+            return
+        self._left.clear()
+        self._client.unsubscribe([f.topic for f in self._filters()])
+        try:
+            await asyncio.wait_for(self._left.wait(), LEAVE_TIMEOUT)
+        except TimeoutError:
+            log.warning("MQTT broker did not confirm that %s left its group", self.client_id)
+
+    async def _drain(self, deadline: float) -> None:
+        """Until nothing is in hand and nothing has arrived for a moment, or the deadline."""
+        loop = asyncio.get_running_loop()
+        quiet = QUIET if self.share_group is not None else 0.0
+        while loop.time() < deadline:
+            if not self._busy and loop.time() - self._last_arrival >= quiet:
+                return
+            await asyncio.sleep(0.02)
 
     @property
     def connected(self) -> bool:
@@ -255,9 +289,9 @@ class MqttLink:
         return min(int(getattr(generator, "_max", 20)), 1000)
 
     def _filters(self) -> list[gmqtt.Subscription]:
-        if self.shared:
+        if self.share_group is not None:
             return [
-                gmqtt.Subscription(f"$share/{SHARE_GROUP}/{topic}", qos=1)
+                gmqtt.Subscription(f"$share/{self.share_group}/{topic}", qos=1)
                 for topic in self.subscriptions
             ]
         no_local = self.version >= MQTTv50  # our own publishes on T are not news to us
@@ -277,6 +311,8 @@ class MqttLink:
         if refused:
             log.error("MQTT broker refused subscriptions %s: codes %s", self.subscriptions, granted)
             return
+        group = "" if self.share_group is None else f" in share group {self.share_group}"
+        log.info("MQTT subscribed as %s%s", self.client_id, group)
         self._subscribed.set()
 
     def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
@@ -308,6 +344,7 @@ class MqttLink:
 
     async def _handed_over(self, messages: list[Message]) -> None:
         self.counters["received"] += len(messages)
+        self._last_arrival = asyncio.get_running_loop().time()
         if self.handler is None:
             raise RuntimeError("an MQTT link that subscribes needs a handler")
         self._busy += 1
@@ -315,8 +352,6 @@ class MqttLink:
             await self.handler(messages)
         finally:
             self._busy -= 1
-            if not self._busy:
-                self._idle.set()
 
 
 class Publisher(Protocol):

@@ -15,9 +15,10 @@ What `handle_many` promises the link, which acknowledges the messages when it
 returns:
 - handled: what the message caused has committed (a redelivered reading, stored
   before, is counted a `duplicate` instead);
-- dropped (not JSON, wrong types, unknown type, unknown device or sensor, a
-  message on one device's topic that names another, a report the domain
-  refuses): counted by reason, logged once, nothing stored;
+- dropped (larger than `max_payload`, checked before anything else; not JSON,
+  wrong types, unknown type, unknown device or sensor, a message on one
+  device's topic that names another, a report the domain refuses): counted by
+  reason, logged once, nothing stored;
 - ignored: the server's own messages on `T` (check requests, triggers, pings),
   which every subscriber of `T` receives;
 - an infrastructure failure (database down): retried with a bounded backoff
@@ -67,6 +68,7 @@ from iotledger.adapters.mqtt_messages import (
     now,
     speaker,
 )
+from iotledger.adapters.mqtt_order import ArrivalOrder
 from iotledger.adapters.mqtt_readings import Drafts, Found
 from iotledger.adapters.topics import Channel, Route, Topics
 from iotledger.domain.command_service import COMMAND_NOT_FOUND, ReportCommand
@@ -125,6 +127,7 @@ class Inbound:
         topics: Topics,
         counters: Counter[str],
         max_backoff: float = 5.0,
+        max_payload: int | None = None,
     ) -> None:
         self.ledger = ledger
         self.ingest = ingest
@@ -133,7 +136,9 @@ class Inbound:
         self.topics = topics
         self.counters = counters
         self.max_backoff = max_backoff
+        self.max_payload = max_payload
         self._waking: SingleFlight[UUID, None] = SingleFlight()
+        self._order = ArrivalOrder()
         self._channels: dict[Channel, Callable[[Route, bytes], Awaitable[None]]] = {
             Channel.DISCOVERY: self._discovery,
             Channel.ACK: self._ack,
@@ -145,7 +150,12 @@ class Inbound:
         await self.handle_many([(topic, payload)])
 
     async def handle_many(self, messages: Sequence[Message]) -> None:
-        """Return once every message is handled, dropped or ignored; retry what failed."""
+        """Return once every message is handled, dropped or ignored; retry what failed.
+
+        A discovery splits the batch: what arrived before it is done first, then
+        the discovery, then the rest, looked up again (`mqtt_order`).
+        """
+        stages: list[asyncio.Task[None]] = []
         drafts = Drafts(self.topics.base)
         singles: list[Awaitable[None]] = []
         for topic, payload in messages:
@@ -154,8 +164,19 @@ class Inbound:
             except Exception as error:
                 self._settle(topic, payload, error)
                 continue
-            if work is not None:
+            if work is None:
+                continue
+            if topic != self.topics.discovery:
                 singles.append(self._one(topic, payload, work))
+                continue
+            stages.append(self._order.alongside(self._segment(drafts, singles)))
+            stages.append(self._order.alone(self._one(topic, payload, work)))
+            drafts, singles = Drafts(self.topics.base), []
+        stages.append(self._order.alongside(self._segment(drafts, singles)))
+        await asyncio.gather(*stages)
+
+    async def _segment(self, drafts: Drafts, singles: list[Awaitable[None]]) -> None:
+        """The readings of a run of messages in one submission; the rest alongside them."""
         if singles:
             await asyncio.gather(self._store(drafts), *singles)
         elif drafts:
@@ -163,6 +184,7 @@ class Inbound:
 
     def _sort(self, topic: str, payload: bytes, drafts: Drafts) -> Work | None:
         """A reading joins the drafts (None); any other message is work of its own."""
+        self._check_size(payload)
         route = self.topics.route(topic)
         if route is None:
             raise Dropped("unknown_topic", topic)
@@ -175,6 +197,11 @@ class Inbound:
         if handler is None:
             raise Dropped("unknown_topic", topic)
         return functools.partial(handler, route, payload)
+
+    def _check_size(self, payload: bytes) -> None:
+        """What REST refuses with 413 is not taken over MQTT either, whatever the topic."""
+        if self.max_payload is not None and len(payload) > self.max_payload:
+            raise Dropped("too_large", f"{len(payload)} bytes, more than {self.max_payload}")
 
     async def _one(self, topic: str, payload: bytes, work: Work) -> None:
         try:

@@ -84,9 +84,7 @@ class ProjectionWatch:
                 self._stopping.wait(0.5)
 
     def _listen(self) -> None:
-        with psycopg.connect(
-            self._conninfo, autocommit=True, connect_timeout=10, application_name="iotledger-watch"
-        ) as conn:
+        with psycopg.connect(self._conninfo, autocommit=True) as conn:
             conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(PROJECTIONS_CHANNEL)))
             while not self._stopping.is_set():
                 self._merge(tracking_positions(self._pool))

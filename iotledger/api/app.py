@@ -8,6 +8,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp
 
 from iotledger.api.auth import provide_principal
+from iotledger.api.bodies import JsonBodyRequest
 from iotledger.api.errors import EXCEPTION_HANDLERS
 from iotledger.api.intake import IntakeLane
 from iotledger.api.lambda_iot.components import LambdaActorsController, LambdaSensorsController
@@ -57,6 +58,7 @@ def create_litestar(services: Services) -> Litestar:
             "principal": Provide(provide_principal),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=JsonBodyRequest,
         request_max_body_size=services.settings.max_body_bytes,
         logging_config=None,  # the process's logging is set once (`adapters.logs`)
         openapi_config=OpenAPIConfig(

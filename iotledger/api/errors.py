@@ -3,6 +3,12 @@
 Paths under `/api/v1` speak the Device Telemetry dialect
 (`{"success": false, "error": {"code", "message"}}`); every other path speaks the
 Lambda IoT Core dialect (`{"error": "..."}`).
+
+A database that cannot answer in time is an outage, not a bug: a statement or lock
+timeout, a pool with no connection free, a database that is down (psycopg's
+`OperationalError`, or eventsourcing's wrapping of it) answers 503 with `Retry-After`.
+Nothing of such a request is stored: each write is one transaction, and a timeout
+rolls it back.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from http import HTTPStatus
 from typing import Any, Literal, NamedTuple
 
 import msgspec
+import psycopg
+from eventsourcing import persistence
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
@@ -123,17 +131,44 @@ class Answer(NamedTuple):
     headers: dict[str, str] | None
 
 
-def answer_to(exc: DomainError) -> Answer:
+OUTAGES: tuple[type[Exception], ...] = (
+    psycopg.OperationalError,  # timeouts, psycopg_pool.PoolTimeout, a lost connection
+    persistence.OperationalError,  # the same, raised through eventsourcing
+    persistence.InterfaceError,  # a connection eventsourcing found closed
+)
+OUTAGE = "the database is busy or unreachable; try again shortly"
+RETRY_AFTER = "2"
+"""Seconds: about what a lock or a full pool makes a request wait before it gives up."""
+
+
+def answer_to(exc: Exception) -> Answer | None:
+    """The answer to a domain error or an outage (`OUTAGES`); None to anything else (a bug)."""
+    if isinstance(exc, OUTAGES):
+        log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        return Answer(503, OUTAGE, None, {"Retry-After": RETRY_AFTER})
+    if not isinstance(exc, DomainError):
+        return None
     headers = None
     if isinstance(exc, TooManyRequests):
         headers = {"Retry-After": str(exc.retry_after)}
     status = status_of(exc)
+    if status == 503:
+        headers = {"Retry-After": RETRY_AFTER}
     code = exc.code if status != 400 or type(exc).code != DomainError.code else None
     return Answer(status, str(exc), code, headers)
 
 
-def on_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+def answer_or_log(exc: Exception, method: str, path: str) -> Answer:
+    """The answer to any error; one that `answer_to` does not know is logged, and a 500."""
     answer = answer_to(exc)
+    if answer is None:
+        log.exception("unexpected error on %s %s", method, path, exc_info=exc)
+        return Answer(500, UNEXPECTED, None, None)
+    return answer
+
+
+def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    answer = answer_or_log(exc, request.method, request.url.path)
     return error_response(request, answer.status, answer.message, answer.code, answer.headers)
 
 
@@ -172,20 +207,10 @@ def describe_body_error(exc: msgspec.ValidationError) -> str:
     return f"{at.group(1) if at else 'data'}: {text.split(' - ', maxsplit=1)[0]}"
 
 
-def on_unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log_unexpected(request.method, request.url.path, exc)
-    return error_response(request, 500, UNEXPECTED)
-
-
 UNEXPECTED = "internal server error"
 
 
-def log_unexpected(method: str, path: str, exc: Exception) -> None:
-    log.exception("unexpected error on %s %s", method, path, exc_info=exc)
-
-
 EXCEPTION_HANDLERS: Any = {
-    DomainError: on_domain_error,
     HTTPException: on_http_error,
-    Exception: on_unexpected_error,
+    Exception: on_error,
 }

@@ -21,17 +21,11 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
 
 from iotledger.api.auth import principal_of
-from iotledger.api.errors import (
-    REQUIRED,
-    UNEXPECTED,
-    answer_to,
-    describe_body_error,
-    error_body,
-    log_unexpected,
-)
+from iotledger.api.bodies import decode_json
+from iotledger.api.errors import REQUIRED, answer_or_log, describe_body_error, error_body
 from iotledger.api.telemetry.telemetry import NewTelemetry, TelemetryReading, record_telemetry
 from iotledger.bootstrap import Services
-from iotledger.domain.errors import DomainError, InvalidInput
+from iotledger.domain.errors import InvalidInput
 
 _TELEMETRY = re.compile(
     r"/api/v1/devices/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/telemetry/?",
@@ -40,7 +34,6 @@ _TELEMETRY = re.compile(
 TEMPLATE = "/api/v1/devices/{device_id}/telemetry"
 """The route of the requests this lane answers, as Litestar names it (for the metrics)."""
 _JSON = (b"content-type", b"application/json")
-_decode = msgspec.json.Decoder(NewTelemetry, strict=False).decode
 _encode = msgspec.json.Encoder().encode
 
 
@@ -80,28 +73,23 @@ class IntakeLane:
         path = scope["path"]
         try:
             created = await self._record(scope, device_id, body)
-        except DomainError as e:
-            answer = answer_to(e)
+        except Exception as e:
+            answer = answer_or_log(e, "POST", path)
             content = error_body(path, answer.status, answer.message, answer.code)
             await _answer(send, answer.status, content, answer.headers)
-        except Exception as e:
-            log_unexpected("POST", path, e)
-            await _answer(send, 500, error_body(path, 500, UNEXPECTED))
         else:
             await _answer(send, 201, created)
 
     async def _record(self, scope: HTTPScope, device_id: UUID, body: bytes) -> TelemetryReading:
         """In Litestar's order: a body that is not JSON, then the token, then the fields."""
-        invalid = f"data: {REQUIRED}" if not body else None
-        try:
-            data = _decode(body or b"{}")
-        except msgspec.ValidationError as e:
-            invalid = invalid or describe_body_error(e)
-        except msgspec.DecodeError as e:
-            raise InvalidInput(str(e)) from None
+        value = decode_json(body) if body else None
         principal = principal_of(self.services, _header(scope, b"authorization"))
-        if invalid is not None:
-            raise InvalidInput(invalid)
+        if not body:
+            raise InvalidInput(f"data: {REQUIRED}")
+        try:
+            data = msgspec.convert(value, NewTelemetry, strict=False)
+        except msgspec.ValidationError as e:
+            raise InvalidInput(describe_body_error(e)) from None
         return await record_telemetry(self.services, device_id, data, principal)
 
 

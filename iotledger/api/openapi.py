@@ -58,6 +58,7 @@ RAISES = "raises"
 RETRY_AFTER = OpenAPIHeader(
     schema=Schema(type=OpenAPIType.INTEGER, minimum=0),
     description="Seconds to wait before asking again",
+    required=True,
 )
 
 

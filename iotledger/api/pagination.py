@@ -1,10 +1,14 @@
-"""Cursor pagination of the Device Telemetry dialect's lists.
+"""Pagination: the Device Telemetry dialect's cursors, the Lambda dialect's page numbers.
 
 A list is a bare JSON array; its meta travels in headers: `X-Limit` always,
 `X-Next-Cursor` only when there is a next page. A cursor is opaque to clients
 (URL-safe base64) and holds the list's name and the sort key of the last row
 sent, so a page starts strictly after it and rows added during a walk never
-shift the pages. A cursor of another list, or a forged one, answers 400.
+shift the pages. A cursor of another list, or a forged one, answers 400, and so does
+one holding an integer that PostgreSQL's bigint cannot hold.
+
+A Lambda list takes `limit` and `page` and skips `page * limit` rows: page numbers
+stop where that offset would no longer fit in a bigint.
 """
 
 from __future__ import annotations
@@ -25,12 +29,19 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
+BIGINT = range(-(2**63), 2**63)
+INVALID_CURSOR = "invalid cursor"
+LAMBDA_MAX_LIMIT = 1000
+MAX_PAGE = BIGINT.stop // LAMBDA_MAX_LIMIT - 1
 
 Limit = Annotated[
     int,
     QueryParameter(
         ge=1, le=MAX_LIMIT, description=f"Rows per page (1 to {MAX_LIMIT}, default {DEFAULT_LIMIT})"
     ),
+]
+PageNumber = Annotated[
+    int, QueryParameter(ge=0, le=MAX_PAGE, description="Page number, from 0 (with limit)")
 ]
 Cursor = Annotated[
     str | None,
@@ -63,10 +74,10 @@ def decode_cursor(list_name: str, cursor: str | None, width: int = 1) -> tuple[i
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         decoded = msgspec.json.decode(raw, type=list[str | int])
     except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise InvalidInput("invalid cursor") from None
+        raise InvalidInput(INVALID_CURSOR) from None
     name, key = decoded[:1], decoded[1:]
-    if name != [list_name] or len(key) != width or not all(isinstance(k, int) for k in key):
-        raise InvalidInput("invalid cursor")
+    if name != [list_name] or len(key) != width or not all(k in BIGINT for k in key):
+        raise InvalidInput(INVALID_CURSOR)
     return tuple(int(k) for k in key)
 
 

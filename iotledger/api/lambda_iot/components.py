@@ -24,11 +24,11 @@ from iotledger.api.lambda_iot.devices import (
     Created,
     ListLimit,
     Message,
-    PageNumber,
     offset_of,
     rfc3339,
 )
 from iotledger.api.openapi import raises
+from iotledger.api.pagination import PageNumber
 from iotledger.api.registry import cause, found, given, now, record
 from iotledger.bootstrap import Services
 from iotledger.domain.device_service import AddComponent, RemoveComponent, UpdateComponent

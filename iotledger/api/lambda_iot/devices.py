@@ -18,6 +18,7 @@ from msgspec import UNSET, UnsetType
 
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
+from iotledger.api.pagination import LAMBDA_MAX_LIMIT, PageNumber
 from iotledger.api.registry import cause, found, given, now, record
 from iotledger.bootstrap import Services
 from iotledger.domain.device_service import (
@@ -32,9 +33,9 @@ from iotledger.projections.devices import DeviceSummary
 
 StatusId = Annotated[int, msgspec.Meta(ge=STATUS_ID_MIN, le=STATUS_ID_MAX)]
 ListLimit = Annotated[
-    int | None, QueryParameter(ge=1, le=1000, description="Rows per page (default: all)")
+    int | None,
+    QueryParameter(ge=1, le=LAMBDA_MAX_LIMIT, description="Rows per page (default: all)"),
 ]
-PageNumber = Annotated[int, QueryParameter(ge=0, description="Page number, from 0 (with limit)")]
 
 
 def rfc3339(moment: datetime) -> datetime:

@@ -22,8 +22,9 @@ from msgspec import UNSET, UnsetType
 
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
-from iotledger.api.lambda_iot.devices import Message, PageNumber
+from iotledger.api.lambda_iot.devices import Message
 from iotledger.api.openapi import raises
+from iotledger.api.pagination import BIGINT, LAMBDA_MAX_LIMIT, PageNumber
 from iotledger.api.readings import Instant, record_readings, settled_readings
 from iotledger.api.registry import cause, found, given, now
 from iotledger.bootstrap import Services
@@ -39,10 +40,15 @@ SENSOR_NOT_FOUND = "sensor not found"
 
 Value = float | bool | str
 """A number, a boolean (true is 1, false 0), or a numeric string ("1", "23.7")."""
-ReadingId = Annotated[int, Parameter(ge=0, le=2**63 - 1, description="The reading's id")]
+ReadingId = Annotated[int, Parameter(ge=0, le=BIGINT.stop - 1, description="The reading's id")]
 """A log position; anything else in the path is the client's mistake (400)."""
 ReadingLimit = Annotated[
-    int, QueryParameter(ge=1, le=1000, description="Rows per page (1 to 1000, default 100)")
+    int,
+    QueryParameter(
+        ge=1,
+        le=LAMBDA_MAX_LIMIT,
+        description=f"Rows per page (1 to {LAMBDA_MAX_LIMIT}, default 100)",
+    ),
 ]
 
 

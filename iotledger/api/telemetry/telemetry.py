@@ -25,7 +25,14 @@ from iotledger.adapters.reading_view import Bounds
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.openapi import raises
-from iotledger.api.pagination import PAGE_HEADERS, Cursor, Limit, decode_cursor, page_response
+from iotledger.api.pagination import (
+    INVALID_CURSOR,
+    PAGE_HEADERS,
+    Cursor,
+    Limit,
+    decode_cursor,
+    page_response,
+)
 from iotledger.api.readings import (
     Instant,
     device_readings,
@@ -35,7 +42,7 @@ from iotledger.api.readings import (
 )
 from iotledger.api.registry import access_of, cause, now
 from iotledger.bootstrap import Services
-from iotledger.domain.errors import Conflict
+from iotledger.domain.errors import Conflict, InvalidInput
 from iotledger.domain.reading_service import RecordReading
 from iotledger.domain.readings import MAX_KEY_LENGTH, MAX_TYPE_LENGTH
 from iotledger.projections.readings import ReadingRow
@@ -76,7 +83,13 @@ def page_key(row: ReadingRow) -> list[int]:
 
 
 def page_end(key: tuple[int, ...] | None) -> tuple[datetime, int] | None:
-    return None if key is None else (_EPOCH + key[0] * _MICROSECOND, key[1])
+    """Where the page a cursor names ended; a device time no datetime can hold is forged."""
+    if key is None:
+        return None
+    try:
+        return _EPOCH + key[0] * _MICROSECOND, key[1]
+    except OverflowError:
+        raise InvalidInput(INVALID_CURSOR) from None
 
 
 class TelemetryController(Controller):
