@@ -160,6 +160,9 @@ def describe_failures(
     for status in sorted(failures):
         ref = f"#/components/responses/{response_name(dialect, status)}"
         responses.setdefault(str(status), Reference(ref=ref))
+    no_content = responses.get("204")
+    if isinstance(no_content, OpenAPIResponse):
+        no_content.content = None  # Litestar describes `None` as a JSON null; 204 has no body
     operation.responses = dict(sorted(responses.items()))
 
 
