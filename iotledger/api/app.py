@@ -19,7 +19,7 @@ from iotledger.api.lambda_iot.users import LambdaUsersController
 from iotledger.api.observer import HttpObserver
 from iotledger.api.openapi import describe
 from iotledger.api.operations import OperationsController
-from iotledger.api.schema_pages import asset_routers, openapi_config
+from iotledger.api.schema_pages import openapi_config, schema_routes
 from iotledger.api.telemetry.auth import TelemetryAuthController
 from iotledger.api.telemetry.commands import TelemetryCommandsController
 from iotledger.api.telemetry.devices import TelemetryDevicesController
@@ -52,7 +52,7 @@ def create_litestar(services: Services) -> Litestar:
             TelemetryCommandsController,
             TelemetryController,
             LambdaReadingsController,
-            *asset_routers(),
+            *schema_routes(services.settings),
         ],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
