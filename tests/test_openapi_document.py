@@ -167,6 +167,7 @@ def test_a_sensor_readings_id_is_an_integer(document: dict[str, Any]) -> None:
     for operation in document["paths"]["/sensor-readings/{reading_id}"].values():
         (parameter,) = [p for p in operation["parameters"] if p["name"] == "reading_id"]
         assert parameter["schema"]["type"] == "integer"
+        assert parameter["schema"]["maximum"] == 10**18  # exact, and what the server accepts
 
 
 def test_rate_limited_and_unavailable_answers_document_retry_after(

@@ -24,7 +24,7 @@ from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.lambda_iot.devices import Message
 from iotledger.api.openapi import raises
-from iotledger.api.pagination import BIGINT, LAMBDA_MAX_LIMIT, PageNumber
+from iotledger.api.pagination import LAMBDA_MAX_LIMIT, PageNumber
 from iotledger.api.readings import Instant, record_readings, settled_readings
 from iotledger.api.registry import cause, found, given, now
 from iotledger.bootstrap import Services
@@ -40,7 +40,9 @@ SENSOR_NOT_FOUND = "sensor not found"
 
 Value = float | bool | str
 """A number, a boolean (true is 1, false 0), or a numeric string ("1", "23.7")."""
-ReadingId = Annotated[int, Parameter(ge=0, le=BIGINT.stop - 1, description="The reading's id")]
+MAX_READING_ID = 10**18
+"""Within PostgreSQL's bigint, and exact as the float the OpenAPI document writes it as."""
+ReadingId = Annotated[int, Parameter(ge=0, le=MAX_READING_ID, description="The reading's id")]
 """A log position; anything else in the path is the client's mistake (400)."""
 ReadingLimit = Annotated[
     int,
