@@ -153,6 +153,15 @@ def test_error_answers_validate_against_the_documented_schemas(
         assert_documented(document, operation, response.status_code, response.json())
 
 
+def test_an_mqtt_ping_is_answered_as_documented_whether_the_broker_takes_it_or_not(
+    document: dict[str, Any], client: Client
+) -> None:
+    operation = document["paths"]["/mqttping"]["get"]
+    assert "500" in operation["responses"]  # the Lambda document's answer: the broker refused
+    response = client.get("/mqttping", headers=register_and_login(client))
+    assert_documented(document, operation, response.status_code, response.json())
+
+
 def test_every_operation_has_its_own_summary_and_operation_id(document: dict[str, Any]) -> None:
     found = list(operations(document))
     summaries = Counter(operation["summary"] for *_, operation in found)

@@ -52,7 +52,8 @@ SCHEME_OF_DEPENDENCY = {"principal": BEARER}
 """A handler that needs this dependency (directly or through another) needs this scheme."""
 
 DATABASE = "services"
-"""The dependency through which a handler reaches PostgreSQL (which may time out: 503)."""
+"""The dependency through which a handler reaches PostgreSQL (which may time out: 503);
+`principal` needs it too, but only for the token's key."""
 
 RAISES = "raises"
 RETRY_AFTER = OpenAPIHeader(
@@ -62,9 +63,15 @@ RETRY_AFTER = OpenAPIHeader(
 )
 
 
-def raises(*errors: type[Exception]) -> dict[str, Any]:
-    """A handler's `opt`: the errors it answers beyond those its inputs and security imply."""
+def raises(*errors: type[Exception] | int) -> dict[str, Any]:
+    """A handler's `opt`: the errors it answers beyond those its inputs and security imply,
+    each an error class (answered as `errors` maps it) or the status of an exception
+    handler of its own."""
     return {RAISES: errors}
+
+
+def status_raised(error: type[Exception] | int) -> int:
+    return error if isinstance(error, int) else status_class_of(error)
 
 
 class Dialect(NamedTuple):
@@ -91,9 +98,9 @@ def describe(app: Litestar) -> None:
     document = app.openapi_schema
     statuses: set[tuple[Dialect, int]] = set()
     for path, method, handler, operation in operations(app, document):
-        failures = failures_of(handler, operation, method)
-        describe_failures(operation, handler, dialect_of(path), failures)
-        statuses.update((dialect_of(path), status) for status in failures)
+        dialect, failures = dialect_of(path), failures_of(handler, operation, method)
+        describe_failures(operation, handler, dialect, failures)
+        statuses.update((dialect, status) for status in failures)
         schemes = schemes_of(handler)
         operation.security = [{scheme: []} for scheme in sorted(schemes)] or None
     distinguish_summaries(document)
@@ -137,12 +144,12 @@ def failures_of(handler: HTTPRouteHandler, operation: Operation, method: str) ->
         return set()  # no body to describe; a probe declares its own answers
     places = {p.param_in for p in operation.parameters or [] if isinstance(p, Parameter)}
     has_body = operation.request_body is not None
-    statuses = {status_class_of(error) for error in handler.opt.get(RAISES, ())}
+    statuses = {status_raised(error) for error in handler.opt.get(RAISES, ())}
     statuses |= {400} if has_body or places & {ParamType.PATH, ParamType.QUERY} else set()
     statuses |= {404} if ParamType.PATH in places else set()
     statuses |= {413} if has_body else set()
     statuses |= {401} if schemes_of(handler) else set()
-    statuses |= {503} if DATABASE in needs(handler) else set()
+    statuses |= {503} if DATABASE in handler.parsed_fn_signature.parameters else set()
     return statuses
 
 

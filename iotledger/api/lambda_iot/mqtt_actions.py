@@ -73,9 +73,12 @@ class Ping(msgspec.Struct, tag_field="type", tag="ping"):
     timestamp: datetime
 
 
+PUBLISH_FAILED = 500
+"""The document's answer when the broker cannot take a message."""
+
+
 def publish_failed(request: Request[Any, Any, Any], exc: BrokerUnavailable) -> Response[Any]:
-    """The document's answer when the broker cannot take a message: 500."""
-    return error_response(request, 500, str(exc))
+    return error_response(request, PUBLISH_FAILED, str(exc))
 
 
 async def send_command(
@@ -116,7 +119,7 @@ class MqttActionsController(Controller):
     tags = ["Lambda IoT Core: MQTT"]
     exception_handlers = {BrokerUnavailable: publish_failed}
 
-    @post("/sensors/{sensor_id:str}/trigger", status_code=202, opt=raises(BrokerUnavailable))
+    @post("/sensors/{sensor_id:str}/trigger", status_code=202, opt=raises(PUBLISH_FAILED))
     async def trigger_sensor(
         self,
         sensor_id: FromPath[UUID],
@@ -130,7 +133,7 @@ class MqttActionsController(Controller):
         message = SensorTrigger(sensor_id, action.action, rfc3339(now()))
         return await send_command(services, principal, device_id, message)
 
-    @post("/actors/{actor_id:str}/write", status_code=202, opt=raises(BrokerUnavailable))
+    @post("/actors/{actor_id:str}/write", status_code=202, opt=raises(PUBLISH_FAILED))
     async def write_actor(
         self,
         actor_id: FromPath[UUID],
@@ -143,7 +146,7 @@ class MqttActionsController(Controller):
         message = ActorCommand(actor_id, data.action, data.value, rfc3339(now()))
         return await send_command(services, principal, device_id, message)
 
-    @get("/mqttping", opt=raises(BrokerUnavailable))
+    @get("/mqttping", opt=raises(PUBLISH_FAILED))
     async def mqtt_ping(
         self, services: NamedDependency[Services], principal: NamedDependency[Principal]
     ) -> PingReply:
