@@ -172,6 +172,13 @@ def test_every_operation_has_its_own_summary_and_operation_id(document: dict[str
     assert sensors != document["paths"]["/actors"]["get"]["summary"]
 
 
+def test_answers_without_a_body_document_none(document: dict[str, Any]) -> None:
+    for method, path, operation in operations(document):
+        for status, response in operation["responses"].items():
+            if status == "204" or method == "HEAD":
+                assert "content" not in resolve(document, response), (method, path, status)
+
+
 def test_a_sensor_readings_id_is_an_integer(document: dict[str, Any]) -> None:
     for operation in document["paths"]["/sensor-readings/{reading_id}"].values():
         (parameter,) = [p for p in operation["parameters"] if p["name"] == "reading_id"]

@@ -100,6 +100,7 @@ def describe(app: Litestar) -> None:
     for path, method, handler, operation in operations(app, document):
         dialect, failures = dialect_of(path), failures_of(handler, operation, method)
         describe_failures(operation, handler, dialect, failures)
+        drop_bodies(operation, method)
         statuses.update((dialect, status) for status in failures)
         schemes = schemes_of(handler)
         operation.security = [{scheme: []} for scheme in sorted(schemes)] or None
@@ -167,10 +168,14 @@ def describe_failures(
     for status in sorted(failures):
         ref = f"#/components/responses/{response_name(dialect, status)}"
         responses.setdefault(str(status), Reference(ref=ref))
-    no_content = responses.get("204")
-    if isinstance(no_content, OpenAPIResponse):
-        no_content.content = None  # Litestar describes `None` as a JSON null; 204 has no body
     operation.responses = dict(sorted(responses.items()))
+
+
+def drop_bodies(operation: Operation, method: str) -> None:
+    """Litestar describes `None` as a JSON null; a 204, and any answer to HEAD, has no body."""
+    for status, response in (operation.responses or {}).items():
+        if isinstance(response, OpenAPIResponse) and (status == "204" or method == "HEAD"):
+            response.content = None
 
 
 def distinguish_summaries(document: OpenAPI) -> None:
