@@ -13,9 +13,12 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
+from iotledger.adapters.broker_access import BrokerGate, service_password
 from iotledger.adapters.catalog import PROJECTIONS
 from iotledger.adapters.command_view import PostgresCommandView
 from iotledger.adapters.connections import Bounds, connection_string
+from iotledger.adapters.credential_directory import CachedCredentials
+from iotledger.adapters.credential_view import PostgresCredentialView
 from iotledger.adapters.database import open_pool
 from iotledger.adapters.device_view import PostgresDeviceView, owners_of
 from iotledger.adapters.dispatch_view import PostgresDispatchView
@@ -27,6 +30,7 @@ from iotledger.adapters.lookup import BatchedLookup
 from iotledger.adapters.metrics import PROJECTION_FAILURES, ProcessCollector, process_registry
 from iotledger.adapters.mqtt import NoBroker, Publisher
 from iotledger.adapters.passwords import PasswordHasher
+from iotledger.adapters.projection_failures import transient
 from iotledger.adapters.projection_status import ProjectionStatus, projection_statuses
 from iotledger.adapters.ratelimit import LoginLimiter
 from iotledger.adapters.reading_view import PostgresReadingView
@@ -60,6 +64,10 @@ class Services:
     write acknowledged before them (readings: see `iotledger.api.readings`)."""
     database_probe: DatabaseProbe
     """Whether this process reaches PostgreSQL, for `/health` and `/ready`."""
+    credentials: CachedCredentials
+    """The `CredentialDirectory` every authenticator of devices and gateways asks."""
+    mqtt_service_password: str
+    """iotledger's own password on the embedded broker (`adapters.broker_access`)."""
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
     publisher: Publisher = field(default_factory=NoBroker)
     """The MQTT link the API publishes through; `serve` sets it."""
@@ -85,6 +93,14 @@ class Services:
     @property
     def topics(self) -> Topics:
         return Topics(self.settings.mqtt_topic)
+
+    def broker_gate(self) -> BrokerGate:
+        """What the embedded broker asks when `IOTLEDGER_MQTT_AUTH=devices`."""
+        return BrokerGate(self.credentials, self.topics, self.mqtt_service_password)
+
+    @property
+    def credential_view(self) -> PostgresCredentialView:
+        return cast(PostgresCredentialView, self.views["credentials"])
 
     @property
     def sessions(self) -> PostgresSessionView:
@@ -116,6 +132,7 @@ class Services:
                 partial(self.feed, name=p.name),
                 batch_size=p.batch_size,
                 on_failure=PROJECTION_FAILURES.labels(p.name).inc,
+                transient=transient,
             )
             for p in projections
         ]
@@ -154,6 +171,7 @@ def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
     recorder = cast(PostgresApplicationRecorder, ledger.recorder)
     ingest_conninfo = connection_string(database_url, "ingest", bounds)
     watch_conninfo = connection_string(database_url, "watch", bounds)
+    secret = jwt_secret(settings.jwt_secret, settings.data_dir)
     return Services(
         settings=settings,
         database_url=database_url,
@@ -161,12 +179,14 @@ def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
         pool=pool,
         views=views,
         watch=ProjectionWatch(pool, watch_conninfo, settings.read_wait_timeout),
-        tokens=TokenIssuer(jwt_secret(settings.jwt_secret, settings.data_dir)),
+        tokens=TokenIssuer(secret),
         ingest=ReadingIngest.for_recorder(
             recorder, ingest_conninfo, lock_timeout=bounds.lock_timeout, owners=owners_of
         ),
         log_head=BatchedLookup(partial(_log_head, recorder)),
         database_probe=DatabaseProbe(pool),
+        credentials=CachedCredentials(cast(PostgresCredentialView, views["credentials"]).find),
+        mqtt_service_password=service_password(secret),
     )
 
 

@@ -19,8 +19,8 @@ from iotledger.adapters.embedded import EmbeddedServiceError
 from iotledger.adapters.logs import configure_logging
 from iotledger.adapters.projection_status import ProjectionStatus, projection_statuses
 from iotledger.adapters.settings import Settings, SettingsError, load_settings
-from iotledger.bootstrap import bootstrap
-from iotledger.maintenance import rebuild
+from iotledger.bootstrap import Services, bootstrap
+from iotledger.maintenance import rebuild, resume_projection, skip_event
 from iotledger.progress import Progress
 from iotledger.serve import ROLES, database, run
 
@@ -71,6 +71,21 @@ def parser() -> argparse.ArgumentParser:
         parents=[config],
     )
     status_cmd.add_argument("--json", action="store_true", help="print a JSON array")
+    resume_cmd = actions.add_parser(
+        "resume",
+        help="let a stopped projection try the event it failed on again",
+        parents=[config],
+    )
+    resume_cmd.add_argument("name", help="the projection")
+    skip_cmd = actions.add_parser(
+        "skip",
+        help="move a stopped projection past the one event it cannot apply (recorded)",
+        parents=[config],
+    )
+    skip_cmd.add_argument("name", help="the projection")
+    skip_cmd.add_argument(
+        "--position", type=int, required=True, help="the position it fails at (see status)"
+    )
     return top
 
 
@@ -102,9 +117,20 @@ def maintain(settings: Settings, args: argparse.Namespace) -> None:
         try:
             migrate(url, services.ledger)
             if args.command == "projections":
-                rebuild(services, [args.name] if args.name else [], Progress())
+                operate(services, args)
         finally:
             services.close()
+
+
+def operate(services: Services, args: argparse.Namespace) -> None:
+    if args.action == "rebuild":
+        rebuild(services, [args.name] if args.name else [], Progress())
+    elif args.action == "resume":
+        failure = resume_projection(services, args.name)
+        print(f"{args.name}: resumed; it tries the event at position {failure.position} again")
+    elif args.action == "skip":
+        error = skip_event(services, args.name, args.position)
+        print(f"{args.name}: skipped the event at position {args.position} ({error})")
 
 
 def show_status(settings: Settings, *, as_json: bool) -> None:
@@ -130,10 +156,14 @@ def show_status(settings: Settings, *, as_json: bool) -> None:
 
 
 def _table(rows: list[ProjectionStatus]) -> str:
-    return "\n".join(
-        f"{row.name:<16} position {row.position:>12}  lag {row.lag:>10}  {row.state}"
-        for row in rows
-    )
+    return "\n".join(map(status_line, rows))
+
+
+def status_line(row: ProjectionStatus) -> str:
+    line = f"{row.name:<16} position {row.position:>12}  lag {row.lag:>10}  {row.state}"
+    if row.failing_at is not None:
+        line += f" at {row.failing_at}: {row.error}"
+    return line
 
 
 if __name__ == "__main__":

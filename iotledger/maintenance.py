@@ -1,13 +1,17 @@
-"""Operator commands on the read models: rebuild them (how far they are:
-`adapters.projection_status`)."""
+"""Operator commands on the read models: rebuild them, and answer a projection stopped
+at an event it cannot apply (resume it, or skip that event). How far each one is:
+`adapters.projection_status`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from iotledger.adapters.catalog import PROJECTIONS
+from iotledger.adapters.projection_failures import recorded_failures, resume, skip
 from iotledger.adapters.settings import SettingsError
 from iotledger.bootstrap import Services
+from iotledger.projections.failures import EventFailure, Failure
+from iotledger.projections.runner import EventFeed, ProjectionRunner
 
 Progress = Callable[[str, int, int], None]
 
@@ -22,7 +26,8 @@ def check_names(names: list[str]) -> list[str]:
 
 
 def rebuild(services: Services, names: list[str], progress: Progress) -> None:
-    """Drop each read model and replay it from the event store."""
+    """Drop each read model and replay it from the event store (leaving out the events
+    operators skipped); a projection that meets an event it cannot apply stops there."""
     for runner in services.runners(check_names(names)):
         with services.feed() as feed:
             if not feed.hold(runner.name):
@@ -34,6 +39,37 @@ def rebuild(services: Services, names: list[str], progress: Progress) -> None:
             runner.position = None
             head = feed.head() or 0
             progress(runner.name, 0, head)
-            while runner.catch_up(feed):
-                progress(runner.name, runner.position or 0, head)
+            _replay(runner, feed, head, progress)
             progress(runner.name, head, head)
+
+
+def _replay(runner: ProjectionRunner, feed: EventFeed, head: int, progress: Progress) -> None:
+    runner.prepare()
+    try:
+        while runner.catch_up(feed):
+            progress(runner.name, runner.position or 0, head)
+    except EventFailure as failure:
+        runner.failures.on_event(failure, stop=True)
+        raise SettingsError(
+            f"projection {runner.name} stopped at position {failure.position}: {failure.error}"
+            f" (after a fix, rebuild again; or `iotledger projections skip {runner.name}"
+            f" --position {failure.position}` leaves that one event out)"
+        ) from None
+
+
+def resume_projection(services: Services, name: str) -> Failure:
+    """Let a failing or stopped projection try its event again; the failure it had."""
+    failure = resume(services.pool, check_names([name])[0])
+    if failure is None:
+        raise SettingsError(f"projection {name}: it has no recorded failure to resume from")
+    return failure
+
+
+def skip_event(services: Services, name: str, position: int) -> str:
+    """Move a failing projection past the one event it cannot apply; the error it had."""
+    error = skip(services.pool, check_names([name])[0], position)
+    if error is None:
+        failure = recorded_failures(services.pool).get(name)
+        where = "has no recorded failure" if failure is None else f"fails at {failure.position}"
+        raise SettingsError(f"projection {name}: nothing skipped, it {where}, not at {position}")
+    return error

@@ -97,6 +97,7 @@ class Device:
         url: MqttUrl,
         subscriptions: tuple[str, ...] = (),
         will: tuple[str, bytes] | None = None,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self._loop = loop
         self.received: list[tuple[str, Any]] = []
@@ -104,8 +105,14 @@ class Device:
         self.client = gmqtt.Client(f"device-{uuid.uuid4().hex[:8]}", will_message=will_message)
         self.client.set_config({"reconnect_delay": 0.2})
         self.client.on_message = self._on_message
+        if credentials is not None:
+            self.client.set_auth_credentials(*credentials)
         subscribed = threading.Event()
-        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.granted: list[int] = []
+        self.client.on_subscribe = lambda _c, _m, qos, _p: (
+            self.granted.extend(qos),
+            subscribed.set(),
+        )
         loop.run(self.client.connect(url.host, url.port, version=MQTTv311, keepalive=5))
         if subscriptions:
             filters = [gmqtt.Subscription(topic, qos=1) for topic in subscriptions]

@@ -21,6 +21,8 @@ from tests.processes import environment, run, serving, stop, wait_for_http, wait
         ("projections",),
         ("projections", "rebuild"),
         ("projections", "status"),
+        ("projections", "resume"),
+        ("projections", "skip"),
     ],
 )
 def test_every_command_describes_itself(args: tuple[str, ...]) -> None:

@@ -22,6 +22,7 @@ from iotledger.adapters.projection_status import state_of
 from iotledger.adapters.settings import DatabaseUrl, MqttUrl, Settings, parse_database_url
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services, bootstrap
+from iotledger.projections.failures import ProjectionHealth, ProjectionState
 from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
 from tests.test_commands_api import new_command, new_device
 from tests.test_telemetry_devices import new_telemetry_device
@@ -269,18 +270,24 @@ def test_an_issued_command_moves_the_commands_counter(
 class Runner(msgspec.Struct):
     failing: bool
 
+    def health(self) -> ProjectionHealth:
+        state = ProjectionState.FAILING if self.failing else ProjectionState.STANDBY
+        return ProjectionHealth("devices", state, None, int(self.failing))
+
 
 @pytest.mark.parametrize(
-    ("held", "local", "state"),
+    ("recorded", "held", "local", "state"),
     [
-        (True, None, "running"),  # its lock is held, here or in another process
-        (True, Runner(failing=False), "running"),  # ours stands by while another runs it
-        (False, Runner(failing=False), "standby"),  # ours is about to take it
-        (False, Runner(failing=True), "failing"),  # ours waits before its next attempt
-        (False, None, "stopped"),  # nobody runs it
+        (None, True, None, "running"),  # its lock is held, here or in another process
+        (None, True, Runner(failing=False), "running"),  # ours stands by, another runs it
+        (None, False, Runner(failing=False), "standby"),  # ours is about to take it
+        (None, False, Runner(failing=True), "failing"),  # ours waits before its next attempt
+        (None, False, None, "stopped"),  # nobody runs it
+        ("stopped", True, None, "stopped"),  # stopped at an event, waiting for an operator
+        ("failing", True, Runner(failing=False), "failing"),  # failed on an event, retrying
     ],
 )
-def test_a_projection_state_comes_from_its_lock_and_this_process_runner(
-    held: bool, local: Runner | None, state: str
+def test_a_projection_state_comes_from_its_failures_its_lock_and_this_process_runner(
+    recorded: str | None, held: bool, local: Runner | None, state: str
 ) -> None:
-    assert state_of(held, local) == state
+    assert state_of(recorded, held, local) == state

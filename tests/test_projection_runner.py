@@ -14,11 +14,11 @@ import pytest
 
 from iotledger.adapters.database import migrate
 from iotledger.adapters.settings import DatabaseUrl, MqttUrl, Settings
-from iotledger.adapters.views import LostRace
 from iotledger.bootstrap import Services, bootstrap
 from iotledger.domain.sessions import Session
 from iotledger.domain.users import EmailIndex, User, UsernameIndex
 from iotledger.maintenance import rebuild
+from iotledger.projections.base import LostRace
 from iotledger.projections.runner import ProjectionRunner
 from iotledger.projections.sessions import SessionProjection
 from iotledger.projections.users import UserProjection

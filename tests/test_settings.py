@@ -15,6 +15,7 @@ from iotledger.adapters.settings import (
     Settings,
     SettingsError,
     load_settings,
+    mqtt_auth_mode,
     parse_database_url,
     parse_mqtt_url,
 )
@@ -453,6 +454,7 @@ def test_bad_topics(topic: str) -> None:
         ("IOTLEDGER_HOST", "a b"),
         ("IOTLEDGER_HOST", "user@host"),
         ("IOTLEDGER_EMBEDDED_MQTT_PORT", "65536"),
+        ("IOTLEDGER_MQTT_AUTH", "sometimes"),
     ],
 )
 def test_bad_numbers_and_words(name: str, text: str) -> None:
@@ -535,3 +537,11 @@ def test_database_url_round_trips(
 def test_database_url_round_trips_url_special_passwords(password: str) -> None:
     url = DatabaseUrl("h", 5432, "u", password, "d")
     assert parse_database_url(str(url)) == url
+
+
+def test_mqtt_auth_defaults_to_devices_with_the_embedded_broker_and_off_with_another() -> None:
+    assert mqtt_auth_mode(load_settings(environ={})) == "devices"
+    external = {"IOTLEDGER_MQTT_URL": "mqtt://broker:1883"}
+    assert mqtt_auth_mode(load_settings(environ=external)) == "off"
+    chosen = load_settings(environ={**external, "IOTLEDGER_MQTT_AUTH": " DynSec "})
+    assert mqtt_auth_mode(chosen) == "dynsec"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from iotledger.adapters.command_view import PostgresCommandView
+from iotledger.adapters.credential_view import PostgresCredentialView
 from iotledger.adapters.device_view import PostgresDeviceView
 from iotledger.adapters.dispatch_view import PostgresDispatchView
 from iotledger.adapters.reading_view import PostgresReadingView
@@ -13,6 +14,7 @@ from iotledger.adapters.user_view import PostgresUserView
 from iotledger.adapters.views import PostgresView
 from iotledger.projections.base import Projection
 from iotledger.projections.commands import CommandProjection
+from iotledger.projections.credentials import CredentialProjection
 from iotledger.projections.devices import DeviceProjection
 from iotledger.projections.dispatch import DispatchProjection
 from iotledger.projections.readings import ReadingProjection
@@ -26,4 +28,5 @@ PROJECTIONS: dict[str, tuple[type[Projection[Any]], type[PostgresView[Any]]]] = 
     DeviceProjection.name: (DeviceProjection, PostgresDeviceView),
     CommandProjection.name: (CommandProjection, PostgresCommandView),
     DispatchProjection.name: (DispatchProjection, PostgresDispatchView),
+    CredentialProjection.name: (CredentialProjection, PostgresCredentialView),
 }

@@ -13,7 +13,7 @@ from psycopg_pool import ConnectionPool
 from iotledger.adapters.catalog import PROJECTIONS
 from iotledger.adapters.connections import MAINTENANCE, Bounds, connection_string
 from iotledger.adapters.settings import DatabaseUrl, SettingsError
-from iotledger.adapters.views import TRACKING_DDL
+from iotledger.adapters.views import FAILURES_DDL, TRACKING_DDL
 from iotledger.domain.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,8 @@ def migrate(url: DatabaseUrl, ledger: Ledger) -> None:
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
         try:
             ledger.recorder.create_table()  # type: ignore[attr-defined]
-            conn.execute(TRACKING_DDL)
+            for statement in (TRACKING_DDL, *FAILURES_DDL):
+                conn.execute(statement)
             for _, view_class in PROJECTIONS.values():
                 for statement in view_class.ddl:
                     conn.execute(statement)

@@ -37,7 +37,7 @@ _COMPONENT_COLUMNS = (
     " c.created_at, c.updated_at"
 )
 _DEVICE_CHANGES = frozenset(
-    {"name", "device_type", "description", "location", "status", "metadata"}
+    {"owner", "name", "device_type", "description", "location", "status", "metadata"}
 )
 _COMPONENT_CHANGES = frozenset({"device_id", "name", "component_type", "data_type_id"})
 

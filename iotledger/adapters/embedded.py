@@ -8,6 +8,7 @@ Unix socket), and MQTT comes from ``amqtt`` running inside our own event loop.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import importlib.util
 import logging
@@ -23,6 +24,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from iotledger.adapters.broker_access import BrokerGate
 from iotledger.adapters.owner import OwnerFile
 
 __all__ = ["EmbeddedBroker", "EmbeddedPostgres", "EmbeddedServiceError"]
@@ -219,16 +221,23 @@ class EmbeddedPostgres:
 
 
 class EmbeddedBroker:
-    """An anonymous MQTT 3.1.1 broker (amqtt) served from the caller's event loop.
+    """An MQTT 3.1.1 broker (amqtt) served from the caller's event loop.
 
-    Clients must speak MQTT 3.1.1: amqtt refuses 5.0, and gmqtt's default of 5.0 only
-    works after a refused CONNACK and a delayed reconnect.
+    Anonymous without a `gate`; with one, only the clients and topics the gate
+    permits (`adapters.broker_access`), and a client whose secret stops holding is
+    disconnected within about a second. Clients must speak MQTT 3.1.1: amqtt refuses
+    5.0, and gmqtt's default of 5.0 only works after a refused CONNACK and a delayed
+    reconnect.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 1883, gate: BrokerGate | None = None
+    ) -> None:
         self.host = host
         self.port = port
+        self.gate = gate
         self._broker: Any = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -243,8 +252,8 @@ class EmbeddedBroker:
             logging.getLogger(name).setLevel(logging.WARNING)
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-            # Only anonymous auth: no $SYS publisher, no packet logging.
-            "plugins": {_ANONYMOUS_AUTH: {"allow_anonymous": True}},
+            # Only auth (and topic checks): no $SYS publisher, no packet logging.
+            "plugins": self._plugins(),
         }
         # Imported here: amqtt takes ~0.3 s to import and is unused with an external broker.
         from amqtt.broker import Broker  # noqa: PLC0415
@@ -257,12 +266,27 @@ class EmbeddedBroker:
             message = f"IOTLEDGER_EMBEDDED_MQTT_PORT: MQTT broker failed on {where}: {exc}"
             raise EmbeddedServiceError(message) from exc
         self._broker = broker
+        if self.gate is not None:
+            from iotledger.adapters.broker_plugins import sweep  # noqa: PLC0415
+
+            self._sweeper = asyncio.create_task(sweep(broker, self.gate))
         return self.url
 
     async def stop(self) -> None:
         broker, self._broker = self._broker, None
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
         if broker is not None:
             await broker.shutdown()
+
+    def _plugins(self) -> dict[str, Any]:
+        if self.gate is None:
+            return {_ANONYMOUS_AUTH: {"allow_anonymous": True}}
+        from iotledger.adapters.broker_plugins import PLUGINS  # noqa: PLC0415
+
+        return {plugin: {"gate": self.gate} for plugin in PLUGINS}
 
 
 def _check_port_free(host: str, port: int) -> None:

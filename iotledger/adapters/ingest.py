@@ -96,7 +96,7 @@ class _Submission:
         """Whether it names a device that does not exist, or one its caller may not see."""
         if self.access is None:
             return False
-        return not all(d in owners and self.access.allows(owners[d]) for d in self.devices)
+        return not all(d in owners and self.access.allows(owners[d], d) for d in self.devices)
 
 
 class ReadingIngest:

@@ -23,6 +23,7 @@ from psycopg import sql
 from iotledger.adapters.connections import second
 from iotledger.adapters.eventstore import MsgspecMapper
 from iotledger.projections.base import Event
+from iotledger.projections.failures import EventFailure, describe
 
 Batch = list[tuple[int, Event]]
 Request = tuple[int, int, tuple[str, ...], int]
@@ -84,7 +85,21 @@ class LogReader:
         params = (after, upto, list(topics), limit)
         rows = conn.execute(self._select, params, binary=True).fetchall()
         to_event = self._to_event
-        return [(n, to_event(oid, version, topic, state)) for n, oid, version, topic, state in rows]
+        try:
+            return [
+                (n, to_event(oid, version, topic, state)) for n, oid, version, topic, state in rows
+            ]
+        except Exception as error:
+            raise self._unreadable(rows) from error
+
+    def _unreadable(self, rows: list[Any]) -> Exception:
+        """The EventFailure of the first row that cannot be decoded (a rare road)."""
+        for n, oid, version, topic, state in rows:
+            try:
+                self._to_event(oid, version, topic, state)
+            except Exception as error:
+                return EventFailure(n, f"cannot be decoded: {describe(error)}")
+        return RuntimeError("a batch of events could not be decoded, but each one can")
 
     def _read_ahead(self, request: Request) -> None:
         if self._helper is None:

@@ -2,7 +2,7 @@
 
 Topics (base `T`): `T` (the Lambda IoT Core protocol: `sensor_reading`,
 `sensor_value`, `device_check_response`), `T/discovery`, and each device's own
-`T/devices/{id}/telemetry`, `.../commands/{cid}/ack` and `.../status`.
+`T/devices/{id}/telemetry`, `.../commands/{cid}/ack`, `.../status` and `.../claim`.
 
 The link hands over messages in batches (what it read from the socket in one
 go). The readings of a batch, telemetry and Lambda sensor readings alike, are
@@ -36,7 +36,7 @@ import itertools
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 from uuid import UUID
 
@@ -56,6 +56,7 @@ from iotledger.adapters.mqtt_messages import (
     CHECK_RESPONSE,
     READING_TYPES,
     SERVER_TO_DEVICE,
+    ClaimRequest,
     CommandAck,
     DeviceCheckResponse,
     DiscoveredComponent,
@@ -74,6 +75,7 @@ from iotledger.adapters.mqtt_readings import Drafts, Found
 from iotledger.adapters.topics import Channel, Route, Topics
 from iotledger.domain.command_service import COMMAND_NOT_FOUND, ReportCommand
 from iotledger.domain.commands import CommandStatus
+from iotledger.domain.credentials import secret_hash
 from iotledger.domain.device_service import DEVICE_NOT_FOUND
 from iotledger.domain.devices import FLEET, Component, ComponentKind, DeviceAccess
 from iotledger.domain.discovery_service import (
@@ -88,7 +90,9 @@ from iotledger.domain.errors import (
     InvalidInput,
     NotFound,
     Unavailable,
+    UnstorableText,
 )
+from iotledger.domain.identity_service import OfferClaim
 from iotledger.domain.ledger import Ledger
 from iotledger.domain.vocabulary import (
     DeviceStatus,
@@ -144,6 +148,7 @@ class Inbound:
             Channel.DISCOVERY: self._discovery,
             Channel.ACK: self._ack,
             Channel.STATUS: self._status,
+            Channel.CLAIM: self._claim,
         }
 
     async def handle(self, topic: str, payload: bytes) -> None:
@@ -371,6 +376,19 @@ class Inbound:
             self.presence.heard(device.id, at)
         await self._report(ReportDeviceStatus(device.id, status, device_cause(device.id), at))
 
+    async def _claim(self, route: Route, payload: bytes) -> None:
+        """The device may be claimed by whoever shows this secret in time."""
+        message = decode(payload, ClaimRequest)
+        device = await self._sender(route, None)
+        offer = OfferClaim(
+            device_id=device.id,
+            secret_hash=secret_hash(message.secret_key),
+            duration=timedelta(milliseconds=message.duration_ms),
+            by=device_cause(device.id),
+            at=now(),
+        )
+        await asyncio.to_thread(self.ledger.offer_claim, offer)
+
     # --- shared steps ---------------------------------------------------------------------------
 
     async def _sender(self, route: Route, named: UUID | None) -> KnownDevice:
@@ -379,7 +397,7 @@ class Inbound:
 
     async def _known(self, device_id: UUID, access: DeviceAccess | None) -> KnownDevice:
         device = await self.directory.device(device_id)
-        if device is None or (access is not None and not access.allows(device.owner)):
+        if device is None or (access is not None and not access.allows(device.owner, device.id)):
             raise Dropped("unknown_device", f"no device {device_id}")
         return device
 
@@ -430,6 +448,8 @@ def _reason(error: DomainError) -> str:
         return f"{error.what}_conflict"
     if isinstance(error, NotFound):
         return _NOT_FOUND_REASONS.get(str(error), "unknown_target")
+    if isinstance(error, UnstorableText):
+        return "unstorable_text"
     if isinstance(error, InvalidInput):
         return "invalid"
     return "rejected"

@@ -14,6 +14,7 @@ from uuid import UUID
 import msgspec
 
 from iotledger.adapters.topics import Route
+from iotledger.domain.devices import caused_by_device
 
 S = TypeVar("S")
 Instant = Annotated[datetime, msgspec.Meta(tz=True)]
@@ -84,6 +85,13 @@ class CommandAck(msgspec.Struct):
     device_id: UUID | None = None
 
 
+class ClaimRequest(msgspec.Struct):
+    """The device may be claimed with `secret_key` for the next `duration_ms`."""
+
+    secret_key: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    duration_ms: Annotated[int, msgspec.Meta(ge=1, le=7 * 24 * 3600 * 1000)]
+
+
 class StatusReport(msgspec.Struct):
     status: Literal["online", "offline"]
     device_id: UUID | None = None
@@ -115,7 +123,7 @@ def decode(payload: bytes, struct: type[S]) -> S:
 
 @functools.lru_cache(maxsize=65536)
 def device_cause(device_id: UUID) -> str:
-    return f"device:{device_id}"
+    return caused_by_device(device_id)
 
 
 def now() -> datetime:

@@ -140,6 +140,7 @@ class Settings(msgspec.Struct, frozen=True):
     metrics_port: int | None = None  # where a role without an HTTP API serves /metrics
     log_format: str = "text"  # text, or json: one JSON object a line
     access_log: bool = False  # one log line per HTTP request
+    mqtt_auth: str | None = None  # devices, dynsec or off; None: devices if embedded, else off
 
     def __repr__(self) -> str:
         fields = msgspec.structs.asdict(self) | {"jwt_secret": self.jwt_secret and "***"}
@@ -288,6 +289,19 @@ _log_format = _check(
     "is not one of text, json",
 )
 
+MQTT_AUTH_MODES = ("devices", "dynsec", "off")
+_mqtt_auth = _check(
+    lambda v, s: _text(v, s).strip().lower(),
+    lambda mode: mode in MQTT_AUTH_MODES,
+    "is not one of devices, dynsec, off",
+)
+
+
+def mqtt_auth_mode(settings: Settings) -> str:
+    """`IOTLEDGER_MQTT_AUTH`, or its default: `devices` with the embedded broker, else `off`."""
+    return settings.mqtt_auth or ("off" if settings.mqtt_url is not None else "devices")
+
+
 # field: (parser, [section] and key in the file); the environment variable is IOTLEDGER_<FIELD>.
 _FIELDS: dict[str, tuple[Callable[[object, str], object], str, str]] = {
     "host": (_host, "server", "host"),
@@ -315,6 +329,7 @@ _FIELDS: dict[str, tuple[Callable[[object, str], object], str, str]] = {
     "metrics_port": (_port, "server", "metrics_port"),
     "log_format": (_log_format, "server", "log_format"),
     "access_log": (_bool, "server", "access_log"),
+    "mqtt_auth": (_mqtt_auth, "mqtt", "auth"),
 }
 # Keys combined by the _apply_* functions below.
 _SPECIAL = {

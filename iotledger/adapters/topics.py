@@ -6,12 +6,17 @@
 - `T/devices/{device_id}/commands`: commands to a device
 - `T/devices/{device_id}/commands/{command_id}/ack`: a device's answer to a command
 - `T/devices/{device_id}/status`: a device's status, usable as its will
+- `T/devices/{device_id}/claim`: a device offers itself to be claimed
+
+And who may use which (`Acl`): a device its own topics, a gateway `T` and
+`T/discovery`.
 """
 
 from __future__ import annotations
 
 import functools
 from enum import StrEnum
+from typing import NamedTuple
 from uuid import UUID
 
 import msgspec
@@ -24,6 +29,7 @@ class Channel(StrEnum):
     COMMANDS = "commands"
     ACK = "ack"
     STATUS = "status"
+    CLAIM = "claim"
 
 
 class Route(msgspec.Struct, frozen=True):
@@ -32,6 +38,30 @@ class Route(msgspec.Struct, frozen=True):
     channel: Channel
     device_id: UUID | None = None
     command_id: UUID | None = None
+
+
+class Acl(NamedTuple):
+    """The topic filters a client may publish to and subscribe to."""
+
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+
+    def allows_publish(self, topic: str) -> bool:
+        return any(covers(allowed, topic) for allowed in self.publish)
+
+    def allows_subscribe(self, topic_filter: str) -> bool:
+        return any(covers(allowed, topic_filter) for allowed in self.subscribe)
+
+
+def covers(allowed: str, requested: str) -> bool:
+    """Whether every topic `requested` names (a topic, or a filter) is one `allowed` names.
+
+    `+` in `allowed` takes any one level (our lists hold no `#`); a wildcard in
+    `requested` is covered only by the same wildcard, so `T/devices/+/commands` is not
+    one device's `T/devices/x/commands`, and `T/#` is nobody's.
+    """
+    want, have = allowed.split("/"), requested.split("/")
+    return len(want) == len(have) and all(w in ("+", h) for w, h in zip(want, have, strict=True))
 
 
 class Topics:
@@ -51,6 +81,19 @@ class Topics:
     def status(self, device_id: UUID) -> str:
         return f"{self.base}/devices/{device_id}/status"
 
+    def claim(self, device_id: UUID) -> str:
+        return f"{self.base}/devices/{device_id}/claim"
+
+    def device_acl(self, device_id: UUID) -> Acl:
+        """A device's own client: its readings, status, answers and claim; its commands."""
+        own = f"{self.base}/devices/{device_id}"
+        publish = (self.telemetry(device_id), self.status(device_id), f"{own}/commands/+/ack")
+        return Acl(publish=(*publish, self.claim(device_id)), subscribe=(self.commands(device_id),))
+
+    def gateway_acl(self) -> Acl:
+        """A gateway speaks the Lambda IoT Core protocol for many devices."""
+        return Acl(publish=(self.base, self.discovery), subscribe=(self.base,))
+
     def subscriptions(self) -> tuple[str, ...]:
         """The filters the adapter subscribes to: everything devices send us."""
         devices = f"{self.base}/devices/+"
@@ -60,6 +103,7 @@ class Topics:
             f"{devices}/telemetry",
             f"{devices}/commands/+/ack",
             f"{devices}/status",
+            f"{devices}/claim",
         )
 
     def route(self, topic: str) -> Route | None:
@@ -81,10 +125,10 @@ def _route(base: str, topic: str) -> Route | None:
 
 
 def _device_route(parts: list[str]) -> Route | None:
-    """`{id}/telemetry`, `{id}/status` or `{id}/commands/{command_id}/ack`."""
+    """`{id}/telemetry`, `{id}/status`, `{id}/claim` or `{id}/commands/{command_id}/ack`."""
     try:
         device_id = UUID(parts[0])
-        if parts[1:] in (["telemetry"], ["status"]):
+        if parts[1:] in (["telemetry"], ["status"], ["claim"]):
             return Route(Channel(parts[1]), device_id)
         if len(parts) == 4 and parts[1] == "commands" and parts[3] == "ack":
             return Route(Channel.ACK, device_id, UUID(parts[2]))

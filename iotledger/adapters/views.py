@@ -17,14 +17,15 @@ counts). Its runner starts again from the committed position.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
 
 from psycopg import Cursor
 from psycopg_pool import ConnectionPool
 
-from iotledger.projections.base import View
+from iotledger.projections.base import LostRace, View
+from iotledger.projections.failures import Failure, ProjectionState
 
 W = TypeVar("W")
 
@@ -34,6 +35,33 @@ TRACKING_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_tracking ("
     " name text PRIMARY KEY,"
     " position bigint NOT NULL)"
+)
+# Beside the positions: the event each failing projection cannot apply, and the events
+# operators ordered projections to skip (iotledger.adapters.projection_failures).
+FAILURES_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_failures ("
+    " name text PRIMARY KEY,"
+    " state text NOT NULL,"
+    " position bigint NOT NULL,"
+    " error text NOT NULL,"
+    " attempts integer NOT NULL,"
+    " since timestamptz NOT NULL DEFAULT now(),"
+    " updated_at timestamptz NOT NULL DEFAULT now())",
+    "CREATE TABLE IF NOT EXISTS projection_skips ("
+    " name text NOT NULL,"
+    " position bigint NOT NULL,"
+    " error text NOT NULL,"
+    " skipped_at timestamptz NOT NULL DEFAULT now(),"
+    " PRIMARY KEY (name, position))",
+)
+SELECT_FAILURES = "SELECT name, state, position, error, attempts FROM projection_failures"
+_RECORD_FAILURE = (
+    "INSERT INTO projection_failures (name, state, position, error, attempts)"
+    " VALUES (%s, %s, %s, %s, %s)"
+    " ON CONFLICT (name) DO UPDATE SET state = excluded.state, position = excluded.position,"
+    " error = excluded.error, attempts = excluded.attempts, updated_at = now(),"
+    " since = CASE WHEN projection_failures.position = excluded.position"
+    " THEN projection_failures.since ELSE now() END"
 )
 
 # One round trip: move the position from `after` (NULL: no row yet) to the new one,
@@ -48,10 +76,6 @@ _ADVANCE = (
     " SELECT pg_notify(%(channel)s, %(name)s || ':' || position),"
     " set_config('synchronous_commit', 'off', true) FROM advanced"
 )
-
-
-class LostRace(RuntimeError):
-    """Another runner applied these events first; this batch was rolled back."""
 
 
 class PostgresView(View[W]):
@@ -102,6 +126,33 @@ class PostgresView(View[W]):
             for table in self.tables:
                 conn.execute(f"TRUNCATE {table}")  # names are ours, never input
             conn.execute("DELETE FROM projection_tracking WHERE name = %s", (self.name,))
+            conn.execute("DELETE FROM projection_failures WHERE name = %s", (self.name,))
+
+    def failure(self) -> Failure | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(f"{SELECT_FAILURES} WHERE name = %s", (self.name,)).fetchone()
+        return None if row is None else failure_of_row(row)
+
+    def record_failure(self, failure: Failure) -> None:
+        values = (self.name, failure.state.value, failure.position, failure.error, failure.attempts)
+        with self.pool.connection() as conn:
+            conn.execute(_RECORD_FAILURE, values)
+
+    def clear_failure(self) -> None:
+        with self.pool.connection() as conn:
+            conn.execute("DELETE FROM projection_failures WHERE name = %s", (self.name,))
+
+    def skipped(self) -> frozenset[int]:
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT position FROM projection_skips WHERE name = %s", (self.name,)
+            ).fetchall()
+        return frozenset(int(row[0]) for row in rows)
+
+
+def failure_of_row(row: Sequence[Any]) -> Failure:
+    """A failure from a row of `SELECT_FAILURES` (its first column is the name)."""
+    return Failure(ProjectionState(row[1]), int(row[2]), str(row[3]), int(row[4]))
 
 
 def tracking_positions(pool: ConnectionPool[Any]) -> dict[str, int]:

@@ -6,11 +6,12 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.types import ASGIApp
 
-from iotledger.api.auth import provide_principal
+from iotledger.api.auth import provide_caller, provide_principal
 from iotledger.api.bodies import JsonBodyRequest
 from iotledger.api.errors import EXCEPTION_HANDLERS
 from iotledger.api.intake import IntakeLane
 from iotledger.api.lambda_iot.components import LambdaActorsController, LambdaSensorsController
+from iotledger.api.lambda_iot.credentials import LambdaCredentialsController
 from iotledger.api.lambda_iot.devices import LambdaDevicesController
 from iotledger.api.lambda_iot.mqtt_actions import MqttActionsController
 from iotledger.api.lambda_iot.readings import LambdaReadingsController
@@ -23,6 +24,10 @@ from iotledger.api.schema_pages import openapi_config, schema_routes
 from iotledger.api.telemetry.auth import TelemetryAuthController
 from iotledger.api.telemetry.commands import TelemetryCommandsController
 from iotledger.api.telemetry.devices import TelemetryDevicesController
+from iotledger.api.telemetry.identity import (
+    TelemetryDeviceIdentityController,
+    TelemetryGatewaysController,
+)
 from iotledger.api.telemetry.telemetry import TelemetryController
 from iotledger.bootstrap import Services
 
@@ -52,11 +57,15 @@ def create_litestar(services: Services) -> Litestar:
             TelemetryCommandsController,
             TelemetryController,
             LambdaReadingsController,
+            LambdaCredentialsController,
+            TelemetryDeviceIdentityController,
+            TelemetryGatewaysController,
             *schema_routes(services.settings),
         ],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
             "principal": Provide(provide_principal),
+            "caller": Provide(provide_caller),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=JsonBodyRequest,

@@ -20,7 +20,7 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
 
-from iotledger.api.auth import principal_of
+from iotledger.api.auth import caller_of
 from iotledger.api.bodies import decode_json
 from iotledger.api.errors import REQUIRED, answer_or_log, describe_body_error, error_body
 from iotledger.api.telemetry.telemetry import NewTelemetry, TelemetryReading, record_telemetry
@@ -81,16 +81,16 @@ class IntakeLane:
             await _answer(send, 201, created)
 
     async def _record(self, scope: HTTPScope, device_id: UUID, body: bytes) -> TelemetryReading:
-        """In Litestar's order: a body that is not JSON, then the token, then the fields."""
+        """In Litestar's order: a body that is not JSON, then the caller, then the fields."""
         value = decode_json(body) if body else None
-        principal = principal_of(self.services, _header(scope, b"authorization"))
+        caller = await caller_of(self.services, _header(scope, b"authorization"), device_id)
         if not body:
             raise InvalidInput(f"data: {REQUIRED}")
         try:
             data = msgspec.convert(value, NewTelemetry, strict=False)
         except msgspec.ValidationError as e:
             raise InvalidInput(describe_body_error(e)) from None
-        return await record_telemetry(self.services, device_id, data, principal)
+        return await record_telemetry(self.services, device_id, data, caller)
 
 
 async def _body(receive: Receive) -> bytes | None:

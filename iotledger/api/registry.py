@@ -12,10 +12,10 @@ from typing import TypeVar
 
 from msgspec import UnsetType
 
-from iotledger.api.auth import Principal
+from iotledger.api.auth import Caller, DeviceCaller
 from iotledger.api.deps import off_loop
 from iotledger.bootstrap import Services
-from iotledger.domain.devices import DeviceAccess, caused_by_user
+from iotledger.domain.devices import DeviceAccess, caused_by_device, caused_by_user
 from iotledger.domain.errors import NotFound
 from iotledger.domain.service import Written
 from iotledger.projections.devices import DeviceProjection
@@ -34,13 +34,17 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def cause(principal: Principal) -> str:
-    return caused_by_user(principal.user_id)
+def cause(caller: Caller) -> str:
+    if isinstance(caller, DeviceCaller):
+        return caused_by_device(caller.device_id)
+    return caused_by_user(caller.user_id)
 
 
-def access_of(principal: Principal) -> DeviceAccess:
-    """A Device Telemetry caller: the shared fleet and their own devices."""
-    return DeviceAccess(user_id=principal.user_id)
+def access_of(caller: Caller) -> DeviceAccess:
+    """A Device Telemetry user: the shared fleet and their own devices; a device: itself."""
+    if isinstance(caller, DeviceCaller):
+        return DeviceAccess(device_id=caller.device_id)
+    return DeviceAccess(user_id=caller.user_id)
 
 
 def given(value: T | UnsetType) -> T | None:

@@ -15,6 +15,7 @@ import msgspec
 
 from iotledger.api.deps import off_loop
 from iotledger.bootstrap import Services
+from iotledger.domain.storable import check_storable
 from iotledger.domain.user_service import RegisterUser, RehashPassword
 from iotledger.domain.users import InvalidCredentials, normalise
 from iotledger.projections.users import UserSummary
@@ -77,8 +78,10 @@ async def sign_in(
     """The user, or InvalidCredentials, or TooManyRequests before any password is checked.
 
     An unknown name is checked against a decoy hash and counted like a known
-    one, so it costs as long and answers the same as a wrong password.
+    one, so it costs as long and answers the same as a wrong password. A name no
+    table could hold (a NUL character) is refused before it is looked up or counted.
     """
+    check_storable(name, "username or email")
     user = await off_loop(lookup, name)
     account = f"name:{normalise(name)}" if user is None else f"user:{user.id}"
     attempt = await off_loop(services.login_limiter.begin, account, client)

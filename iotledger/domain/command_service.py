@@ -18,7 +18,7 @@ import msgspec
 from eventsourcing.domain import Aggregate
 
 from iotledger.domain.commands import Command, CommandStatus, Delivery
-from iotledger.domain.device_service import DEVICE_NOT_FOUND
+from iotledger.domain.device_service import DEVICE_NOT_FOUND, owner_after
 from iotledger.domain.devices import Device, DeviceAccess
 from iotledger.domain.discovery_service import DiscoveryService
 from iotledger.domain.errors import InvalidInput, NotFound
@@ -159,11 +159,12 @@ class CommandService(DiscoveryService):
         return command
 
     def _ensure_visible(self, device_id: UUID, access: DeviceAccess) -> None:
-        """The device was registered and the caller may see it (its owner never changes)."""
-        first = list(self.events.get(device_id, lte=1))
-        if not first or not isinstance(first[0], Device.Registered):
+        """The device was registered and the caller may see it (also once deleted; a claim
+        moves it to its claimant's tenancy)."""
+        events = cast(list[Aggregate.Event], list(self.events.get(device_id)))
+        if not events or not isinstance(events[0], Device.Registered):
             raise NotFound(DEVICE_NOT_FOUND)
-        if not access.allows(first[0].owner):
+        if not access.allows(owner_after(events), device_id):
             raise NotFound(DEVICE_NOT_FOUND)
 
     def _saved(self, command: Command) -> Written:

@@ -158,7 +158,7 @@ class DeviceService(LedgerService):
     def device(self, device_id: UUID, access: DeviceAccess) -> Device:
         """The device as it is now; NotFound if deleted or not the caller's to see."""
         device = self.load(Device, device_id, DEVICE_NOT_FOUND)
-        if not access.allows(device.owner):
+        if not access.allows(device.owner, device.id):
             raise NotFound(DEVICE_NOT_FOUND)
         device.ensure_exists()
         return device
@@ -176,7 +176,7 @@ class DeviceService(LedgerService):
         events = cast(list[Event], list(self.events.get(device_id)))
         if not events or not isinstance(events[0], Device.Registered):
             raise NotFound(DEVICE_NOT_FOUND)
-        if not access.allows(events[0].owner):
+        if not access.allows(owner_after(events), device_id):
             raise NotFound(DEVICE_NOT_FOUND)
         return events
 
@@ -206,3 +206,12 @@ class DeviceService(LedgerService):
             raise Conflict(f"{kind} already exists")
         found.reclaim(kind, device_id, at)
         return found
+
+
+def owner_after(events: Sequence[Event]) -> UUID | None:
+    """Whose the device is after these events: its registrant's, or its last claimant's."""
+    owner: UUID | None = None
+    for event in events:
+        if isinstance(event, Device.Registered | Device.Claimed):
+            owner = event.owner
+    return owner

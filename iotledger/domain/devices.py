@@ -16,7 +16,7 @@ happened.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, NamedTuple, TypeVar
 from uuid import UUID
@@ -24,6 +24,12 @@ from uuid import UUID
 import msgspec
 from eventsourcing.domain import Aggregate
 
+from iotledger.domain.credentials import (
+    ClaimRefused,
+    CredentialKind,
+    same_hash,
+    username_of,
+)
 from iotledger.domain.errors import Conflict, HeldElsewhere, InvalidInput, NotFound
 from iotledger.domain.vocabulary import DeviceStatus
 
@@ -44,17 +50,27 @@ def caused_by_user(user_id: UUID) -> str:
     return f"user:{user_id}"
 
 
+def caused_by_device(device_id: UUID) -> str:
+    """The `by` of an event a device caused, over MQTT or signed in as itself."""
+    return f"device:{device_id}"
+
+
 class DeviceAccess(msgspec.Struct, frozen=True):
     """Whose devices a caller may see and change: the one tenancy rule.
 
     `user_id=None` is the shared fleet's view (the Lambda IoT Core dialect, MQTT):
     shared devices only. A signed-in user of the Device Telemetry dialect sees the
-    shared fleet and their own private devices; anyone else's answer 404.
+    shared fleet and their own private devices; anyone else's answer 404. A device
+    signed in with its own credentials (`device_id`) speaks for itself alone,
+    whoever owns it.
     """
 
     user_id: UUID | None = None
+    device_id: UUID | None = None
 
-    def allows(self, owner: UUID | None) -> bool:
+    def allows(self, owner: UUID | None, device_id: UUID | None = None) -> bool:
+        if self.device_id is not None:
+            return device_id == self.device_id
         return owner is None or owner == self.user_id
 
 
@@ -119,6 +135,16 @@ class ComponentChanges(msgspec.Struct, frozen=True):
         )
 
 
+class ClaimOffer(msgspec.Struct, frozen=True):
+    """What a device offered to be claimed with: a secret's hash, until when."""
+
+    secret_hash: str
+    expires_at: datetime
+
+
+CLAIM_DURATION_MAX = timedelta(days=7)
+
+
 class Device(Aggregate):
     """A device of the shared fleet (owner None) or of one user alone."""
 
@@ -131,11 +157,15 @@ class Device(Aggregate):
     metadata: Metadata
     components: dict[UUID, Component]
     deleted: bool
+    secret_hash: str | None
+    claim_offer: ClaimOffer | None
 
     def __init__(self) -> None:
         """The blank that `Registered` fills in; every state comes from events."""
         self.components = {}
         self.deleted = False
+        self.secret_hash = None
+        self.claim_offer = None
 
     class Registered(Aggregate.Created):
         owner: UUID | None
@@ -195,6 +225,47 @@ class Device(Aggregate):
 
         def apply(self, device: Device) -> None:
             device.deleted = True
+
+    class CredentialsIssued(Aggregate.Event):
+        """The device got a username and secret (only the secret's hash is here)."""
+
+        username: str
+        secret_hash: str
+        by: str
+
+        def apply(self, device: Device) -> None:
+            device.secret_hash = self.secret_hash
+
+    class CredentialsRotated(CredentialsIssued):
+        """A new secret replaced the old one, which no longer works."""
+
+    class CredentialsRevoked(Aggregate.Event):
+        username: str
+        by: str
+
+        def apply(self, device: Device) -> None:
+            device.secret_hash = None
+
+    class ClaimOffered(Aggregate.Event):
+        """The device may be claimed by whoever shows this secret before it expires."""
+
+        secret_hash: str
+        expires_at: datetime
+        by: str
+
+        def apply(self, device: Device) -> None:
+            device.claim_offer = ClaimOffer(self.secret_hash, self.expires_at)
+
+    class Claimed(Aggregate.Event):
+        """The device left the shared fleet (or its owner) for `owner`'s tenancy."""
+
+        owner: UUID
+        previous_owner: UUID | None
+        by: str
+
+        def apply(self, device: Device) -> None:
+            device.owner = self.owner
+            device.claim_offer = None
 
     class ComponentEvent(Aggregate.Event):
         """Base of the component events; `kind` is fixed by each concrete class."""
@@ -313,13 +384,46 @@ class Device(Aggregate):
             self._trigger(self.StatusChanged, at, status=changes.status, by=by)
 
     def delete(self, by: str, at: datetime) -> list[UUID]:
-        """Delete the device and remove its components first; their ids."""
+        """Delete the device, removing its components and credentials first; their ids."""
         self.ensure_exists()
         removed = list(self.components.items())
         for component_id, component in removed:
             self.remove_component(component.kind, component_id, by, at)
+        if self.secret_hash is not None:
+            self.revoke_credentials(by, at)
         self._trigger(self.Deleted, at, by=by)
         return [component_id for component_id, _ in removed]
+
+    @property
+    def username(self) -> str:
+        return username_of(CredentialKind.DEVICE, self.id)
+
+    def issue_credentials(self, secret_hash: str, by: str, at: datetime) -> None:
+        """Issue the device's secret; a second issue rotates it (the old one stops working)."""
+        self.ensure_exists()
+        issued = self.CredentialsIssued if self.secret_hash is None else self.CredentialsRotated
+        self._trigger(issued, at, username=self.username, secret_hash=secret_hash, by=by)
+
+    def revoke_credentials(self, by: str, at: datetime) -> None:
+        self.ensure_exists()
+        if self.secret_hash is None:
+            raise NotFound("device has no credentials")
+        self._trigger(self.CredentialsRevoked, at, username=self.username, by=by)
+
+    def offer_claim(self, secret_hash: str, duration: timedelta, by: str, at: datetime) -> None:
+        self.ensure_exists()
+        if not timedelta(0) < duration <= CLAIM_DURATION_MAX:
+            raise InvalidInput(f"a claim lasts more than 0 and at most {CLAIM_DURATION_MAX}")
+        expires_at = at + duration
+        self._trigger(self.ClaimOffered, at, secret_hash=secret_hash, expires_at=expires_at, by=by)
+
+    def claim(self, owner: UUID, secret_hash: str, by: str, at: datetime) -> None:
+        """`owner` takes the device, if the secret is the offered one and still valid."""
+        self.ensure_exists()
+        offer = self.claim_offer
+        if offer is None or at >= offer.expires_at or not same_hash(offer.secret_hash, secret_hash):
+            raise ClaimRefused("wrong or expired claim secret")
+        self._trigger(self.Claimed, at, owner=owner, previous_owner=self.owner, by=by)
 
     def component(self, kind: ComponentKind, component_id: UUID) -> Component:
         found = self.components.get(component_id)
@@ -436,6 +540,7 @@ DEVICE_EVENTS: tuple[type[Aggregate.Event], ...] = (
     Device.MetadataReplaced,
     Device.StatusChanged,
     Device.Deleted,
+    Device.Claimed,
     *(event for events in _EVENTS.values() for event in events),
 )
 """Every concrete event a device records, for the projections that read them."""

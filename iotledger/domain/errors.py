@@ -17,6 +17,11 @@ class InvalidInput(DomainError):
     code = "VALIDATION_ERROR"
 
 
+class UnstorableText(InvalidInput):
+    """Text no read model could keep (a NUL character, a lone surrogate): see
+    `iotledger.domain.storable`."""
+
+
 class NotFound(DomainError):
     code = "NOT_FOUND"
 

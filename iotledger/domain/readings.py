@@ -27,6 +27,7 @@ import msgspec
 from eventsourcing.domain import Aggregate
 
 from iotledger.domain.errors import InvalidInput, NotFound
+from iotledger.domain.storable import check_storable
 
 READING_NAMESPACE = uuid5(NAMESPACE_URL, "iotledger:reading")
 _canonical = msgspec.json.Encoder(order="sorted")
@@ -105,27 +106,14 @@ def check_recorded_at(recorded_at: datetime) -> datetime:
 def check_telemetry_type(telemetry_type: str) -> str:
     if not telemetry_type.strip() or len(telemetry_type) > MAX_TYPE_LENGTH:
         raise InvalidInput(f"telemetry_type must be 1 to {MAX_TYPE_LENGTH} characters")
-    if "\x00" in telemetry_type:
-        raise InvalidInput("telemetry_type must not contain NUL characters")
+    check_storable(telemetry_type, "telemetry_type")
     return telemetry_type
 
 
 def check_payload(payload: dict[str, Any]) -> dict[str, Any]:
-    """A payload's text holds no NUL character.
-
-    The log would take one, but no read model could (PostgreSQL text refuses it),
-    so one such reading would stop the projection at its position forever.
-    """
-    pending: list[Any] = [payload]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, dict):
-            pending.extend(item)
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-        elif isinstance(item, str) and "\x00" in item:
-            raise InvalidInput("payload text must not contain NUL characters")
+    """A payload's text is storable (`iotledger.domain.storable`): checked here, on the
+    command, because readings reach the log by a road of their own (the ingest)."""
+    check_storable(payload, "payload")
     return payload
 
 

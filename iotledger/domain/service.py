@@ -16,6 +16,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from iotledger.domain.errors import Conflict, NotFound
+from iotledger.domain.storable import check_storable_event
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -39,7 +40,14 @@ class LedgerService(Application[UUID]):
         return aggregate
 
     def append(self, *aggregates: Any, conflict: str = "resource already exists") -> int:
-        """Save in one transaction; the position reached, or Conflict if an id was taken."""
+        """Save in one transaction; the position reached, or Conflict if an id was taken.
+
+        Every event is checked first: text no read model could store is refused
+        (UnstorableText) before anything is saved, whichever channel sent it.
+        """
+        for aggregate in aggregates:
+            for event in aggregate.pending_events:
+                check_storable_event(event)
         try:
             recordings = self.save(*aggregates)
         except IntegrityError:

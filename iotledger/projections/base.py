@@ -15,10 +15,17 @@ from typing import Any, ClassVar, Generic, TypeVar
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.utils import get_topic
 
+from iotledger.projections.failures import Failure
+
 Event = DomainEventProtocol[Any]
 Positioned = tuple[int, Event]
 """An event with its position in the log (its notification id)."""
 UnitOfWork = TypeVar("UnitOfWork")
+
+
+class LostRace(RuntimeError):
+    """Another runner applied these events first; this batch was rolled back (a view's
+    `unit_of_work` raises it). Never an event's fault: its runner starts again."""
 
 
 class View(ABC, Generic[UnitOfWork]):
@@ -35,7 +42,24 @@ class View(ABC, Generic[UnitOfWork]):
 
     @abstractmethod
     def wipe(self) -> None:
-        """Forget every row and the position, so that a rebuild starts from nothing."""
+        """Forget every row, the position and any failure, so that a rebuild starts
+        from nothing (the skips an operator ordered stay: see `skipped`)."""
+
+    @abstractmethod
+    def failure(self) -> Failure | None:
+        """The failure recorded for this projection (by any process), if any."""
+
+    @abstractmethod
+    def record_failure(self, failure: Failure) -> None:
+        """Record (or replace) this projection's failure, for every process to see."""
+
+    @abstractmethod
+    def clear_failure(self) -> None:
+        """The projection is past its failure: forget it."""
+
+    @abstractmethod
+    def skipped(self) -> frozenset[int]:
+        """The log positions an operator ordered this projection to leave out."""
 
 
 class Projection(ABC, Generic[UnitOfWork]):

@@ -137,6 +137,10 @@ class DeviceProjection(Projection[DeviceRows]):
         work.change_device(event.originator_id, event.timestamp, {"status": event.status})
 
     @apply.register
+    def _(self, event: Device.Claimed, work: DeviceRows) -> None:
+        work.change_device(event.originator_id, event.timestamp, {"owner": event.owner})
+
+    @apply.register
     def _(self, event: Device.Deleted, work: DeviceRows) -> None:
         work.remove_device(event.originator_id)
 

@@ -54,7 +54,7 @@ class Scenario:
     topology: tuple[str | None, ...] = ROLES
     hold_factor: float = 1.0
     bounded_wait: bool = False  # the promise includes: no REST request waits > WAIT_LIMIT
-    known_bug: str | None = None  # the branch fixing what makes it fail today
+    known_bug: str | None = None  # why it misses its promise today (a broker limit)
     isolated: bool = False  # on a deployment of its own: it may leave the shared one broken
 
     def promise(self, size: Size) -> str:
@@ -73,8 +73,9 @@ SCENARIOS = (
     Scenario(
         "mosquitto kill -9 + restart",
         faults.kill_broker,
-        known_bug="finding: Mosquitto 2.0.11 restores persistent sessions but not their shared"
-        " subscriptions, so what it acknowledges before the adapter subscribes again is dropped",
+        known_bug="Mosquitto 2.0.11 restores persistent sessions but not their shared"
+        " subscriptions, so what it acknowledges before the adapter subscribes again is dropped"
+        " (docs/reliability.md)",
     ),
     Scenario("pg_terminate_backend (all)", faults.terminate_connections),
     Scenario(
@@ -82,32 +83,27 @@ SCENARIOS = (
         faults.lock_events,
         hold_factor=6.0,
         bounded_wait=True,
-        known_bug="failfast: statement/lock timeouts, 503 + Retry-After instead of hangs",
     ),
     Scenario(
         "mqtt replicas 1 -> 3 -> 1",
         faults.scale_mqtt,
         hold_factor=2.0,
         isolated=True,  # the replicas' sessions stay in the broker's share group
-        known_bug="mqtt: unsubscribe on SIGTERM (a gone member keeps its share)",
     ),
     Scenario(
         "poison: NUL (REST, MQTT)",
         poison.poison(poison.nul_requests, poison.nul_messages),
         isolated=True,  # an event the views cannot hold may wedge them
-        known_bug="poison: a NUL in a command is accepted (201) and wedges the projections",
     ),
     Scenario(
         "poison: deep JSON, bad UTF-8, cursors",
         poison.poison(poison.edge_requests, poison.edge_messages),
         isolated=True,
-        known_bug="edge: deep JSON, invalid UTF-8 and huge cursor integers answer 500",
     ),
     Scenario(
         "poison: MQTT payload > 1 MiB",
         poison.poison(poison.no_requests, poison.oversized_messages),
         isolated=True,
-        known_bug="mqtt: a payload over IOTLEDGER_MAX_BODY_BYTES is stored, not dropped",
     ),
 )
 

@@ -24,7 +24,7 @@ from litestar import Controller, Response, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 
-from iotledger.api.auth import Principal
+from iotledger.api.auth import Caller, Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.openapi import raises
 from iotledger.api.pagination import PAGE_HEADERS, Cursor, Limit, decode_cursor, page_response
@@ -200,14 +200,15 @@ class TelemetryCommandsController(Controller):
         command_id: FromPath[UUID],
         data: JSONBody[CommandUpdate],
         services: NamedDependency[Services],
-        principal: NamedDependency[Principal],
+        caller: NamedDependency[Caller],
     ) -> TelemetryCommand:
+        """A device may answer its own commands with its credentials (HTTP Basic)."""
         report = ReportCommand(
             command_id=command_id,
             device_id=device_id,
-            access=access_of(principal),
+            access=access_of(caller),
             status=data.reported(),
-            by=cause(principal),
+            by=cause(caller),
             at=now(),
             executed_at=data.executed_at,
             result=data.result,

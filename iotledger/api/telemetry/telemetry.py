@@ -22,7 +22,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from iotledger.adapters.reading_view import Bounds
-from iotledger.api.auth import Principal
+from iotledger.api.auth import Caller, Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.openapi import raises
 from iotledger.api.pagination import (
@@ -45,6 +45,7 @@ from iotledger.bootstrap import Services
 from iotledger.domain.errors import Conflict, InvalidInput
 from iotledger.domain.reading_service import RecordReading
 from iotledger.domain.readings import MAX_KEY_LENGTH, MAX_TYPE_LENGTH
+from iotledger.domain.storable import check_storable
 from iotledger.projections.readings import ReadingRow
 
 LIST_NAME = "telemetry"
@@ -102,11 +103,12 @@ class TelemetryController(Controller):
         device_id: FromPath[UUID],
         data: JSONBody[NewTelemetry],
         services: NamedDependency[Services],
-        principal: NamedDependency[Principal],
+        caller: NamedDependency[Caller],
     ) -> TelemetryReading:
         """The common request is answered before Litestar sees it (`api.intake`), by
-        `record_telemetry` too: what comes here is the rest (chunked bodies and the like)."""
-        return await record_telemetry(services, device_id, data, principal)
+        `record_telemetry` too: what comes here is the rest (chunked bodies and the like).
+        A device may post its own readings with its credentials (HTTP Basic)."""
+        return await record_telemetry(services, device_id, data, caller)
 
     @get("/", response_headers=PAGE_HEADERS)
     async def list_telemetry(
@@ -122,6 +124,7 @@ class TelemetryController(Controller):
         telemetry_type: Annotated[str | None, QueryParameter(max_length=MAX_TYPE_LENGTH)] = None,
     ) -> Response[list[TelemetryReading]]:
         """Newest device time first; `from` (inclusive) and `to` (exclusive) bound it."""
+        check_storable(telemetry_type, "telemetry_type")  # no text column could match it
         bounds = Bounds(
             after=page_end(decode_cursor(LIST_NAME, cursor, width=2)),
             since=instant(since, "from"),
@@ -148,7 +151,7 @@ class TelemetryController(Controller):
 
 
 async def record_telemetry(
-    services: Services, device_id: UUID, data: NewTelemetry, principal: Principal
+    services: Services, device_id: UUID, data: NewTelemetry, caller: Caller
 ) -> TelemetryReading:
     """A reading of a device the caller may see (else 404, as if it did not exist)."""
     reading = RecordReading(
@@ -156,10 +159,10 @@ async def record_telemetry(
         telemetry_type=data.telemetry_type,
         payload=data.payload,
         recorded_at=data.recorded_at or now(),
-        by=cause(principal),
+        by=cause(caller),
         key=None if data.id is None else str(data.id),
     )
-    (outcome,) = await record_readings(services, [reading], access_of(principal))
+    (outcome,) = await record_readings(services, [reading], access_of(caller))
     if outcome.new:  # answered as it will be listed: in UTC
         recorded_at = reading.recorded_at.astimezone(UTC)
         return TelemetryReading(outcome.id, data.telemetry_type, data.payload, recorded_at)

@@ -1,0 +1,64 @@
+"""What both dialects' credential endpoints share: the secret is made here, shown once.
+
+The secret is 32 random bytes (`secrets.token_urlsafe`), made at the edge and
+handed to the domain only as its hash. A write waits until the credentials
+read model applied it, so the credential works (or stops working) as soon as
+the answer arrives.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+from uuid import UUID
+
+import msgspec
+
+from iotledger.api.deps import off_loop
+from iotledger.api.registry import now
+from iotledger.bootstrap import Services
+from iotledger.domain.credentials import CredentialKind, secret_hash, username_of
+from iotledger.domain.devices import DeviceAccess
+from iotledger.domain.identity_service import IssueCredentials, RevokeCredentials
+from iotledger.domain.service import Written
+from iotledger.projections.credentials import CredentialProjection
+
+C = TypeVar("C")
+
+
+class IssuedCredentials(msgspec.Struct):
+    device_id: UUID
+    username: str
+    password: str
+    issued_at: datetime
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+async def record_identity(services: Services, write: Callable[[C], Written], command: C) -> Written:
+    """Write, then wait until the credentials read model shows it."""
+    written = await off_loop(write, command)
+    await services.watch.wait(written.position, CredentialProjection.name)
+    return written
+
+
+async def issue_device_credentials(
+    services: Services, device_id: UUID, access: DeviceAccess, by: str
+) -> IssuedCredentials:
+    """Issue, or rotate: the previous secret stops working."""
+    password, at = new_secret(), now()
+    command = IssueCredentials(device_id, access, secret_hash(password), by, at)
+    await record_identity(services, services.ledger.issue_credentials, command)
+    username = username_of(CredentialKind.DEVICE, device_id)
+    return IssuedCredentials(device_id, username, password, at)
+
+
+async def revoke_device_credentials(
+    services: Services, device_id: UUID, access: DeviceAccess, by: str
+) -> None:
+    command = RevokeCredentials(device_id, access, by, now())
+    await record_identity(services, services.ledger.revoke_credentials, command)

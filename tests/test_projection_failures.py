@@ -1,0 +1,257 @@
+"""A view never wedges silently on one event: it stops there, visibly, until an operator
+resumes it or skips that one event; every other projection goes on.
+
+The poison events here are written straight into the event store, past the domain's
+check at the edge (`LedgerService.append`), as a bug or an older version could have.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+
+from iotledger.adapters.catalog import PROJECTIONS
+from iotledger.adapters.database import migrate
+from iotledger.adapters.projection_failures import transient
+from iotledger.adapters.settings import DatabaseUrl, Settings, SettingsError
+from iotledger.bootstrap import Services, bootstrap
+from iotledger.domain.devices import FLEET, Device
+from iotledger.domain.vocabulary import DeviceStatus
+from iotledger.maintenance import rebuild, resume_projection, skip_event
+from iotledger.projections.failures import ProjectionState
+from iotledger.projections.runner import ProjectionRunner
+from iotledger.projections.users import UserProjection
+from tests.processes import environment, run, wait_until
+from tests.test_projection_runner import append_users, head
+
+
+@pytest.fixture
+def quiet_services(settings: Settings, fresh_database_url: DatabaseUrl) -> Iterator[Services]:
+    services = bootstrap(settings, fresh_database_url)
+    migrate(fresh_database_url, services.ledger)
+    yield services
+    services.close()
+
+
+@pytest.fixture
+def running(quiet_services: Services) -> Iterator[dict[str, ProjectionRunner]]:
+    """The users and devices projections, running, polling fast for an operator's answer."""
+    runners = {
+        name: ProjectionRunner(
+            PROJECTIONS[name][0](quiet_services.views[name]),
+            quiet_services.feed,
+            transient=transient,
+            poll=0.1,
+        )
+        for name in ("users", "devices")
+    }
+    for runner in runners.values():
+        runner.start()
+    yield runners
+    for runner in runners.values():
+        runner.stop()
+
+
+def save_device(services: Services, name: str, **fields: Any) -> tuple[UUID, int]:
+    """A device saved as is, without the domain's check: its id and log position."""
+    device = Device.register(
+        device_id=uuid4(),
+        owner=None,
+        name=name,
+        device_type=fields.get("device_type", "sensor"),
+        description="",
+        location="",
+        status=DeviceStatus.OK,
+        metadata=fields.get("metadata", {}),
+        by="test",
+        at=datetime.now(UTC),
+    )
+    services.ledger.save(device)
+    return device.id, head(services)
+
+
+def shown(services: Services, device_id: UUID) -> bool:
+    return services.devices.device(device_id, FLEET) is not None
+
+
+def state_of(services: Services, name: str) -> Any:
+    return next(row for row in services.projection_statuses() if row.name == name)
+
+
+def stopped_at(runner: ProjectionRunner, position: int) -> bool:
+    health = runner.health()
+    return health.state == ProjectionState.STOPPED and health.failing_at == position
+
+
+def test_a_poison_event_stops_its_projection_visibly_and_the_others_go_on(
+    quiet_services: Services, running: dict[str, ProjectionRunner]
+) -> None:
+    services = quiet_services
+    before, _ = save_device(services, "good")
+    poison, at = save_device(services, "bad", metadata={"note": "a\x00b"})
+    after, _ = save_device(services, "later")
+    append_users(services, 2)
+    wait_until(lambda: stopped_at(running["devices"], at), timeout=20)
+    wait_until(lambda: (services.users.position() or 0) == head(services))
+    assert len(services.users.all_users()) == 2  # another projection went on
+    assert shown(services, before)
+    assert not shown(services, poison)
+    assert not shown(services, after)
+    row = state_of(services, "devices")
+    assert (row.state, row.failing_at, row.position) == ("stopped", at, at - 1)
+    assert "\\u0000" in (row.error or "") or "NUL" in (row.error or "")
+    assert state_of(services, "users").state == "running"
+    health = running["devices"].health()
+    assert health.failures >= 3
+    assert health.error == row.error
+
+
+def test_resume_with_nothing_changed_stops_again_and_skip_goes_past_that_one_event(
+    quiet_services: Services, running: dict[str, ProjectionRunner]
+) -> None:
+    services = quiet_services
+    runner = running["devices"]
+    _, at = save_device(services, "bad\x00")
+    after, _ = save_device(services, "later")
+    wait_until(lambda: stopped_at(runner, at), timeout=20)
+    failures = runner.health().failures
+    assert resume_projection(services, "devices").position == at
+    wait_until(lambda: runner.health().failures >= failures + 3 and stopped_at(runner, at))
+    assert state_of(services, "devices").state == "stopped"
+    with pytest.raises(SettingsError, match=f"fails at {at}, not at {at + 1}"):
+        skip_event(services, "devices", at + 1)
+    assert skip_event(services, "devices", at)
+    wait_until(lambda: shown(services, after))
+    assert runner.health().state == ProjectionState.RUNNING
+    assert state_of(services, "devices").state == "running"
+    newest, _ = save_device(services, "newest")
+    wait_until(lambda: shown(services, newest))
+
+
+def test_a_rebuild_leaves_out_the_events_operators_skipped(
+    quiet_services: Services, running: dict[str, ProjectionRunner]
+) -> None:
+    services = quiet_services
+    _, at = save_device(services, "bad", device_type="x\x00")
+    after, _ = save_device(services, "later")
+    wait_until(lambda: stopped_at(running["devices"], at), timeout=20)
+    skip_event(services, "devices", at)
+    wait_until(lambda: shown(services, after))
+    running["devices"].stop()
+    rebuild(services, ["devices"], lambda *_: None)
+    assert shown(services, after)
+    row = state_of(services, "devices")  # no failure recorded (and no runner: "stopped")
+    assert (row.failing_at, row.error) == (None, None)
+
+
+def test_a_rebuild_that_meets_a_poison_event_stops_there_and_says_how_to_skip_it(
+    quiet_services: Services,
+) -> None:
+    services = quiet_services
+    good, _ = save_device(services, "good")
+    _, at = save_device(services, "bad\x00")
+    with pytest.raises(SettingsError, match=f"skip devices --position {at}"):
+        rebuild(services, ["devices"], lambda *_: None)
+    assert shown(services, good)
+    row = state_of(services, "devices")
+    assert (row.state, row.failing_at, row.position) == ("stopped", at, at - 1)
+
+
+def test_an_event_that_cannot_be_decoded_stops_its_projection_at_its_position(
+    quiet_services: Services, running: dict[str, ProjectionRunner]
+) -> None:
+    services = quiet_services
+    good, _ = save_device(services, "good")
+    topic = f"{Device.Registered.__module__}:{Device.Registered.__qualname__}"
+    with psycopg.connect(str(services.database_url), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO iotledger_events (originator_id, originator_version, topic, state)"
+            " VALUES (%s, 1, %s, %s)",
+            (uuid4(), topic, b'{"name": 1}'),
+        )
+    at = head(services)
+    later, _ = save_device(services, "later")
+    wait_until(lambda: stopped_at(running["devices"], at), timeout=20)
+    assert shown(services, good)
+    assert not shown(services, later)
+    assert "cannot be decoded" in (state_of(services, "devices").error or "")
+    skip_event(services, "devices", at)
+    wait_until(lambda: shown(services, later))
+
+
+def test_the_operator_sees_the_stop_and_skips_the_event_from_the_command_line(
+    quiet_services: Services,
+) -> None:
+    services = quiet_services
+    _, at = save_device(services, "bad\x00")
+    later, _ = save_device(services, "later")
+    env = environment(services.database_url)
+    stopped = run("projections", "rebuild", "devices", env=env)
+    assert stopped.returncode == 2
+    assert f"skip devices --position {at}" in stopped.stderr
+    shown_status = run("projections", "status", env=env)
+    assert shown_status.returncode == 0, shown_status.stderr
+    line = next(x for x in shown_status.stdout.splitlines() if x.startswith("devices"))
+    assert f"stopped at {at}:" in line
+    (row,) = [
+        r
+        for r in json.loads(run("projections", "status", "--json", env=env).stdout)
+        if r["name"] == "devices"
+    ]
+    assert (row["state"], row["failing_at"]) == ("stopped", at)
+    wrong = run("projections", "skip", "devices", "--position", str(at + 1), env=env)
+    assert wrong.returncode == 2
+    assert f"fails at {at}, not at {at + 1}" in wrong.stderr
+    skipped = run("projections", "skip", "devices", "--position", str(at), env=env)
+    assert skipped.returncode == 0, skipped.stderr
+    again = run("projections", "resume", "devices", env=env)
+    assert again.returncode == 2
+    assert "no recorded failure" in again.stderr
+    running = services.runners(["devices"])[0]
+    running.start()
+    try:
+        wait_until(lambda: shown(services, later))
+    finally:
+        running.stop()
+
+
+class Flaky(UserProjection):
+    """The users projection, whose first attempts lose their connection."""
+
+    def __init__(self, view: Any, losses: int) -> None:
+        super().__init__(view)
+        self.losses = losses
+
+    def process(self, batch: Any, after: int | None, position: int) -> None:
+        if self.losses > 0:
+            self.losses -= 1
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        super().process(batch, after, position)
+
+
+def test_a_transient_error_is_retried_for_ever_and_never_stops_the_projection(
+    quiet_services: Services,
+) -> None:
+    services = quiet_services
+    append_users(services, 3)
+    projection = Flaky(services.views["users"], losses=5)
+    runner = ProjectionRunner(projection, services.feed, transient=transient)
+    states: list[ProjectionState] = []
+    runner.start()
+    try:
+        wait_until(
+            lambda: states.append(runner.health().state) or len(services.users.all_users()) == 3
+        )
+        wait_until(lambda: runner.health().state == ProjectionState.RUNNING)
+        assert runner.health().failures >= 5
+        assert state_of(services, "users").state == "running"
+    finally:
+        runner.stop()
+    assert ProjectionState.FAILING in states
+    assert ProjectionState.STOPPED not in states
