@@ -22,6 +22,7 @@ from litestar.testing import TestClient
 from iotledger.adapters.device_checks import CheckRequest
 from iotledger.adapters.dispatcher import CommandMessage
 from iotledger.adapters.settings import Settings
+from iotledger.adapters.topics import Channel
 from iotledger.api.lambda_iot.mqtt_actions import ActorCommand, Ping, SensorTrigger
 
 ASYNCAPI_SCHEMA = Path(__file__).parent / "data" / "asyncapi" / "asyncapi-3.0.0.json"
@@ -71,7 +72,9 @@ def test_every_topic_is_a_channel_under_the_configured_base_topic(
         f"{base}/devices/{{device_id}}/commands",
         f"{base}/devices/{{device_id}}/commands/{{command_id}}/ack",
         f"{base}/devices/{{device_id}}/status",
+        f"{base}/devices/{{device_id}}/claim",
     }
+    assert set(document["channels"]) == {channel.value for channel in Channel}
     ack = next(c for c in document["channels"].values() if c["address"].endswith("/ack"))
     assert set(ack["parameters"]) == {"device_id", "command_id"}
 
@@ -98,6 +101,7 @@ def test_each_message_travels_in_its_direction(
             (f"{device}/telemetry", "telemetry"),
             (f"{device}/commands/{{command_id}}/ack", "commandAck"),
             (f"{device}/status", "status"),
+            (f"{device}/claim", "claim"),
         },
         "send": {
             (base, "deviceCheckRequest"),
@@ -131,6 +135,7 @@ DEVICE_MESSAGES = [
     ("telemetry", [{"telemetry_type": "climate", "payload": {"t": 21.5}, "id": 7}]),
     ("commandAck", {"status": "executed", "executed_at": "2026-01-14T10:00:00Z", "result": {}}),
     ("status", {"status": "offline"}),
+    ("claim", {"secret_key": "s3cret", "duration_ms": 60000}),
 ]
 WRONG_MESSAGES = [
     ("sensorReading", {"type": "ping", "sensor_id": str(uuid4()), "value": 1}),
@@ -138,6 +143,7 @@ WRONG_MESSAGES = [
     ("commandAck", {"status": "done"}),
     ("status", {"status": "asleep"}),
     ("telemetry", {"payload": {}}),
+    ("claim", {"secret_key": "", "duration_ms": 60000}),
 ]
 
 

@@ -38,6 +38,11 @@ PUBLIC = {
     ("POST", "/api/v1/auth/logout"),
 }
 """The operations both documents say anyone may call."""
+DEVICE_CALLABLE = {
+    ("POST", "/api/v1/devices/{device_id}/telemetry"),
+    ("PATCH", "/api/v1/devices/{device_id}/commands/{command_id}"),
+}
+"""What a device may call with its Basic credentials, besides its owner's bearer token."""
 OWN_BODIES = {("GET", "/health"), ("HEAD", "/health"), ("GET", "/ready")}
 """Their 503 is their own reply, not an error body."""
 
@@ -104,18 +109,24 @@ def test_litestars_own_error_body_is_documented_nowhere(document: dict[str, Any]
     assert "extra" not in document["components"]["schemas"].get("LambdaError", {})
 
 
-def test_the_bearer_scheme_is_a_jwt(document: dict[str, Any]) -> None:
-    scheme = document["components"]["securitySchemes"]["bearer"]
-    assert scheme == scheme | {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+def test_the_bearer_scheme_is_a_jwt_and_devices_use_basic(document: dict[str, Any]) -> None:
+    schemes = document["components"]["securitySchemes"]
+    bearer, basic = schemes["bearer"], schemes["basic"]
+    assert bearer == bearer | {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    assert basic == basic | {"type": "http", "scheme": "basic"}
 
 
-def test_protected_operations_require_the_bearer_token_and_public_ones_nothing(
+def test_protected_operations_require_a_token_or_credentials_and_public_ones_nothing(
     document: dict[str, Any],
 ) -> None:
     for method, path, operation in operations(document):
-        public = (method, path) in PUBLIC
-        assert operation.get("security") == (None if public else [{"bearer": []}]), (method, path)
-        if not public:
+        expected: list[dict[str, list[str]]] | None = [{"bearer": []}]
+        if (method, path) in PUBLIC:
+            expected = None
+        elif (method, path) in DEVICE_CALLABLE:
+            expected = [{"bearer": []}, {"basic": []}]
+        assert operation.get("security") == expected, (method, path)
+        if expected is not None:
             assert "401" in operation["responses"], (method, path)
 
 

@@ -19,6 +19,7 @@ from iotledger.adapters.dispatcher import CommandMessage
 from iotledger.adapters.mqtt_messages import (
     CHECK_RESPONSE,
     READING_TYPES,
+    ClaimRequest,
     CommandAck,
     DeviceCheckResponse,
     Discovery,
@@ -90,6 +91,13 @@ MESSAGES = (
         StatusReport,
         "The device's status; usable as its will (`offline`)",
     ),
+    Message(
+        "claim",
+        Channel.CLAIM,
+        "receive",
+        ClaimRequest,
+        "The device may be claimed with this secret for a while (`POST .../claim`)",
+    ),
 )
 
 _DEVICE = cast(UUID, "{device_id}")
@@ -105,6 +113,7 @@ def addresses(topics: Topics) -> dict[Channel, str]:
         Channel.COMMANDS: topics.commands(_DEVICE),
         Channel.ACK: topics.ack(_DEVICE, _COMMAND),
         Channel.STATUS: topics.status(_DEVICE),
+        Channel.CLAIM: topics.claim(_DEVICE),
     }
 
 

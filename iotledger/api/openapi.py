@@ -3,11 +3,12 @@ and how each operation fails, in its dialect's own error body.
 
 Derived, never written per handler, so an endpoint added later is described the same
 way: the dialect from the path (`errors.speaks_telemetry`); the security from the
-dependencies a handler needs (`principal`: a bearer token); the failures from its
-inputs (a parameter or a body can be invalid: 400; a path names what may be absent:
-404; a body can be too large: 413), from its security (401), from what it touches (the
-database can time out: 503), and from the errors a handler declares with `raises(...)`,
-whose statuses come from the one mapping in `errors`.
+dependencies a handler needs (`principal`: a bearer token; `caller`: that or a device's
+Basic credentials); the failures from its inputs (a parameter or a body can be invalid:
+400; a path names what may be absent: 404; a body can be too large: 413), from its
+security (401), from what it touches (the database can time out: 503), and from the
+errors a handler declares with `raises(...)`, whose statuses come from the one mapping
+in `errors`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from litestar.routes import HTTPRoute
 from iotledger.api.errors import LambdaError, TelemetryError, speaks_telemetry, status_class_of
 
 BEARER = "bearer"
+BASIC = "basic"
 SECURITY_SCHEMES = {
     BEARER: SecurityScheme(
         type="http",
@@ -47,9 +49,15 @@ SECURITY_SCHEMES = {
         bearer_format="JWT",
         description="The token of `POST /login` or `POST /api/v1/auth/login`.",
     ),
+    BASIC: SecurityScheme(
+        type="http",
+        scheme="basic",
+        description="A device's issued credentials (`POST /api/v1/devices/{id}/credentials`), "
+        "on its own device's paths only.",
+    ),
 }
-SCHEME_OF_DEPENDENCY = {"principal": BEARER}
-"""A handler that needs this dependency (directly or through another) needs this scheme."""
+SCHEMES_OF_DEPENDENCY = {"principal": (BEARER,), "caller": (BEARER, BASIC)}
+"""A handler that needs this dependency (directly or through another) needs one of these."""
 
 DATABASE = "services"
 """The dependency through which a handler reaches PostgreSQL (which may time out: 503);
@@ -102,8 +110,7 @@ def describe(app: Litestar) -> None:
         describe_failures(operation, handler, dialect, failures)
         drop_bodies(operation, method)
         statuses.update((dialect, status) for status in failures)
-        schemes = schemes_of(handler)
-        operation.security = [{scheme: []} for scheme in sorted(schemes)] or None
+        operation.security = [{scheme: []} for scheme in schemes_of(handler)] or None
     distinguish_summaries(document)
     add_components(document, statuses)
 
@@ -135,8 +142,11 @@ def needs(handler: HTTPRouteHandler) -> set[str]:
     return seen
 
 
-def schemes_of(handler: HTTPRouteHandler) -> set[str]:
-    return {SCHEME_OF_DEPENDENCY[name] for name in needs(handler) & set(SCHEME_OF_DEPENDENCY)}
+def schemes_of(handler: HTTPRouteHandler) -> list[str]:
+    """The schemes any one of which lets a caller in (none: a public operation)."""
+    wanted = needs(handler)
+    schemes = [s for name, names in SCHEMES_OF_DEPENDENCY.items() if name in wanted for s in names]
+    return list(dict.fromkeys(schemes))
 
 
 def failures_of(handler: HTTPRouteHandler, operation: Operation, method: str) -> set[int]:
