@@ -55,6 +55,7 @@ from iotledger.adapters.device_directory import (
 from iotledger.adapters.ingest import ReadingIngest
 from iotledger.adapters.mqtt_intake import Message
 from iotledger.adapters.mqtt_messages import (
+    CHECK_RESPONSE,
     READING_TYPES,
     SERVER_TO_DEVICE,
     ClaimRequest,
@@ -316,7 +317,7 @@ class Inbound:
         if kind in READING_TYPES:
             drafts.sensor_reading(payload)
             return None
-        if kind == "device_check_response":
+        if kind == CHECK_RESPONSE:
             return functools.partial(self._check_response, decode(payload, DeviceCheckResponse))
         if kind in SERVER_TO_DEVICE:
             raise Ignored

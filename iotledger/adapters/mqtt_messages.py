@@ -21,6 +21,7 @@ Instant = Annotated[datetime, msgspec.Meta(tz=True)]
 """A date-time with its offset: a device's clock without one cannot be placed."""
 
 READING_TYPES = frozenset({"sensor_reading", "sensor_value"})
+CHECK_RESPONSE = "device_check_response"
 SERVER_TO_DEVICE = frozenset({"device_check_request", "sensor_trigger", "actor_command", "ping"})
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from litestar import Litestar
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp
 
 from iotledger.api.auth import provide_caller, provide_principal
@@ -19,7 +18,9 @@ from iotledger.api.lambda_iot.readings import LambdaReadingsController
 from iotledger.api.lambda_iot.system import SystemController
 from iotledger.api.lambda_iot.users import LambdaUsersController
 from iotledger.api.observer import HttpObserver
+from iotledger.api.openapi import describe
 from iotledger.api.operations import OperationsController
+from iotledger.api.schema_pages import openapi_config, schema_routes
 from iotledger.api.telemetry.auth import TelemetryAuthController
 from iotledger.api.telemetry.commands import TelemetryCommandsController
 from iotledger.api.telemetry.devices import TelemetryDevicesController
@@ -43,7 +44,7 @@ def create_litestar(services: Services) -> Litestar:
     def provide_services() -> Services:
         return services
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             SystemController,
             OperationsController,
@@ -61,6 +62,7 @@ def create_litestar(services: Services) -> Litestar:
             TelemetryDeviceIdentityController,
             TelemetryGatewaysController,
             StreamController,
+            *schema_routes(services.settings),
         ],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
@@ -71,11 +73,7 @@ def create_litestar(services: Services) -> Litestar:
         request_class=JsonBodyRequest,
         request_max_body_size=services.settings.max_body_bytes,
         logging_config=None,  # the process's logging is set once (`adapters.logs`)
-        openapi_config=OpenAPIConfig(
-            title="iotledger",
-            version="0.1.0",
-            description="Event-sourced backend for IoT fleets: the Lambda IoT Core and "
-            "Device Telemetry dialects over one domain.",
-            path="/schema",
-        ),
+        openapi_config=openapi_config(),
     )
+    describe(app)
+    return app

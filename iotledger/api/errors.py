@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from http import HTTPStatus
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 import psycopg
@@ -64,12 +64,38 @@ CODE_OF_STATUS = {
 }
 
 
-def error_body(path: str, status: int, message: str, code: str | None = None) -> dict[str, Any]:
+class TelemetryErrorDetail(msgspec.Struct):
+    code: str
+    message: str
+
+
+class TelemetryError(msgspec.Struct):
+    """The Device Telemetry dialect's error body."""
+
+    success: Literal[False]
+    error: TelemetryErrorDetail
+
+
+class LambdaError(msgspec.Struct):
+    """The Lambda IoT Core dialect's error body."""
+
+    error: str
+
+
+ErrorBody = TelemetryError | LambdaError
+
+
+def speaks_telemetry(path: str) -> bool:
+    """Whether `path` (a request's path or a route template) is the Device Telemetry dialect's."""
+    return path.startswith(TELEMETRY_PREFIX)
+
+
+def error_body(path: str, status: int, message: str, code: str | None = None) -> ErrorBody:
     """The error body of the dialect `path` speaks."""
-    if path.startswith(TELEMETRY_PREFIX):
+    if speaks_telemetry(path):
         code = code or CODE_OF_STATUS.get(status, HTTPStatus(status).name)
-        return {"success": False, "error": {"code": code, "message": message}}
-    return {"error": message}
+        return TelemetryError(success=False, error=TelemetryErrorDetail(code, message))
+    return LambdaError(error=message)
 
 
 def error_response(
@@ -84,10 +110,16 @@ def error_response(
 
 
 def status_of(error: DomainError) -> int:
-    for cls in type(error).__mro__:
+    return status_class_of(type(error))
+
+
+def status_class_of(error: type[Exception]) -> int:
+    """The status an error of this class answers: a domain error's by `STATUS_OF` (400
+    when unnamed there), anything else 500."""
+    for cls in error.__mro__:
         if cls in STATUS_OF:
             return STATUS_OF[cls]
-    return 400
+    return 400 if issubclass(error, DomainError) else 500
 
 
 class Answer(NamedTuple):

@@ -8,6 +8,7 @@ from typing import Literal
 import msgspec
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 
 from iotledger.adapters.metrics import CONTENT_TYPE, exposition
 from iotledger.adapters.mqtt import MqttLink, Publisher
@@ -67,7 +68,7 @@ async def readiness(services: Services, timeout: float = 2.5) -> ReadyReply:
 class OperationsController(Controller):
     tags = ["Operations"]
 
-    @get("/ready")
+    @get("/ready", responses={503: ResponseSpec(ReadyReply, description="Not ready: see why")})
     async def ready(self, services: NamedDependency[Services]) -> Response[ReadyReply]:
         """200 when this process can serve: database and broker up, projections keeping up."""
         reply = await readiness(services)

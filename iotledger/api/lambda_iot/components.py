@@ -27,6 +27,7 @@ from iotledger.api.lambda_iot.devices import (
     offset_of,
     rfc3339,
 )
+from iotledger.api.openapi import raises
 from iotledger.api.pagination import PageNumber
 from iotledger.api.registry import cause, found, given, now, record
 from iotledger.bootstrap import Services
@@ -40,6 +41,7 @@ from iotledger.domain.devices import (
     Label,
     Name,
 )
+from iotledger.domain.errors import Conflict, NotFound
 from iotledger.projections.devices import ComponentSummary
 
 
@@ -84,7 +86,7 @@ class ComponentsController(Controller):
 
     kind: ClassVar[ComponentKind]
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, opt=raises(NotFound, Conflict))
     async def create_component(
         self,
         data: JSONBody[NewComponent],
@@ -124,7 +126,7 @@ class ComponentsController(Controller):
         component = await off_loop(services.devices.fleet_component, self.kind, component_id)
         return lambda_component(found(component, f"{self.kind} not found"))
 
-    @put("/{component_id:str}")
+    @put("/{component_id:str}", opt=raises(Conflict))
     async def update_component(
         self,
         component_id: FromPath[UUID],

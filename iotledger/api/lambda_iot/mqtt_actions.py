@@ -24,6 +24,7 @@ from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.errors import error_response
 from iotledger.api.lambda_iot.devices import rfc3339
+from iotledger.api.openapi import raises
 from iotledger.api.registry import cause, found, now
 from iotledger.api.telemetry.commands import record_command
 from iotledger.bootstrap import Services
@@ -72,9 +73,12 @@ class Ping(msgspec.Struct, tag_field="type", tag="ping"):
     timestamp: datetime
 
 
+PUBLISH_FAILED = 500
+"""The document's answer when the broker cannot take a message."""
+
+
 def publish_failed(request: Request[Any, Any, Any], exc: BrokerUnavailable) -> Response[Any]:
-    """The document's answer when the broker cannot take a message: 500."""
-    return error_response(request, 500, str(exc))
+    return error_response(request, PUBLISH_FAILED, str(exc))
 
 
 async def send_command(
@@ -115,7 +119,7 @@ class MqttActionsController(Controller):
     tags = ["Lambda IoT Core: MQTT"]
     exception_handlers = {BrokerUnavailable: publish_failed}
 
-    @post("/sensors/{sensor_id:str}/trigger", status_code=202)
+    @post("/sensors/{sensor_id:str}/trigger", status_code=202, opt=raises(PUBLISH_FAILED))
     async def trigger_sensor(
         self,
         sensor_id: FromPath[UUID],
@@ -129,7 +133,7 @@ class MqttActionsController(Controller):
         message = SensorTrigger(sensor_id, action.action, rfc3339(now()))
         return await send_command(services, principal, device_id, message)
 
-    @post("/actors/{actor_id:str}/write", status_code=202)
+    @post("/actors/{actor_id:str}/write", status_code=202, opt=raises(PUBLISH_FAILED))
     async def write_actor(
         self,
         actor_id: FromPath[UUID],
@@ -142,7 +146,7 @@ class MqttActionsController(Controller):
         message = ActorCommand(actor_id, data.action, data.value, rfc3339(now()))
         return await send_command(services, principal, device_id, message)
 
-    @get("/mqttping")
+    @get("/mqttping", opt=raises(PUBLISH_FAILED))
     async def mqtt_ping(
         self, services: NamedDependency[Services], principal: NamedDependency[Principal]
     ) -> PingReply:

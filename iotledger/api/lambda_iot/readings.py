@@ -17,18 +17,19 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, Parameter, QueryParameter
 from msgspec import UNSET, UnsetType
 
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.lambda_iot.devices import Message
+from iotledger.api.openapi import raises
 from iotledger.api.pagination import LAMBDA_MAX_LIMIT, PageNumber
 from iotledger.api.readings import Instant, record_readings, settled_readings
 from iotledger.api.registry import cause, found, given, now
 from iotledger.bootstrap import Services
 from iotledger.domain.devices import ComponentKind
-from iotledger.domain.errors import InvalidInput, NotFound
+from iotledger.domain.errors import NotFound
 from iotledger.domain.reading_service import CorrectReading, DeleteReading, RecordReading
 from iotledger.domain.readings import lambda_value
 from iotledger.projections.devices import ComponentSummary
@@ -39,6 +40,10 @@ SENSOR_NOT_FOUND = "sensor not found"
 
 Value = float | bool | str
 """A number, a boolean (true is 1, false 0), or a numeric string ("1", "23.7")."""
+MAX_READING_ID = 10**18
+"""Within PostgreSQL's bigint, and exact as the float the OpenAPI document writes it as."""
+ReadingId = Annotated[int, Parameter(ge=0, le=MAX_READING_ID, description="The reading's id")]
+"""A log position; anything else in the path is the client's mistake (400)."""
 ReadingLimit = Annotated[
     int,
     QueryParameter(
@@ -75,18 +80,11 @@ def lambda_reading(row: ReadingRow) -> LambdaReading:
     return LambdaReading(row.lambda_id, row.sensor_id, row.value, row.recorded_at)
 
 
-def reading_id_of(text: str) -> int:
-    """A reading's integer id from its path; anything else is the client's mistake."""
-    if not text.isdigit() or len(text) > 18:
-        raise InvalidInput("invalid reading id")
-    return int(text)
-
-
 class LambdaReadingsController(Controller):
     path = "/sensor-readings"
     tags = ["Lambda IoT Core: sensor readings"]
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, opt=raises(NotFound))
     async def create_reading(
         self,
         data: JSONBody[NewSensorReading],
@@ -107,7 +105,7 @@ class LambdaReadingsController(Controller):
         (outcome,) = await record_readings(services, [reading])
         return CreatedReading(id=outcome.position)
 
-    @get("/")
+    @get("/", opt=raises(NotFound))
     async def list_readings(
         self,
         services: NamedDependency[Services],
@@ -126,7 +124,7 @@ class LambdaReadingsController(Controller):
     @get("/{reading_id:str}")
     async def get_reading(
         self,
-        reading_id: FromPath[str],
+        reading_id: ReadingId,
         services: NamedDependency[Services],
         principal: NamedDependency[Principal],
     ) -> LambdaReading:
@@ -135,7 +133,7 @@ class LambdaReadingsController(Controller):
     @put("/{reading_id:str}")
     async def update_reading(
         self,
-        reading_id: FromPath[str],
+        reading_id: ReadingId,
         data: JSONBody[SensorReadingEdit],
         services: NamedDependency[Services],
         principal: NamedDependency[Principal],
@@ -156,7 +154,7 @@ class LambdaReadingsController(Controller):
     @delete("/{reading_id:str}", status_code=200)
     async def delete_reading(
         self,
-        reading_id: FromPath[str],
+        reading_id: ReadingId,
         services: NamedDependency[Services],
         principal: NamedDependency[Principal],
     ) -> Message:
@@ -173,10 +171,10 @@ class LambdaReadingsController(Controller):
             await off_loop(fleet_component, ComponentKind.SENSOR, sensor_id), SENSOR_NOT_FOUND
         )
 
-    async def _reading(self, services: Services, reading_id: str) -> ReadingRow:
+    async def _reading(self, services: Services, reading_id: int) -> ReadingRow:
         """A sensor reading by its integer id, or 404 (telemetry of the other dialect too)."""
         readings = await settled_readings(services)
-        row = await off_loop(readings.by_lambda_id, reading_id_of(reading_id))
+        row = await off_loop(readings.by_lambda_id, reading_id)
         if row is None or row.sensor_id is None:
             raise NotFound(READING_NOT_FOUND)
         return row

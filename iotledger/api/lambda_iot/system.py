@@ -9,6 +9,7 @@ from __future__ import annotations
 import msgspec
 from litestar import Controller, Response, get, head
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 
 from iotledger.bootstrap import Services
 
@@ -21,10 +22,13 @@ class HelloReply(msgspec.Struct):
     message: str
 
 
+UNREACHABLE = "PostgreSQL cannot be reached"
+
+
 class SystemController(Controller):
     tags = ["Lambda IoT Core: system"]
 
-    @get("/health")
+    @get("/health", responses={503: ResponseSpec(HealthReply, description=UNREACHABLE)})
     async def health(self, services: NamedDependency[Services]) -> Response[HealthReply]:
         """200 while this process reaches PostgreSQL; 503 within about 2 s when it cannot."""
         if await services.database_probe.reachable():
@@ -35,7 +39,7 @@ class SystemController(Controller):
     def hello(self) -> HelloReply:
         return HelloReply(message="hello from lambdaiot")
 
-    @head("/health")
+    @head("/health", responses={503: ResponseSpec(None, description=UNREACHABLE)})
     async def health_probe(self, services: NamedDependency[Services]) -> Response[None]:
         """HEAD /health: the status GET would give, no body."""
         reachable = await services.database_probe.reachable()

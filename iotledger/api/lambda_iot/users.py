@@ -13,6 +13,7 @@ from litestar.params import JSONBody
 
 from iotledger.api.auth import Principal
 from iotledger.api.clients import client_address
+from iotledger.api.openapi import raises
 from iotledger.api.signin import (
     Email,
     LoginName,
@@ -23,6 +24,8 @@ from iotledger.api.signin import (
     sign_up,
 )
 from iotledger.bootstrap import Services
+from iotledger.domain.errors import Conflict, TooManyRequests
+from iotledger.domain.users import InvalidCredentials
 
 TOKEN_TTL = timedelta(hours=24)
 
@@ -60,14 +63,14 @@ class ProtectedReply(msgspec.Struct):
 class LambdaUsersController(Controller):
     tags = ["Lambda IoT Core: users"]
 
-    @post("/register", status_code=201)
+    @post("/register", status_code=201, opt=raises(Conflict))
     async def register(
         self, data: JSONBody[RegisterBody], services: NamedDependency[Services]
     ) -> RegisterReply:
         user = await sign_up(services, data.username, data.email, data.password)
         return RegisterReply(id=user.id, username=user.username)
 
-    @post("/login", status_code=200)
+    @post("/login", status_code=200, opt=raises(InvalidCredentials, TooManyRequests))
     async def login(
         self,
         request: Request[Any, Any, Any],

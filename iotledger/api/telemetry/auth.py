@@ -23,6 +23,7 @@ from iotledger.adapters.tokens import RefreshToken, new_refresh_token, read_refr
 from iotledger.api.auth import Principal
 from iotledger.api.clients import client_address
 from iotledger.api.deps import off_loop
+from iotledger.api.openapi import raises
 from iotledger.api.signin import (
     Email,
     LoginName,
@@ -33,9 +34,10 @@ from iotledger.api.signin import (
     sign_up,
 )
 from iotledger.bootstrap import Services
-from iotledger.domain.errors import Unauthorized
+from iotledger.domain.errors import Conflict, TooManyRequests, Unauthorized
 from iotledger.domain.session_service import CloseSession, OpenSession, RefreshSession
 from iotledger.domain.sessions import InvalidRefreshToken
+from iotledger.domain.users import InvalidCredentials
 from iotledger.projections.sessions import SessionSummary
 from iotledger.projections.users import UserSummary
 
@@ -102,14 +104,14 @@ class TelemetryAuthController(Controller):
     path = AUTH_PATH
     tags = ["Device Telemetry: auth"]
 
-    @post("/register", status_code=201)
+    @post("/register", status_code=201, opt=raises(Conflict))
     async def register(
         self, data: JSONBody[RegisterBody], services: NamedDependency[Services]
     ) -> UserReply:
         user = await sign_up(services, data.username, data.email, data.password)
         return UserReply(id=user.id, username=user.username, email=user.email)
 
-    @post("/login", status_code=200)
+    @post("/login", status_code=200, opt=raises(InvalidCredentials, TooManyRequests))
     async def login(
         self,
         request: Request[Any, Any, Any],
@@ -130,7 +132,7 @@ class TelemetryAuthController(Controller):
         await services.watch.wait(written.position, "sessions")
         return tokens(services, user, refresh)
 
-    @post("/refresh", status_code=200)
+    @post("/refresh", status_code=200, opt=raises(InvalidRefreshToken))
     async def refresh(
         self, services: NamedDependency[Services], refresh_token: RefreshCookie = None
     ) -> Response[TokenReply]:

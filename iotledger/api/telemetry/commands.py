@@ -26,6 +26,7 @@ from litestar.params import FromPath, JSONBody, Parameter
 
 from iotledger.api.auth import Caller, Principal
 from iotledger.api.deps import off_loop
+from iotledger.api.openapi import raises
 from iotledger.api.pagination import PAGE_HEADERS, Cursor, Limit, decode_cursor, page_response
 from iotledger.api.registry import access_of, cause, found, now
 from iotledger.api.telemetry.devices import HistoryEntry, history_entries
@@ -33,7 +34,7 @@ from iotledger.bootstrap import Services
 from iotledger.domain.command_service import COMMAND_NOT_FOUND, IssueCommand, ReportCommand
 from iotledger.domain.commands import MAX_NAME_LENGTH, CommandStatus, Delivery
 from iotledger.domain.device_service import DEVICE_NOT_FOUND
-from iotledger.domain.errors import InvalidInput
+from iotledger.domain.errors import Conflict, InvalidInput
 from iotledger.domain.service import Written
 from iotledger.domain.vocabulary import (
     CommandState,
@@ -192,7 +193,7 @@ class TelemetryCommandsController(Controller):
         await visible_device(services, device_id, principal)
         return await _current(services, device_id, command_id)
 
-    @patch("/{command_id:str}")
+    @patch("/{command_id:str}", opt=raises(Conflict))
     async def update_command(
         self,
         device_id: FromPath[UUID],

@@ -27,6 +27,7 @@ from iotledger.adapters.ingest import Outcome
 from iotledger.adapters.reading_view import Bounds
 from iotledger.api.auth import Caller, Principal
 from iotledger.api.deps import off_loop
+from iotledger.api.openapi import raises
 from iotledger.api.pagination import (
     INVALID_CURSOR,
     PAGE_HEADERS,
@@ -107,7 +108,7 @@ class TelemetryController(Controller):
     path = "/api/v1/devices/{device_id:str}/telemetry"
     tags = ["Device Telemetry: telemetry"]
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, opt=raises(Conflict))
     async def create_telemetry(
         self,
         device_id: FromPath[UUID],
