@@ -31,6 +31,8 @@ from iotledger.adapters.log_wake import LogWake
 from iotledger.adapters.lookup import BatchedLookup
 from iotledger.adapters.metrics import PROJECTION_FAILURES, ProcessCollector, process_registry
 from iotledger.adapters.mqtt import NoBroker, Publisher
+from iotledger.adapters.mqtt_auth import Enforcer, ReadModelEnforcer, link_url
+from iotledger.adapters.mqtt_dynsec.accounts import Account, service_account
 from iotledger.adapters.passwords import PasswordHasher
 from iotledger.adapters.projection_failures import transient
 from iotledger.adapters.projection_status import ProjectionStatus, projection_statuses
@@ -39,7 +41,7 @@ from iotledger.adapters.reading_log import readings_channel
 from iotledger.adapters.reading_view import PostgresReadingView
 from iotledger.adapters.runtime import tune_collector
 from iotledger.adapters.session_view import PostgresSessionView
-from iotledger.adapters.settings import DatabaseUrl, Settings
+from iotledger.adapters.settings import DatabaseUrl, MqttUrl, Settings
 from iotledger.adapters.tokens import TokenIssuer, jwt_secret
 from iotledger.adapters.topics import Topics
 from iotledger.adapters.user_view import PostgresUserView
@@ -75,9 +77,13 @@ class Services:
     """The log as live streams read it."""
     log_wake: LogWake
     """One LISTEN for every live stream of the process; `close` ends them."""
+    dynsec_service: Account
+    """iotledger's own account on a dynsec Mosquitto (`adapters.mqtt_dynsec.accounts`)."""
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
     publisher: Publisher = field(default_factory=NoBroker)
     """The MQTT link the API publishes through; `serve` sets it."""
+    enforcer: Enforcer = field(default_factory=ReadModelEnforcer)
+    """Told of each credential issued or revoked; `serve` sets it (`IOTLEDGER_MQTT_AUTH`)."""
     running: dict[str, ProjectionRunner] = field(default_factory=dict)
     """The projection runners this process runs; `serve` sets them."""
 
@@ -100,6 +106,11 @@ class Services:
     @property
     def topics(self) -> Topics:
         return Topics(self.settings.mqtt_topic)
+
+    @property
+    def mqtt_link(self) -> MqttUrl:
+        """Where every MQTT link of this deployment connects, and as whom."""
+        return link_url(self.settings, self.mqtt_service_password, self.dynsec_service)
 
     def broker_gate(self) -> BrokerGate:
         """What the embedded broker asks when `IOTLEDGER_MQTT_AUTH=devices`."""
@@ -199,6 +210,7 @@ def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
         log_wake=LogWake(
             connection_string(database_url, "stream-wake", bounds), _log_channels(recorder)
         ),
+        dynsec_service=service_account(settings.mqtt_topic, secret),
     )
 
 

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 import uvicorn
 
 from iotledger.adapters import mqtt_names
-from iotledger.adapters.broker_access import SERVICE_USERNAME, BrokerGate
+from iotledger.adapters.broker_access import BrokerGate
 from iotledger.adapters.connections import Bounds
 from iotledger.adapters.database import check_reachable, migrate, schema_exists
 from iotledger.adapters.embedded import EmbeddedBroker, EmbeddedPostgres
@@ -34,6 +34,7 @@ from iotledger.adapters.settings import (
 )
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services, bootstrap
+from iotledger.dynsec import NO_ADMIN, dynsec_accounts
 from iotledger.mqtt_role import Timing, link_for, mqtt_role
 
 log = logging.getLogger("iotledger")
@@ -61,20 +62,16 @@ def database(settings: Settings) -> Iterator[DatabaseUrl]:
 
 @contextlib.asynccontextmanager
 async def broker(
-    settings: Settings, roles: tuple[str, ...], gate: BrokerGate | None = None
+    services: Services, roles: tuple[str, ...], gate: BrokerGate | None = None
 ) -> AsyncIterator[MqttUrl]:
-    """The configured broker, or an embedded one for as long as we run (guarded by
-    `gate`, which iotledger's own link passes with its service account)."""
-    if settings.mqtt_url is not None:
-        yield settings.mqtt_url
-        return
-    account = (SERVICE_USERNAME, gate.service_password) if gate else (None, None)
-    url = MqttUrl("127.0.0.1", settings.embedded_mqtt_port, *account)
-    if "mqtt" not in roles:
+    """Where iotledger's links connect (`Services.mqtt_link`); without IOTLEDGER_MQTT_URL,
+    an embedded broker for as long as we run (guarded by `gate`, if given)."""
+    url = services.mqtt_link
+    if services.settings.mqtt_url is not None or "mqtt" not in roles:
         # A lone api process publishes through the embedded broker of an mqtt process.
         yield url
         return
-    embedded = EmbeddedBroker("127.0.0.1", settings.embedded_mqtt_port, gate)
+    embedded = EmbeddedBroker("127.0.0.1", services.settings.embedded_mqtt_port, gate)
     await embedded.start()
     guarded = "admitting issued credentials only" if gate else "admitting anyone"
     log.info("no IOTLEDGER_MQTT_URL: started embedded MQTT broker at %s, %s", embedded.url, guarded)
@@ -86,23 +83,22 @@ async def broker(
 
 
 def broker_gate(services: Services) -> BrokerGate | None:
-    """Who the broker admits, by `IOTLEDGER_MQTT_AUTH`; None: iotledger enforces nothing."""
+    """Who the broker admits, by `IOTLEDGER_MQTT_AUTH`; None: the embedded gate is not used."""
     settings = services.settings
     mode = mqtt_auth_mode(settings)
-    if mode == "devices" and settings.mqtt_url is not None:
+    external = settings.mqtt_url is not None
+    if mode == "devices" and external:
         raise SettingsError(
             "IOTLEDGER_MQTT_AUTH: devices needs the embedded broker (unset IOTLEDGER_MQTT_URL);"
             " use dynsec or off with an external broker"
         )
+    if mode == "dynsec" and not external:
+        raise SettingsError(NO_ADMIN)
     if mode == "off":
         log.warning(
             "IOTLEDGER_MQTT_AUTH=off: iotledger enforces no device credentials on MQTT;"
             " any client the broker admits can speak for any device"
         )
-    elif mode == "dynsec":
-        # The hook for Mosquitto dynamic security (adapters.dynsec, built apart): it
-        # reconciles the broker's clients and roles with the credentials read model.
-        log.warning("IOTLEDGER_MQTT_AUTH=dynsec: not available in this build; nothing enforced")
     return services.broker_gate() if mode == "devices" else None
 
 
@@ -173,7 +169,9 @@ async def _connect_mqtt(
 ) -> None:
     """The broker link: the whole `mqtt` role, or (api alone) a link to publish through."""
     settings = services.settings
-    url = await stack.enter_async_context(broker(settings, roles, broker_gate(services)))
+    url = await stack.enter_async_context(broker(services, roles, broker_gate(services)))
+    if mqtt_auth_mode(settings) == "dynsec":  # before our links: it creates their account
+        await stack.enter_async_context(dynsec_accounts(services))
     embedded = settings.mqtt_url is None
     client_id = mqtt_names.client_id(settings.mqtt_topic, settings.mqtt_client_id, roles)
     if "mqtt" in roles:

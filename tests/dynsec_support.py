@@ -53,9 +53,32 @@ def missing_prerequisite() -> str | None:
     return None
 
 
+class DynsecBroker:
+    """A Mosquitto on a port and a dynamic-security file of its own, which a test may stop
+    and start again (the file, and so every account, kept)."""
+
+    def __init__(self, workdir: Path, port: int) -> None:
+        self.workdir = workdir
+        self.admin = MqttUrl("127.0.0.1", port, ADMIN, ADMIN_PASSWORD)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        config = self.workdir / "mosquitto.conf"
+        with (self.workdir / "mosquitto.log").open("ab") as log:
+            command = [mosquitto_path(), "-c", str(config)]
+            self._process = subprocess.Popen(command, stdout=log, stderr=log)
+        wait_for(lambda: answers(self.admin.port), 10, "mosquitto to listen")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+            self._process = None
+
+
 @contextlib.contextmanager
-def dynsec_broker() -> Iterator[MqttUrl]:
-    """A running broker; yields the admin's URL."""
+def running_dynsec_broker() -> Iterator[DynsecBroker]:
+    """A running broker, stopped and its directory removed whatever happens."""
     workdir = Path(tempfile.mkdtemp(prefix="iotledger-dynsec-"))
     data = workdir / "dynsec"
     data.mkdir()
@@ -63,18 +86,22 @@ def dynsec_broker() -> Iterator[MqttUrl]:
     init = ["mosquitto_ctrl", "dynsec", "init", str(file), ADMIN, ADMIN_PASSWORD]
     subprocess.run(init, check=True, capture_output=True)
     _give_file_to_broker(data, file)
-    port = free_port()
-    config = workdir / "mosquitto.conf"
-    config.write_text(CONFIG.format(port=port, plugin=PLUGIN, file=file))
-    with (workdir / "mosquitto.log").open("ab") as log:
-        process = subprocess.Popen([mosquitto_path(), "-c", str(config)], stdout=log, stderr=log)
+    broker = DynsecBroker(workdir, free_port())
+    config = CONFIG.format(port=broker.admin.port, plugin=PLUGIN, file=file)
+    (workdir / "mosquitto.conf").write_text(config)
     try:
-        wait_for(lambda: answers(port), 10, "mosquitto to listen")
-        yield MqttUrl("127.0.0.1", port, ADMIN, ADMIN_PASSWORD)
+        broker.start()
+        yield broker
     finally:
-        process.terminate()
-        process.wait(10)
+        broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def dynsec_broker() -> Iterator[MqttUrl]:
+    """A running broker; yields the admin's URL."""
+    with running_dynsec_broker() as broker:
+        yield broker.admin
 
 
 def _give_file_to_broker(data: Path, file: Path) -> None:

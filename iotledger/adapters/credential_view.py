@@ -8,6 +8,7 @@ secret's SHA-256 (hex) and `issued_at`.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -81,6 +82,24 @@ class PostgresCredentialView(PostgresView[CredentialRows]):
             query = f"SELECT {_CREDENTIAL} FROM credentials WHERE username = %s"
             found: Credential | None = c.execute(query, (username,)).fetchone()
             return found
+
+    def every(self) -> list[Credential]:
+        """Every credential that works now (what dynsec reconciles the broker with)."""
+        with (
+            self.pool.connection() as conn,
+            conn.cursor(row_factory=class_row(Credential)) as c,
+        ):
+            credentials: list[Credential] = c.execute(
+                f"SELECT {_CREDENTIAL} FROM credentials ORDER BY username"
+            ).fetchall()
+            return credentials
+
+    def fingerprint(self) -> tuple[int, datetime | None]:
+        """Changes with every issue, rotation (a newer `issued_at`) and revocation (one
+        fewer row): a cheap question asked every second."""
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT count(*), max(issued_at) FROM credentials").fetchone()
+            return (row[0], row[1]) if row else (0, None)
 
     def gateways_of(self, owner: UUID) -> list[GatewaySummary]:
         """The owner's gateways that are not revoked, oldest first."""

@@ -21,6 +21,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     start_http_server,
@@ -57,6 +58,10 @@ MQTT_MESSAGES = Counter(
     ["outcome"],
 )
 MQTT_DROPPED = Counter("iotledger_mqtt_dropped", "MQTT messages dropped, by reason", ["reason"])
+MQTT_ACCOUNTS_MISSING = Gauge(
+    "iotledger_mqtt_accounts_missing",
+    "Issued accounts the dynsec broker lacked at the last reconciliation (re-issue them)",
+)
 MQTT_EVENTS = Counter(
     "iotledger_mqtt_events",
     "Other counts of the MQTT adapter (received, published, retried, commands, checks)",

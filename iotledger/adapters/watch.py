@@ -34,7 +34,9 @@ class ProjectionWatch:
         self._thread = threading.Thread(target=self._watch, name="projection-watch", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        """Once per process, by whichever part needs it first (the API, dynsec's policy)."""
+        if self._thread.ident is None:
+            self._thread.start()
 
     def stop(self) -> None:
         self._stopping.set()

@@ -2,8 +2,9 @@
 
 The secret is 32 random bytes (`secrets.token_urlsafe`), made at the edge and
 handed to the domain only as its hash. A write waits until the credentials
-read model applied it, so the credential works (or stops working) as soon as
-the answer arrives.
+read model applied it, then tells the broker (`Services.enforcer`: with
+`IOTLEDGER_MQTT_AUTH=dynsec` an issue the broker did not take answers 503), so
+the credential works (or stops working) as soon as the answer arrives.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from uuid import UUID
 import msgspec
 
 from iotledger.api.deps import off_loop
-from iotledger.api.registry import now
+from iotledger.api.registry import now, record
 from iotledger.bootstrap import Services
 from iotledger.domain.credentials import CredentialKind, secret_hash, username_of
+from iotledger.domain.device_service import DeleteDevice
 from iotledger.domain.devices import DeviceAccess
 from iotledger.domain.identity_service import IssueCredentials, RevokeCredentials
 from iotledger.domain.service import Written
@@ -53,6 +55,7 @@ async def issue_device_credentials(
     password, at = new_secret(), now()
     command = IssueCredentials(device_id, access, secret_hash(password), by, at)
     await record_identity(services, services.ledger.issue_credentials, command)
+    await services.enforcer.issue(CredentialKind.DEVICE, device_id, password)
     username = username_of(CredentialKind.DEVICE, device_id)
     return IssuedCredentials(device_id, username, password, at)
 
@@ -62,3 +65,10 @@ async def revoke_device_credentials(
 ) -> None:
     command = RevokeCredentials(device_id, access, by, now())
     await record_identity(services, services.ledger.revoke_credentials, command)
+    await services.enforcer.revoke(CredentialKind.DEVICE, device_id)
+
+
+async def delete_device(services: Services, command: DeleteDevice) -> None:
+    """Deleting a device revokes its credentials: the broker forgets them too."""
+    await record(services, services.ledger.delete_device, command)
+    await services.enforcer.revoke(CredentialKind.DEVICE, command.device_id)

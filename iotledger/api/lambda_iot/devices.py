@@ -18,6 +18,7 @@ from msgspec import UNSET, UnsetType
 
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
+from iotledger.api.identity import delete_device
 from iotledger.api.pagination import LAMBDA_MAX_LIMIT, PageNumber
 from iotledger.api.registry import cause, found, given, now, record
 from iotledger.bootstrap import Services
@@ -158,5 +159,5 @@ class LambdaDevicesController(Controller):
         principal: NamedDependency[Principal],
     ) -> Message:
         command = DeleteDevice(device_id, FLEET, by=cause(principal), at=now())
-        await record(services, services.ledger.delete_device, command)
+        await delete_device(services, command)
         return Message(message="device deleted")

@@ -23,6 +23,7 @@ from msgspec import UNSET, UnsetType
 
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
+from iotledger.api.identity import delete_device
 from iotledger.api.pagination import PAGE_HEADERS, Cursor, Limit, decode_cursor, page_response
 from iotledger.api.registry import access_of, cause, found, given, now, record
 from iotledger.bootstrap import Services
@@ -186,7 +187,7 @@ class TelemetryDevicesController(Controller):
         principal: NamedDependency[Principal],
     ) -> None:
         command = DeleteDevice(device_id, access_of(principal), cause(principal), now())
-        await record(services, services.ledger.delete_device, command)
+        await delete_device(services, command)
 
     @get("/{device_id:str}/history")
     async def device_history(

@@ -119,6 +119,7 @@ class TelemetryGatewaysController(Controller):
         password, at = new_secret(), now()
         command = RegisterGateway(uuid4(), principal.user_id, data.name, secret_hash(password), at)
         await record_identity(services, services.ledger.register_gateway, command)
+        await services.enforcer.issue(CredentialKind.GATEWAY, command.gateway_id, password)
         username = username_of(CredentialKind.GATEWAY, command.gateway_id)
         return RegisteredGateway(command.gateway_id, data.name, username, password, at)
 
@@ -138,3 +139,4 @@ class TelemetryGatewaysController(Controller):
     ) -> None:
         command = RevokeGateway(gateway_id, principal.user_id, now())
         await record_identity(services, services.ledger.revoke_gateway, command)
+        await services.enforcer.revoke(CredentialKind.GATEWAY, gateway_id)
