@@ -132,6 +132,7 @@ class MqttLink:
         receive_maximum: int = 1000,
         reconnect_delay: float = 1.0,
         counters: Counter[str] | None = None,
+        persistent: bool | None = None,
     ) -> None:
         self.url = url
         self.client_id = client_id
@@ -152,7 +153,9 @@ class MqttLink:
         self._window: _Window | None = None
         # A subscriber keeps its session (and what the broker queued for it) across
         # reconnects; a publish-only link has nothing to keep and leaves nothing behind.
-        persistent = bool(subscriptions)
+        # A simulated device (`persistent=False`) subscribes and still leaves nothing.
+        if persistent is None:
+            persistent = bool(subscriptions)
         properties: dict[str, Any] = {}
         if version >= MQTTv50:
             properties = {"receive_maximum": receive_maximum}

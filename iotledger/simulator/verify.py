@@ -1,0 +1,59 @@
+"""Whether the readings the broker acknowledged are queryable through the API.
+
+Each sweep asks, for every device with readings still unconfirmed, only for what it
+recorded since its oldest unconfirmed reading (`?from=`, then `X-Next-Cursor` page by
+page): during a run a sweep reads the last few seconds of each device, not its whole
+history, so checking as it goes costs the server little.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from iotledger.simulator.device import SimulatedDevice
+from iotledger.simulator.server import Server
+
+CONCURRENT_REQUESTS = 4
+"""Listings in flight at once: enough to keep up, few enough to leave the server to ingest."""
+
+
+class Verifier:
+    def __init__(self, server: Server, devices: Sequence[SimulatedDevice]) -> None:
+        self._server = server
+        self._devices = devices
+        self._slots = asyncio.Semaphore(CONCURRENT_REQUESTS)
+
+    def unconfirmed(self) -> int:
+        return sum(len(device.unconfirmed) for device in self._devices)
+
+    async def sweep(self) -> None:
+        """One pass over every device that has something unconfirmed."""
+        waiting = [device for device in self._devices if device.unconfirmed]
+        await asyncio.gather(*(self._confirm(device) for device in waiting))
+
+    async def _confirm(self, device: SimulatedDevice) -> None:
+        since = min(device.unconfirmed.values())
+        cursor: str | None = None
+        async with self._slots:
+            while True:
+                page = await self._server.telemetry(device.id, since, cursor)
+                for reading in page.readings:
+                    seq = reading.get("payload", {}).get("seq")
+                    if device.unconfirmed.pop(seq, None) is not None:
+                        device.tally.queryable += 1
+                if page.cursor is None or not device.unconfirmed:
+                    return
+                cursor = page.cursor
+
+    async def settle(self, timeout: float, pause: float = 0.25) -> bool:
+        """Sweep until every acknowledged reading is queryable (True) or `timeout` passes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            await self.sweep()
+            if not self.unconfirmed():
+                return True
+            if loop.time() + pause > deadline:
+                return False
+            await asyncio.sleep(pause)
