@@ -19,8 +19,7 @@ TERMINAL_EVERY = 0.5
 PLAIN_EVERY = 5.0
 
 
-def live_line(tally: Tally, seconds: float) -> str:
-    rate = tally.sent / seconds if seconds > 0 else 0.0
+def live_line(tally: Tally, seconds: float, rate: float) -> str:
     return (
         f"{seconds:6.1f} s  sent {tally.sent:,} ({rate:,.0f}/s)  "
         f"broker-acked {tally.acknowledged:,}  failed {tally.failed:,}  "
@@ -47,9 +46,11 @@ async def live(tally: Tally, out: TextIO) -> AsyncIterator[None]:
 
 async def _show(tally: Tally, out: TextIO, terminal: bool, started: float) -> None:
     every = TERMINAL_EVERY if terminal else PLAIN_EVERY
+    sent = 0
     while True:
         await asyncio.sleep(every)
-        line = live_line(tally, time.monotonic() - started)
+        line = live_line(tally, time.monotonic() - started, (tally.sent - sent) / every)
+        sent = tally.sent
         out.write(f"\r\x1b[K{line}" if terminal else f"{line}\n")
         out.flush()
 

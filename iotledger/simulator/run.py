@@ -33,8 +33,9 @@ CONNECT_TIMEOUT = 30.0
 """Seconds for every device to be admitted by the broker and subscribed."""
 TICK = 0.01
 """Longest nap of the pacer: readings due meanwhile go out together when it wakes."""
-SWEEP_EVERY = 2.0
-"""Seconds between two checks of what is queryable while readings are sent."""
+LOOK_EVERY = 1.0
+LOOK_AT = 20
+"""While readings are sent, every second the next 20 devices are checked (verify.py)."""
 SETUP_CONCURRENCY = 8
 
 
@@ -110,6 +111,7 @@ async def exercise(
     """Send for the duration (checking as it goes), then wait for the rest to be queryable."""
     tally, verifier = fleet[0].tally, Verifier(server, fleet)
     with interruptible() as stop:
+        say(out, f"sending {options.rate:g} readings/s for {options.duration:g} s (Ctrl-C stops)")
         async with live(tally, out):
             async with checking(verifier):
                 seconds = await pace(fleet, options, stop)
@@ -130,7 +132,7 @@ async def exercise(
 
 async def pace(fleet: Sequence[SimulatedDevice], options: Options, stop: asyncio.Event) -> float:
     """Send `rate * duration` readings, one device after the other, on schedule; the
-    seconds it took (once every publish has its answer)."""
+    seconds the sending took. Returns once every publish has its answer."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     total, sent = round(options.rate * options.duration), 0
@@ -143,18 +145,19 @@ async def pace(fleet: Sequence[SimulatedDevice], options: Options, stop: asyncio
             task.add_done_callback(in_flight.discard)
         sent = due
         await asyncio.sleep(min(TICK, max(0.0, started + sent / options.rate - loop.time())))
+    seconds = loop.time() - started
     await asyncio.gather(*in_flight)
-    return loop.time() - started
+    return seconds
 
 
 @contextlib.asynccontextmanager
 async def checking(verifier: Verifier) -> AsyncIterator[None]:
-    """Sweep for queryable readings every few seconds while the block runs."""
+    """Look for queryable readings while the block runs."""
 
     async def sweeps() -> None:
         while True:
-            await asyncio.sleep(SWEEP_EVERY)
-            await verifier.sweep()
+            await asyncio.sleep(LOOK_EVERY)
+            await verifier.look(LOOK_AT)
 
     task = asyncio.create_task(sweeps())
     try:

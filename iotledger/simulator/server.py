@@ -44,11 +44,14 @@ class Server:
         if new:
             await self._call("POST", "/register", json=body)
         login = await self._call("POST", "/login", json=body, refused_ok=(401,))
-        if login.status_code == 401 and not new:
-            await self._call("POST", "/register", json=body)
+        if login.status_code == 401:
+            if new or (await self._register(body)).status_code == 409:
+                raise SimulatorError(f"the server refused to sign in {username}: {_reason(login)}")
             login = await self._call("POST", "/login", json=body)
-        token = login.json()["token"]
-        self._client.headers["Authorization"] = f"Bearer {token}"
+        self._client.headers["Authorization"] = f"Bearer {login.json()['token']}"
+
+    async def _register(self, body: dict[str, str]) -> httpx.Response:
+        return await self._call("POST", "/register", json=body, refused_ok=(409,))
 
     async def base_topic(self) -> str:
         """The server's base topic: `GET /mqttping` names it (and proves its broker link)."""

@@ -1,9 +1,12 @@
 """Whether the readings the broker acknowledged are queryable through the API.
 
-Each sweep asks, for every device with readings still unconfirmed, only for what it
-recorded since its oldest unconfirmed reading (`?from=`, then `X-Next-Cursor` page by
-page): during a run a sweep reads the last few seconds of each device, not its whole
-history, so checking as it goes costs the server little.
+Each check asks a device only for what it recorded since its oldest unconfirmed reading
+(`?from=`, then `X-Next-Cursor` page by page), not for its whole history. While readings
+are sent, a look checks a few devices in turn (`look`): a listing waits until the readings
+projection has caught up with the log, and 200 of them every two seconds took the
+embedded server's ingest down from ~1000 to a few hundred readings/s (measured: all
+queryable 23 s after the end of a 15 s run instead of 6 s). The final `settle` checks
+every device.
 """
 
 from __future__ import annotations
@@ -23,13 +26,24 @@ class Verifier:
         self._server = server
         self._devices = devices
         self._slots = asyncio.Semaphore(CONCURRENT_REQUESTS)
+        self._turn = 0
 
     def unconfirmed(self) -> int:
         return sum(len(device.unconfirmed) for device in self._devices)
 
     async def sweep(self) -> None:
         """One pass over every device that has something unconfirmed."""
-        waiting = [device for device in self._devices if device.unconfirmed]
+        await self._check(self._devices)
+
+    async def look(self, devices: int) -> None:
+        """Check the next `devices` devices in turn."""
+        count = len(self._devices)
+        turn = [self._devices[(self._turn + n) % count] for n in range(min(devices, count))]
+        self._turn = (self._turn + len(turn)) % count
+        await self._check(turn)
+
+    async def _check(self, devices: Sequence[SimulatedDevice]) -> None:
+        waiting = [device for device in devices if device.unconfirmed]
         await asyncio.gather(*(self._confirm(device) for device in waiting))
 
     async def _confirm(self, device: SimulatedDevice) -> None:
