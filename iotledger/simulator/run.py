@@ -12,9 +12,8 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TextIO, TypeVar
 
@@ -23,6 +22,7 @@ import httpx
 from iotledger.adapters.settings import MqttUrl
 from iotledger.adapters.topics import Topics
 from iotledger.simulator.device import SimulatedDevice, Tally
+from iotledger.simulator.interrupts import Interrupts, interrupts
 from iotledger.simulator.report import Outcome, live, summary
 from iotledger.simulator.server import Credentials, Server, SimulatorError
 from iotledger.simulator.verify import Verifier
@@ -37,6 +37,8 @@ LOOK_EVERY = 1.0
 LOOK_AT = 20
 """While readings are sent, every second the next 20 devices are checked (verify.py)."""
 SETUP_CONCURRENCY = 8
+SETTLE_INTERRUPTED = 5.0
+"""Seconds to wait for readings to be queryable after a Ctrl-C (a second one stops that)."""
 
 
 @dataclass(frozen=True)
@@ -110,34 +112,39 @@ async def exercise(
 ) -> int:
     """Send for the duration (checking as it goes), then wait for the rest to be queryable."""
     tally, verifier = fleet[0].tally, Verifier(server, fleet)
-    with interruptible() as stop:
+    with interrupts() as interrupted:
         say(out, f"sending {options.rate:g} readings/s for {options.duration:g} s (Ctrl-C stops)")
         async with live(tally, out):
             async with checking(verifier):
-                seconds = await pace(fleet, options, stop)
-            settled = await timed(verifier.settle(0.0 if stop.is_set() else options.settle))
+                seconds = await pace(fleet, options, interrupted)
+            patience = options.settle
+            if interrupted.stopping:
+                patience = min(patience, SETTLE_INTERRUPTED)
+            settled = await timed(verifier.settle(patience, lambda: interrupted.quitting))
     outcome = Outcome(
         devices=len(fleet),
         rate=options.rate,
         seconds=seconds,
         settled=settled[1] if settled[0] else None,
         waited=settled[1],
-        interrupted=stop.is_set(),
+        interrupted=interrupted.stopping,
     )
     say(out, summary(tally, outcome))
-    if stop.is_set():
+    if interrupted.stopping:
         return 130
     return 0 if settled[0] else 1
 
 
-async def pace(fleet: Sequence[SimulatedDevice], options: Options, stop: asyncio.Event) -> float:
+async def pace(
+    fleet: Sequence[SimulatedDevice], options: Options, interrupted: Interrupts
+) -> float:
     """Send `rate * duration` readings, one device after the other, on schedule; the
     seconds the sending took. Returns once every publish has its answer."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     total, sent = round(options.rate * options.duration), 0
     in_flight: set[asyncio.Task[None]] = set()
-    while sent < total and not stop.is_set():
+    while sent < total and not interrupted.stopping:
         due = min(total, int((loop.time() - started) * options.rate) + 1)
         for n in range(sent, due):
             task = asyncio.create_task(fleet[n % len(fleet)].send_reading())
@@ -173,28 +180,6 @@ async def timed(work: Awaitable[T]) -> tuple[T, float]:
     started = loop.time()
     result = await work
     return result, loop.time() - started
-
-
-@contextlib.contextmanager
-def interruptible() -> Iterator[asyncio.Event]:
-    """An event set by the first Ctrl-C (or SIGTERM); a second Ctrl-C interrupts at once."""
-    loop, stop = asyncio.get_running_loop(), asyncio.Event()
-    signals = (signal.SIGINT, signal.SIGTERM)
-
-    def first(signum: int) -> Callable[[], None]:
-        def handler() -> None:
-            stop.set()
-            loop.remove_signal_handler(signum)
-
-        return handler
-
-    for signum in signals:
-        loop.add_signal_handler(signum, first(signum))
-    try:
-        yield stop
-    finally:
-        for signum in signals:
-            loop.remove_signal_handler(signum)
 
 
 def say(out: TextIO, line: str) -> None:

@@ -12,7 +12,7 @@ every device.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from iotledger.simulator.device import SimulatedDevice
 from iotledger.simulator.server import Server
@@ -60,14 +60,17 @@ class Verifier:
                     return
                 cursor = page.cursor
 
-    async def settle(self, timeout: float, pause: float = 0.25) -> bool:
-        """Sweep until every acknowledged reading is queryable (True) or `timeout` passes."""
+    async def settle(
+        self, timeout: float, give_up: Callable[[], bool], pause: float = 0.25
+    ) -> bool:
+        """Sweep until every acknowledged reading is queryable (True), or `timeout`
+        passes or `give_up()` says so."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             await self.sweep()
             if not self.unconfirmed():
                 return True
-            if loop.time() + pause > deadline:
+            if loop.time() + pause > deadline or give_up():
                 return False
             await asyncio.sleep(pause)
