@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from iotledger.simulator.device import Tally
+from iotledger.simulator.tasks import beside
 
 TERMINAL_EVERY = 0.5
 PLAIN_EVERY = 5.0
@@ -32,13 +33,10 @@ def live_line(tally: Tally, seconds: float, rate: float) -> str:
 async def live(tally: Tally, out: TextIO) -> AsyncIterator[None]:
     """The live line, from entering the block until it ends."""
     terminal = out.isatty()
-    task = asyncio.create_task(_show(tally, out, terminal, time.monotonic()))
     try:
-        yield
+        async with beside(_show(tally, out, terminal, time.monotonic())):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         if terminal:
             out.write("\n")
             out.flush()

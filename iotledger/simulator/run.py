@@ -25,6 +25,7 @@ from iotledger.simulator.device import SimulatedDevice, Tally
 from iotledger.simulator.interrupts import Interrupts, interrupts
 from iotledger.simulator.report import Outcome, live, summary
 from iotledger.simulator.server import Credentials, Server, SimulatorError
+from iotledger.simulator.tasks import beside
 from iotledger.simulator.verify import Verifier
 
 T = TypeVar("T")
@@ -115,7 +116,7 @@ async def exercise(
     with interrupts() as interrupted:
         say(out, f"sending {options.rate:g} readings/s for {options.duration:g} s (Ctrl-C stops)")
         async with live(tally, out):
-            async with checking(verifier):
+            async with beside(looking(verifier)):
                 seconds = await pace(fleet, options, interrupted)
             patience = options.settle
             if interrupted.stopping:
@@ -157,22 +158,11 @@ async def pace(
     return seconds
 
 
-@contextlib.asynccontextmanager
-async def checking(verifier: Verifier) -> AsyncIterator[None]:
-    """Look for queryable readings while the block runs."""
-
-    async def sweeps() -> None:
-        while True:
-            await asyncio.sleep(LOOK_EVERY)
-            await verifier.look(LOOK_AT)
-
-    task = asyncio.create_task(sweeps())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+async def looking(verifier: Verifier) -> None:
+    """Look for queryable readings, a few devices at a time, until cancelled."""
+    while True:
+        await asyncio.sleep(LOOK_EVERY)
+        await verifier.look(LOOK_AT)
 
 
 async def timed(work: Awaitable[T]) -> tuple[T, float]:
