@@ -129,6 +129,16 @@ def test_an_unreachable_server_is_one_clear_line() -> None:
     assert lines[0].startswith("iotledger: cannot reach the server at http://127.0.0.1:")
 
 
+def test_an_unreachable_broker_is_one_clear_line(served: Served) -> None:
+    broker = f"mqtt://127.0.0.1:{free_port()}"
+    result = run("simulate", "--url", served.base, "--mqtt", broker, env=environment())
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"iotledger: cannot reach the MQTT broker at {broker}: "
+        f"[Errno 111] Connect call failed ('127.0.0.1', {broker.rsplit(':', 1)[1]})"
+    ]
+
+
 def test_simulate_describes_itself() -> None:
     result = run("simulate", "--help", env=environment())
     assert result.returncode == 0

@@ -58,13 +58,17 @@ class Options:
 
 async def simulate(options: Options, out: TextIO = sys.stdout) -> int:
     """Run the fleet; 0 when every reading the broker acknowledged became queryable."""
-    logging.getLogger("iotledger.adapters.mqtt").setLevel(logging.WARNING)  # a line per device
+    # A line per device and reconnect attempt otherwise; the summary says what failed.
+    logging.getLogger("iotledger.adapters.mqtt").setLevel(logging.ERROR)
     async with httpx.AsyncClient(base_url=options.url, timeout=10.0) as http:
         server = Server(http)
         await sign_in(server, options, out)
         topics = Topics(options.topic or await server.base_topic())
+        await reachable(options.broker)
         fleet = await enrol(server, options, topics, Tally())
-        say(out, f"{len(fleet)} devices with credentials; connecting to {options.broker}")
+        say(
+            out, f"{len(fleet)} devices with credentials; connecting to {options.broker.redacted()}"
+        )
         async with connected(fleet, options.broker):
             return await exercise(server, fleet, options, out)
 
@@ -74,6 +78,18 @@ async def sign_in(server: Server, options: Options, out: TextIO) -> None:
     password = options.password or secrets.token_urlsafe(16)
     await server.sign_in(username, password, new=options.username is None)
     say(out, f"signed in to {options.url} as {username}")
+
+
+async def reachable(broker: MqttUrl) -> None:
+    """The broker answers at all (before any device is created for it)."""
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            _, writer = await asyncio.open_connection(broker.host, broker.port)
+    except (OSError, TimeoutError) as e:
+        raise SimulatorError(
+            f"cannot reach the MQTT broker at {broker.redacted()}: {e or type(e).__name__}"
+        ) from None
+    writer.close()
 
 
 async def enrol(
