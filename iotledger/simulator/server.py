@@ -33,7 +33,7 @@ class Page(NamedTuple):
 
 
 class Server:
-    """One signed-in user of the API at `base` (the user's token in every request)."""
+    """The API, as one user (once signed in, the user's token goes with every request)."""
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
@@ -54,7 +54,8 @@ class Server:
         return await self._call("POST", "/register", json=body, refused_ok=(409,))
 
     async def base_topic(self) -> str:
-        """The server's base topic: `GET /mqttping` names it (and proves its broker link)."""
+        """The server's base topic: `GET /mqttping` names it (and publishes a ping on it,
+        which proves the server's own broker link)."""
         topic: str = (await self._call("GET", "/mqttping")).json()["topic"]
         return topic
 
