@@ -23,6 +23,9 @@ from iotledger.bootstrap import Services, bootstrap
 from iotledger.maintenance import rebuild, resume_projection, skip_event
 from iotledger.progress import Progress
 from iotledger.serve import ROLES, database, run
+from iotledger.simulator.command import add_simulate_command, options_from
+from iotledger.simulator.run import simulate
+from iotledger.simulator.server import SimulatorError
 
 log = logging.getLogger("iotledger")
 
@@ -86,6 +89,7 @@ def parser() -> argparse.ArgumentParser:
     skip_cmd.add_argument(
         "--position", type=int, required=True, help="the position it fails at (see status)"
     )
+    add_simulate_command(commands, [config])
     return top
 
 
@@ -99,9 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(run(settings, roles))
         elif args.command == "projections" and args.action == "status":
             show_status(settings, as_json=args.json)
+        elif args.command == "simulate":
+            return asyncio.run(simulate(options_from(args, settings)))
         else:
             maintain(settings, args)
-    except (SettingsError, EmbeddedServiceError) as e:
+    except (SettingsError, EmbeddedServiceError, SimulatorError) as e:
         print(f"iotledger: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

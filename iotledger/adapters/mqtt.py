@@ -135,6 +135,7 @@ class MqttLink:
         reconnect_delay: float = 1.0,
         counters: Counter[str] | None = None,
         tls: ssl.SSLContext | None = None,
+        persistent: bool | None = None,
     ) -> None:
         self.url = url
         self._ssl = ssl_option(url, tls)
@@ -156,7 +157,9 @@ class MqttLink:
         self._window: _Window | None = None
         # A subscriber keeps its session (and what the broker queued for it) across
         # reconnects; a publish-only link has nothing to keep and leaves nothing behind.
-        persistent = bool(subscriptions)
+        # A simulated device (`persistent=False`) subscribes and still leaves nothing.
+        if persistent is None:
+            persistent = bool(subscriptions)
         properties: dict[str, Any] = {}
         if version >= MQTTv50:
             properties = {"receive_maximum": receive_maximum}

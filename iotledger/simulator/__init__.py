@@ -1,0 +1,1 @@
+"""Simulated devices against a running iotledger (`iotledger simulate`, docs/simulator.md)."""
