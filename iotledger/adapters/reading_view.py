@@ -79,28 +79,34 @@ class Bounds(NamedTuple):
     since: datetime | None = None
     until: datetime | None = None
     telemetry_type: str | None = None
+    sensor_id: UUID | None = None
+    oldest_first: bool = False
+    """Exports run oldest device time first; pages, newest first."""
 
 
 def _page(device: sql.Composable, limit: int, bounds: Bounds) -> tuple[sql.Composed, list[Any]]:
     """A page of the readings of `device` (a placeholder, or a column), and its parameters."""
     where: list[sql.Composable] = [sql.SQL("r.device_id = {}").format(device)]
     params: list[Any] = []
+    keyset: LiteralString = ">" if bounds.oldest_first else "<"
     filters: tuple[tuple[LiteralString, tuple[Any, ...] | None], ...] = (
-        ("(r.recorded_at, r.lambda_id) < (%s, %s)", bounds.after),
+        ("(r.recorded_at, r.lambda_id) " + keyset + " (%s, %s)", bounds.after),
         ("r.recorded_at >= %s", None if bounds.since is None else (bounds.since,)),
         ("r.recorded_at < %s", None if bounds.until is None else (bounds.until,)),
         (
             "r.telemetry_type = %s",
             None if bounds.telemetry_type is None else (bounds.telemetry_type,),
         ),
+        ("r.sensor_id = %s", None if bounds.sensor_id is None else (bounds.sensor_id,)),
     )
     for condition, values in filters:
         if values is not None:
             where.append(sql.SQL(condition))
             params.extend(values)
+    order: LiteralString = "" if bounds.oldest_first else " DESC"
     query = sql.SQL(
-        "SELECT {} FROM readings r WHERE {} ORDER BY r.recorded_at DESC, r.lambda_id DESC LIMIT %s"
-    ).format(sql.SQL(_SELECT), sql.SQL(" AND ").join(where))
+        "SELECT {} FROM readings r WHERE {} ORDER BY r.recorded_at{}, r.lambda_id{} LIMIT %s"
+    ).format(sql.SQL(_SELECT), sql.SQL(" AND ").join(where), sql.SQL(order), sql.SQL(order))
     return query, [*params, limit]
 
 
@@ -233,7 +239,10 @@ class PostgresReadingView(PostgresView[ReadingRows]):
         telemetry_type: str | None = None,
     ) -> list[ReadingRow]:
         """A device's readings, newest device time first, after a cursor, within a range."""
-        bounds = Bounds(after, since, until, telemetry_type)
+        return self.device_rows(device_id, limit, Bounds(after, since, until, telemetry_type))
+
+    def device_rows(self, device_id: UUID, limit: int, bounds: Bounds) -> list[ReadingRow]:
+        """A device's readings within `bounds`, in their order, at most `limit`."""
         query, params = _page(sql.Placeholder(), limit, bounds)
         return self._select(query, [device_id, *params])
 

@@ -11,6 +11,7 @@ from iotledger.api.auth import provide_principal
 from iotledger.api.bodies import JsonBodyRequest
 from iotledger.api.errors import EXCEPTION_HANDLERS
 from iotledger.api.intake import IntakeLane
+from iotledger.api.lambda_iot.bulk import LambdaBulkController
 from iotledger.api.lambda_iot.components import LambdaActorsController, LambdaSensorsController
 from iotledger.api.lambda_iot.devices import LambdaDevicesController
 from iotledger.api.lambda_iot.mqtt_actions import MqttActionsController
@@ -20,6 +21,7 @@ from iotledger.api.lambda_iot.users import LambdaUsersController
 from iotledger.api.observer import HttpObserver
 from iotledger.api.operations import OperationsController
 from iotledger.api.telemetry.auth import TelemetryAuthController
+from iotledger.api.telemetry.bulk import TelemetryBulkController
 from iotledger.api.telemetry.commands import TelemetryCommandsController
 from iotledger.api.telemetry.devices import TelemetryDevicesController
 from iotledger.api.telemetry.telemetry import TelemetryController
@@ -51,6 +53,8 @@ def create_litestar(services: Services) -> Litestar:
             TelemetryCommandsController,
             TelemetryController,
             LambdaReadingsController,
+            TelemetryBulkController,
+            LambdaBulkController,
         ],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
