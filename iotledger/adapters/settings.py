@@ -140,6 +140,7 @@ class Settings(msgspec.Struct, frozen=True):
     metrics_port: int | None = None  # where a role without an HTTP API serves /metrics
     log_format: str = "text"  # text, or json: one JSON object a line
     access_log: bool = False  # one log line per HTTP request
+    readings_retention_days: int | None = None  # older readings leave the read model; None: keep
 
     def __repr__(self) -> str:
         fields = msgspec.structs.asdict(self) | {"jwt_secret": self.jwt_secret and "***"}
@@ -315,6 +316,7 @@ _FIELDS: dict[str, tuple[Callable[[object, str], object], str, str]] = {
     "metrics_port": (_port, "server", "metrics_port"),
     "log_format": (_log_format, "server", "log_format"),
     "access_log": (_bool, "server", "access_log"),
+    "readings_retention_days": (_count, "database", "readings_retention_days"),
 }
 # Keys combined by the _apply_* functions below.
 _SPECIAL = {
