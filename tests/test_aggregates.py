@@ -41,13 +41,21 @@ def bucket_of(moment: datetime, bucket: str, zone: ZoneInfo) -> datetime:
         return datetime(local.year, local.month, local.day, tzinfo=zone)
     if bucket == "1h":
         return local.replace(minute=0, second=0, microsecond=0)
+    if bucket == "1m":
+        return local.replace(second=0, microsecond=0)
     return EPOCH + (moment - EPOCH) // timedelta(minutes=15) * timedelta(minutes=15)
 
 
-def expected(readings: list[tuple[datetime, Any]], bucket: str, zone: ZoneInfo) -> list[Any]:
+def expected(
+    readings: list[tuple[datetime, Any]],
+    bucket: str,
+    zone: ZoneInfo,
+    since: datetime,
+    until: datetime,
+) -> list[Any]:
     groups: dict[datetime, list[tuple[datetime, float]]] = defaultdict(list)
     for at, value in readings:
-        if isinstance(value, float):
+        if isinstance(value, float) and since <= at < until:
             start = bucket_of(at, bucket, zone)
             groups[start.astimezone(UTC)].append((at, value))
     return [
@@ -66,7 +74,7 @@ def expected(readings: list[tuple[datetime, Any]], bucket: str, zone: ZoneInfo) 
 
 readings_strategy = st.lists(
     st.tuples(
-        st.integers(0, 3 * 24 * 3600).map(lambda s: T0 + timedelta(seconds=s)),
+        st.integers(0, 3 * 24 * 3600 * 10).map(lambda s: T0 + timedelta(seconds=s / 10)),
         st.one_of(
             st.floats(-1000, 1000, allow_nan=False).map(lambda x: round(x, 3)),
             st.just("warm"),
@@ -83,8 +91,9 @@ readings_strategy = st.lists(
 )
 @given(
     readings=readings_strategy,
-    bucket=st.sampled_from(["15m", "1h", "1d"]),
+    bucket=st.sampled_from(["1m", "15m", "1h", "1d"]),
     tz=st.sampled_from(["UTC", "Europe/Berlin", "Asia/Kolkata"]),
+    ends=st.lists(st.integers(-3600, 3 * 24 * 3600 + 3600), min_size=2, max_size=2).map(sorted),
 )
 def test_buckets_hold_the_count_min_max_avg_first_and_last_of_the_numbers(
     client: Client,
@@ -92,13 +101,16 @@ def test_buckets_hold_the_count_min_max_avg_first_and_last_of_the_numbers(
     readings: list[tuple[datetime, Any]],
     bucket: str,
     tz: str,
+    ends: list[int],
 ) -> None:
+    since, until = (T0 + timedelta(seconds=end) for end in ends)
     device = new_telemetry_device(client, headers)["id"]
     for at, value in readings:
         payload = {"env": {"t": value}} if value is not None else {"other": 1}
         post(client, headers, device, recorded_at=stamp(at), payload=payload)
-    found = aggregate(client, headers, device, f"field=env.t&bucket={bucket}&tz={tz}")
-    want = expected(readings, bucket, ZoneInfo(tz))
+    window = f"from={stamp(since)}&to={stamp(until)}"
+    found = aggregate(client, headers, device, f"field=env.t&bucket={bucket}&tz={tz}&{window}")
+    want = expected(readings, bucket, ZoneInfo(tz), since, until)
     for row in found:
         start = datetime.fromisoformat(row["bucket_start"])
         assert start.utcoffset() == start.astimezone(ZoneInfo(tz)).utcoffset()
@@ -202,3 +214,26 @@ def test_a_bad_sensor_aggregate_answers_400_in_the_lambda_body(
     )
     assert response.status_code == 400
     assert set(response.json()) == {"error"}
+
+
+def test_a_corrected_or_deleted_sensor_reading_changes_its_buckets(
+    client: Client, headers: dict[str, str]
+) -> None:
+    sensor = new_component(client, headers, "sensors", new_device(client, headers))
+    ids = []
+    for minute, value in ((1, 3.0), (2, 1.0), (3, 2.0)):
+        body = {
+            "sensor_id": sensor,
+            "value": value,
+            "value_at": stamp(T0 + timedelta(minutes=minute)),
+        }
+        ids.append(client.post("/sensor-readings", json=body, headers=headers).json()["id"])
+    moved = {"value": 7, "value_at": stamp(T0 + timedelta(hours=2))}
+    assert client.put(f"/sensor-readings/{ids[0]}", json=moved, headers=headers).status_code == 200
+    assert client.delete(f"/sensor-readings/{ids[1]}", headers=headers).status_code == 200
+    path = f"/sensor-readings/aggregate?sensor_id={sensor}&bucket=1h"
+    found = client.get(path, headers=headers).json()
+    assert [(b["bucket_start"], b["count"], b["max"]) for b in found] == [
+        ("2025-10-25T20:00:00Z", 1, 2.0),
+        ("2025-10-25T22:00:00Z", 1, 7.0),
+    ]

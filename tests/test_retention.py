@@ -52,6 +52,8 @@ def test_readings_past_the_retention_leave_the_read_model_and_the_log_keeps_them
     post(client, headers, quiet, recorded_at=days_ago(8), payload={"age": 8})
     assert len(listed(client, headers, quiet)) == 1  # the read model has every reading
     events = event_count(services)
+    daily = f"/api/v1/devices/{device}/telemetry/aggregate?field=age&bucket=1d"
+    aggregates = client.get(daily, headers=headers).json()
 
     pruned = ReadingRetention(services.pool, days=5, batch=1).prune(NOW)
 
@@ -61,6 +63,7 @@ def test_readings_past_the_retention_leave_the_read_model_and_the_log_keeps_them
     latest = client.get(f"/api/v1/devices/{quiet}/telemetry/latest", headers=headers)
     assert latest.json() == []
     assert event_count(services) == events
+    assert client.get(daily, headers=headers).json() == aggregates  # the rollups stay
     history = client.get(f"/api/v1/devices/{device}/history", headers=headers)
     assert history.status_code == 200
     assert ReadingRetention(services.pool, days=5).prune(NOW) == 0

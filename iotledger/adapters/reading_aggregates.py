@@ -1,9 +1,10 @@
-"""Time-bucket aggregates of a device's readings, computed by PostgreSQL from the read model.
+"""Time-bucket aggregates of a device's readings, from the quarter-hour rollups.
 
-No rollup table: the query walks the device's slice of `readings_by_device_time`
-(device, then device time) for the window asked, and PostgreSQL buckets and aggregates
-what it finds. Its cost grows with the readings of that device in the window, not with
-the table (docs/performance.md measures it, and shows the plan).
+Buckets of 15 minutes or more add up the rollups of the whole quarters in the window
+(`reading_rollups`, one row per quarter and field: 2,880 rows for 30 days), and the
+readings of the quarters the window's ends cut, at most two; `1m` and `5m` buckets add
+up the readings of the window, a minute at a time. Either way the cost grows with the
+quarters (or readings) of the window, not with the readings of the device.
 
 Buckets follow the device's clock (`recorded_at`) in the time zone given:
 
@@ -17,15 +18,15 @@ Buckets follow the device's clock (`recorded_at`) in the time zone given:
   daylight-saving change is 23 or 25 hours long.
 
 Only numbers are aggregated: a reading whose field is missing or is not a JSON number
-(a string, a boolean, an object) is left out of every column, `count` included. `first`
-and `last` are the values of the bucket's earliest and latest readings by device time
-(ties: by log position).
+(a string, a boolean, an object, an array) is left out of every column, `count`
+included. `first` and `last` are the values of the bucket's earliest and latest
+readings by device time (ties: by log position).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, LiteralString, NamedTuple
 from uuid import UUID
@@ -35,6 +36,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from iotledger.adapters import reading_rollups as rollups
 from iotledger.domain.errors import InvalidInput
 
 
@@ -48,38 +50,43 @@ class BucketWidth(StrEnum):
     WEEK = "1w"
 
 
-_EPOCH: LiteralString = "timestamptz '1970-01-01 00:00:00+00'"
 _BUCKETS: dict[BucketWidth, LiteralString] = {
-    BucketWidth.MINUTE: "date_trunc('minute', r.recorded_at, %(tz)s)",
-    BucketWidth.FIVE_MINUTES: f"date_bin('5 minutes', r.recorded_at, {_EPOCH})",
-    BucketWidth.QUARTER: f"date_bin('15 minutes', r.recorded_at, {_EPOCH})",
-    BucketWidth.HOUR: "date_trunc('hour', r.recorded_at, %(tz)s)",
-    BucketWidth.SIX_HOURS: "(date_bin('6 hours', r.recorded_at AT TIME ZONE %(tz)s,"
+    BucketWidth.MINUTE: "date_trunc('minute', x.quarter, %(tz)s)",
+    BucketWidth.FIVE_MINUTES: rollups.QUARTER.replace("15 minutes", "5 minutes"),
+    BucketWidth.QUARTER: rollups.QUARTER,
+    BucketWidth.HOUR: "date_trunc('hour', x.quarter, %(tz)s)",
+    BucketWidth.SIX_HOURS: "(date_bin('6 hours', x.quarter AT TIME ZONE %(tz)s,"
     " timestamp '1970-01-01') AT TIME ZONE %(tz)s)",
-    BucketWidth.DAY: "date_trunc('day', r.recorded_at, %(tz)s)",
-    BucketWidth.WEEK: "date_trunc('week', r.recorded_at, %(tz)s)",
+    BucketWidth.DAY: "date_trunc('day', x.quarter, %(tz)s)",
+    BucketWidth.WEEK: "date_trunc('week', x.quarter, %(tz)s)",
 }
-
-PAYLOAD_NUMBER: LiteralString = (
-    "CASE WHEN jsonb_typeof(r.payload #> %(path)s) = 'number'"
-    " THEN (r.payload #> %(path)s)::float8 END"
-)
-"""The number at a path of the payload, or NULL (absent, or not a number)."""
-LAMBDA_VALUE: LiteralString = "r.value"
+_FINE = {BucketWidth.MINUTE, BucketWidth.FIVE_MINUTES}
+_QUARTER = timedelta(minutes=15)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FAR_PAST = datetime(1, 1, 1, 0, 15, tzinfo=UTC)
+_FAR_FUTURE = datetime(9999, 12, 31, 23, 45, tzinfo=UTC)
+_NOTHING = (EPOCH, EPOCH)
 
 _AGGREGATE = (
-    "SELECT bucket, count(*), min(n), max(n), avg(n),"
-    " (array_agg(n ORDER BY recorded_at, lambda_id))[1],"
-    " (array_agg(n ORDER BY recorded_at DESC, lambda_id DESC))[1]"
-    " FROM (SELECT {bucket} AS bucket, r.recorded_at, r.lambda_id, {number} AS n"
-    " FROM readings r WHERE r.device_id = %(device)s AND {where}) x"
-    " WHERE n IS NOT NULL GROUP BY bucket ORDER BY bucket LIMIT %(most)s"
+    "SELECT {bucket} AS bucket, sum(n)::bigint, min(lo), max(hi), sum(total) / sum(n),"
+    " (min(first))[3]::float8, (max(last))[3]::float8 FROM ("
+    " SELECT quarter, n, lo, hi, total, first, last FROM reading_rollups q"
+    " WHERE q.device_id = %(device)s AND q.field = %(field)s AND {rollup_filters}"
+    " AND q.quarter >= %(full_since)s AND q.quarter < %(full_until)s"
+    " UNION ALL SELECT quarter, n, lo, hi, total, first, last FROM ({edges}) e) x"
+    " GROUP BY 1 ORDER BY 1 LIMIT %(most)s"
 )
-_FILTERS: dict[str, LiteralString] = {
-    "since": "r.recorded_at >= %(since)s",
-    "until": "r.recorded_at < %(until)s",
-    "telemetry_type": "r.telemetry_type = %(telemetry_type)s",
-    "sensor_id": "r.sensor_id = %(sensor_id)s",
+_EDGES = (
+    "r.device_id = %(device)s AND {reading_filters} AND"
+    " (r.recorded_at >= %(low_since)s AND r.recorded_at < %(low_until)s"
+    " OR r.recorded_at >= %(high_since)s AND r.recorded_at < %(high_until)s)"
+)
+_FILTERS: dict[str, tuple[LiteralString, LiteralString]] = {
+    "telemetry_type": (
+        "q.telemetry_type = %(telemetry_type)s",
+        "r.telemetry_type = %(telemetry_type)s",
+    ),
+    "sensor_id": ("q.source = %(sensor_id)s", "r.sensor_id = %(sensor_id)s"),
 }
 
 
@@ -94,7 +101,7 @@ class Window(NamedTuple):
     telemetry_type: str | None = None
     sensor_id: UUID | None = None
     path: Sequence[str] = ()
-    """The payload field (PAYLOAD_NUMBER), as its keys from the top."""
+    """The payload field, as its keys from the top (a Lambda reading's is `value`)."""
 
 
 class Bucket(msgspec.Struct, frozen=True):
@@ -107,25 +114,46 @@ class Bucket(msgspec.Struct, frozen=True):
     last: float
 
 
-def aggregate_query(number: LiteralString, window: Window) -> tuple[sql.Composed, dict[str, Any]]:
-    """The aggregate of `number` (a SQL expression of reading `r`) over `window`."""
-    params: dict[str, Any] = window._asdict()
-    params.update(device=window.device_id, path=list(window.path))
-    conditions = [_FILTERS[name] for name in _FILTERS if params[name] is not None]
+def _floor(moment: datetime) -> datetime:
+    return EPOCH + (moment - EPOCH) // _QUARTER * _QUARTER
+
+
+def spans(window: Window) -> dict[str, datetime]:
+    """The whole quarters the rollups answer for, and the two ends the readings do."""
+    since = max(window.since or _FAR_PAST, _FAR_PAST)
+    until = min(window.until or _FAR_FUTURE, _FAR_FUTURE)
+    if window.width in _FINE:
+        full, low, high = _NOTHING, (since, until), _NOTHING
+    else:
+        first = _floor(since) + (_QUARTER if _floor(since) < since else timedelta(0))
+        last = _floor(until)
+        full, low, high = (first, last), (since, min(first, until)), (max(last, first), until)
+    names = ("full_since", "full_until", "low_since", "low_until", "high_since", "high_until")
+    return dict(zip(names, (*full, *low, *high), strict=True))
+
+
+def aggregate_query(window: Window) -> tuple[sql.Composed, dict[str, Any]]:
+    """The aggregate of the numbers at the window's field, per bucket, oldest first."""
+    params: dict[str, Any] = window._asdict() | spans(window)
+    params.update(device=window.device_id, field=".".join(window.path))
+    chosen = [_FILTERS[name] for name in _FILTERS if params[name] is not None]
+    grain = rollups.MINUTE if window.width in _FINE else rollups.QUARTER
+    where = _EDGES.replace("{reading_filters}", " AND ".join(r for _, r in chosen) or "true")
+    edges = rollups.LEAVES.replace("{where}", where) + rollups.ADDED_UP.replace(
+        "{grain}", grain.replace("{t}", "recorded_at")
+    ).replace("{numbers}", "field = %(field)s")
     query = sql.SQL(_AGGREGATE).format(
-        bucket=sql.SQL(_BUCKETS[window.width]),
-        number=sql.SQL(number),
-        where=sql.SQL(" AND ".join(conditions) or "true"),
+        bucket=sql.SQL(_BUCKETS[window.width].replace("{t}", "x.quarter")),
+        rollup_filters=sql.SQL(" AND ".join(q for q, _ in chosen) or "true"),
+        edges=sql.SQL(edges),
     )
     return query, params
 
 
-def aggregate(
-    pool: ConnectionPool[Any], number: LiteralString, window: Window, most: int
-) -> list[Bucket]:
+def aggregate(pool: ConnectionPool[Any], window: Window, most: int) -> list[Bucket]:
     """At most `most` buckets of `window`, oldest first; a zone PostgreSQL does not know
     is the client's mistake."""
-    query, params = aggregate_query(number, window)
+    query, params = aggregate_query(window)
     try:
         with pool.connection() as conn:
             rows = conn.execute(query, {**params, "most": most}).fetchall()

@@ -26,6 +26,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from iotledger.adapters import binary_copy
+from iotledger.adapters import reading_rollups as rollups
 from iotledger.adapters.views import PostgresView
 from iotledger.domain.ledger import Ledger
 from iotledger.projections.readings import ReadingRow, ReadingRows
@@ -169,22 +170,39 @@ class PostgresReadingRows(ReadingRows):
             for piece in copy_rows(rows):
                 copy.write(piece)
         self.cursor.execute(_MOVE_LATEST, (rows[0].lambda_id, rows[-1].lambda_id))
+        self.cursor.execute(rollups.ROLL_UP_NEW, (rows[0].lambda_id, rows[-1].lambda_id))
 
     def correct(
         self, reading_id: UUID, value: float | None, payload: dict[str, Any], recorded_at: datetime
     ) -> None:
+        before = self._quarter_of(reading_id)
         self._recompute_latest(
             "UPDATE readings SET value = %s, payload = %s, recorded_at = %s"
             f" WHERE lambda_id = {_LAMBDA_ID_OF} RETURNING device_id, telemetry_type",
             (value, Jsonb(payload), recorded_at, reading_id),
         )
+        self._recompute_rollups(before, self._quarter_of(reading_id))
 
     def delete(self, reading_id: UUID) -> None:
+        before = self._quarter_of(reading_id)
         self._recompute_latest(
             f"DELETE FROM readings WHERE lambda_id = {_LAMBDA_ID_OF}"
             " RETURNING device_id, telemetry_type",
             (reading_id,),
         )
+        self._recompute_rollups(before)
+
+    def _quarter_of(self, reading_id: UUID) -> tuple[UUID, datetime] | None:
+        """The device and the rollup quarter of a reading the read model holds."""
+        row = self.cursor.execute(rollups.QUARTER_OF + _LAMBDA_ID_OF, (reading_id,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def _recompute_rollups(self, *quarters: tuple[UUID, datetime] | None) -> None:
+        """Add the quarters of a device up again from the readings they hold."""
+        for device, quarter in {q for q in quarters if q is not None}:
+            params = {"device": device, "quarter": quarter}
+            self.cursor.execute(rollups.FORGET_QUARTER, params)
+            self.cursor.execute(rollups.ROLL_UP_QUARTER, params)
 
     def _recompute_latest(self, change: LiteralString, params: tuple[Any, ...]) -> None:
         """Apply a change to one reading, then point its key's latest afresh."""
@@ -217,8 +235,9 @@ class PostgresReadingView(PostgresView[ReadingRows]):
         " lambda_id bigint NOT NULL,"
         " recorded_at timestamptz NOT NULL,"
         " PRIMARY KEY (device_id, telemetry_type))",
+        rollups.DDL,
     )
-    tables = ("readings", "latest_readings")
+    tables = ("readings", "latest_readings", "reading_rollups")
 
     def rows(self, cursor: Cursor[Any]) -> ReadingRows:
         return PostgresReadingRows(cursor)

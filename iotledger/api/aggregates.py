@@ -8,7 +8,7 @@ Europe/Berlin start at `+01:00` and `+02:00`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, LiteralString
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -60,12 +60,10 @@ def field_path(field: str) -> tuple[str, ...]:
     return keys
 
 
-async def buckets(
-    services: Services, number: LiteralString, window: Window
-) -> list[AggregateBucket]:
-    """The aggregate of `number` over `window`, oldest bucket first, in the window's zone."""
+async def buckets(services: Services, window: Window) -> list[AggregateBucket]:
+    """The aggregate over `window`, oldest bucket first, in the window's zone."""
     tz = zone(window.tz)
-    found = await off_loop(aggregate, services.pool, number, window, MAX_BUCKETS + 1)
+    found = await off_loop(aggregate, services.pool, window, MAX_BUCKETS + 1)
     if len(found) > MAX_BUCKETS:
         raise InvalidInput(f"more than {MAX_BUCKETS} buckets: narrow from/to or widen bucket")
     return [

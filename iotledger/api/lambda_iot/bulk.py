@@ -16,7 +16,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
 
-from iotledger.adapters.reading_aggregates import LAMBDA_VALUE, Window
+from iotledger.adapters.reading_aggregates import Window
 from iotledger.adapters.reading_view import Bounds
 from iotledger.api.aggregates import AggregateBucket, Width, Zone, buckets, zone
 from iotledger.api.auth import Principal
@@ -30,6 +30,8 @@ from iotledger.projections.readings import ReadingRow
 _TIME = "RFC 3339 date-time with an offset, compared with value_at"
 Since = Annotated[str | None, QueryParameter(name="from", description=f"{_TIME}: from")]
 Until = Annotated[str | None, QueryParameter(name="to", description=f"{_TIME}: before")]
+VALUE = ("value",)
+"""A Lambda reading's payload is `{"value": v}`."""
 Format = Annotated[ExportFormat, QueryParameter(description="csv or ndjson (default)")]
 
 
@@ -83,5 +85,5 @@ class LambdaBulkController(Controller):
         since_at, until_at, key = instant(since, "from"), instant(until, "to"), zone(tz).key
         sensor = await fleet_sensor(services, sensor_id)
         await settled_readings(services)
-        window = Window(sensor.device_id, bucket, key, since_at, until_at, sensor_id=sensor_id)
-        return await buckets(services, LAMBDA_VALUE, window)
+        window = Window(sensor.device_id, bucket, key, since_at, until_at, None, sensor_id, VALUE)
+        return await buckets(services, window)

@@ -17,7 +17,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Stream
 
-from iotledger.adapters.reading_aggregates import PAYLOAD_NUMBER, Window
+from iotledger.adapters.reading_aggregates import Window
 from iotledger.adapters.reading_view import Bounds
 from iotledger.api.aggregates import AggregateBucket, Width, Zone, buckets, field_path, zone
 from iotledger.api.auth import Principal
@@ -121,7 +121,7 @@ class TelemetryBulkController(Controller):
             path=field_path(field),
         )
         await visible_device(services, access_of(principal), device_id)
-        return await buckets(services, PAYLOAD_NUMBER, window)
+        return await buckets(services, window)
 
 
 def _same(entry: HistoryEntry) -> HistoryEntry:
