@@ -170,6 +170,7 @@ class PostgresReadingRows(ReadingRows):
             for piece in copy_rows(rows):
                 copy.write(piece)
         self.cursor.execute(_MOVE_LATEST, (rows[0].lambda_id, rows[-1].lambda_id))
+        self.cursor.execute(rollups.NO_JIT)
         self.cursor.execute(rollups.ROLL_UP_NEW, (rows[0].lambda_id, rows[-1].lambda_id))
 
     def correct(
