@@ -21,8 +21,10 @@ from iotledger.adapters.broker_access import BrokerGate
 from iotledger.adapters.connections import Bounds
 from iotledger.adapters.database import check_reachable, migrate, schema_exists
 from iotledger.adapters.embedded import EmbeddedBroker, EmbeddedPostgres
+from iotledger.adapters.leadership import lead
 from iotledger.adapters.metrics import metrics_server
 from iotledger.adapters.mqtt_tls import tls_context
+from iotledger.adapters.retention import EVERY, ReadingRetention
 from iotledger.adapters.runtime import freeze_startup_objects
 from iotledger.adapters.settings import (
     DatabaseUrl,
@@ -142,6 +144,8 @@ async def _run_roles(services: Services, roles: tuple[str, ...], stop: asyncio.E
         runner.start()
     try:
         async with contextlib.AsyncExitStack() as stack:
+            if "projections" in roles:
+                _prune_readings(services, stack)
             if "mqtt" in roles or "api" in roles:
                 await _connect_mqtt(services, roles, stack)
             if "api" in roles:
@@ -154,6 +158,17 @@ async def _run_roles(services: Services, roles: tuple[str, ...], stop: asyncio.E
     finally:
         for runner in runners:
             await asyncio.to_thread(runner.stop)
+
+
+def _prune_readings(services: Services, stack: contextlib.AsyncExitStack) -> None:
+    """With a retention set, one process of those running projections prunes the readings."""
+    days = services.settings.readings_retention_days
+    if days is None:
+        return
+    retention = ReadingRetention(services.pool, days)
+    conninfo = services.conninfo("leader")
+    task = asyncio.create_task(lead(conninfo, "readings-retention", retention.round, EVERY))
+    stack.callback(task.cancel)
 
 
 def _serve_metrics(services: Services, stack: contextlib.AsyncExitStack) -> None:

@@ -26,6 +26,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from iotledger.adapters import binary_copy
+from iotledger.adapters import reading_rollups as rollups
 from iotledger.adapters.views import PostgresView
 from iotledger.domain.ledger import Ledger
 from iotledger.projections.readings import ReadingRow, ReadingRows
@@ -79,28 +80,34 @@ class Bounds(NamedTuple):
     since: datetime | None = None
     until: datetime | None = None
     telemetry_type: str | None = None
+    sensor_id: UUID | None = None
+    oldest_first: bool = False
+    """Exports run oldest device time first; pages, newest first."""
 
 
 def _page(device: sql.Composable, limit: int, bounds: Bounds) -> tuple[sql.Composed, list[Any]]:
     """A page of the readings of `device` (a placeholder, or a column), and its parameters."""
     where: list[sql.Composable] = [sql.SQL("r.device_id = {}").format(device)]
     params: list[Any] = []
+    keyset: LiteralString = ">" if bounds.oldest_first else "<"
     filters: tuple[tuple[LiteralString, tuple[Any, ...] | None], ...] = (
-        ("(r.recorded_at, r.lambda_id) < (%s, %s)", bounds.after),
+        ("(r.recorded_at, r.lambda_id) " + keyset + " (%s, %s)", bounds.after),
         ("r.recorded_at >= %s", None if bounds.since is None else (bounds.since,)),
         ("r.recorded_at < %s", None if bounds.until is None else (bounds.until,)),
         (
             "r.telemetry_type = %s",
             None if bounds.telemetry_type is None else (bounds.telemetry_type,),
         ),
+        ("r.sensor_id = %s", None if bounds.sensor_id is None else (bounds.sensor_id,)),
     )
     for condition, values in filters:
         if values is not None:
             where.append(sql.SQL(condition))
             params.extend(values)
+    order: LiteralString = "" if bounds.oldest_first else " DESC"
     query = sql.SQL(
-        "SELECT {} FROM readings r WHERE {} ORDER BY r.recorded_at DESC, r.lambda_id DESC LIMIT %s"
-    ).format(sql.SQL(_SELECT), sql.SQL(" AND ").join(where))
+        "SELECT {} FROM readings r WHERE {} ORDER BY r.recorded_at{}, r.lambda_id{} LIMIT %s"
+    ).format(sql.SQL(_SELECT), sql.SQL(" AND ").join(where), sql.SQL(order), sql.SQL(order))
     return query, [*params, limit]
 
 
@@ -163,22 +170,40 @@ class PostgresReadingRows(ReadingRows):
             for piece in copy_rows(rows):
                 copy.write(piece)
         self.cursor.execute(_MOVE_LATEST, (rows[0].lambda_id, rows[-1].lambda_id))
+        self.cursor.execute(rollups.NO_JIT)
+        self.cursor.execute(rollups.ROLL_UP_NEW, (rows[0].lambda_id, rows[-1].lambda_id))
 
     def correct(
         self, reading_id: UUID, value: float | None, payload: dict[str, Any], recorded_at: datetime
     ) -> None:
+        before = self._quarter_of(reading_id)
         self._recompute_latest(
             "UPDATE readings SET value = %s, payload = %s, recorded_at = %s"
             f" WHERE lambda_id = {_LAMBDA_ID_OF} RETURNING device_id, telemetry_type",
             (value, Jsonb(payload), recorded_at, reading_id),
         )
+        self._recompute_rollups(before, self._quarter_of(reading_id))
 
     def delete(self, reading_id: UUID) -> None:
+        before = self._quarter_of(reading_id)
         self._recompute_latest(
             f"DELETE FROM readings WHERE lambda_id = {_LAMBDA_ID_OF}"
             " RETURNING device_id, telemetry_type",
             (reading_id,),
         )
+        self._recompute_rollups(before)
+
+    def _quarter_of(self, reading_id: UUID) -> tuple[UUID, datetime] | None:
+        """The device and the rollup quarter of a reading the read model holds."""
+        row = self.cursor.execute(rollups.QUARTER_OF + _LAMBDA_ID_OF, (reading_id,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def _recompute_rollups(self, *quarters: tuple[UUID, datetime] | None) -> None:
+        """Add the quarters of a device up again from the readings they hold."""
+        for device, quarter in {q for q in quarters if q is not None}:
+            params = {"device": device, "quarter": quarter}
+            self.cursor.execute(rollups.FORGET_QUARTER, params)
+            self.cursor.execute(rollups.ROLL_UP_QUARTER, params)
 
     def _recompute_latest(self, change: LiteralString, params: tuple[Any, ...]) -> None:
         """Apply a change to one reading, then point its key's latest afresh."""
@@ -211,8 +236,9 @@ class PostgresReadingView(PostgresView[ReadingRows]):
         " lambda_id bigint NOT NULL,"
         " recorded_at timestamptz NOT NULL,"
         " PRIMARY KEY (device_id, telemetry_type))",
+        rollups.DDL,
     )
-    tables = ("readings", "latest_readings")
+    tables = ("readings", "latest_readings", "reading_rollups")
 
     def rows(self, cursor: Cursor[Any]) -> ReadingRows:
         return PostgresReadingRows(cursor)
@@ -233,7 +259,10 @@ class PostgresReadingView(PostgresView[ReadingRows]):
         telemetry_type: str | None = None,
     ) -> list[ReadingRow]:
         """A device's readings, newest device time first, after a cursor, within a range."""
-        bounds = Bounds(after, since, until, telemetry_type)
+        return self.device_rows(device_id, limit, Bounds(after, since, until, telemetry_type))
+
+    def device_rows(self, device_id: UUID, limit: int, bounds: Bounds) -> list[ReadingRow]:
+        """A device's readings within `bounds`, in their order, at most `limit`."""
         query, params = _page(sql.Placeholder(), limit, bounds)
         return self._select(query, [device_id, *params])
 

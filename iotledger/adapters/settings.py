@@ -169,6 +169,7 @@ class Settings(msgspec.Struct, frozen=True):
     mqtt_auth: str | None = None  # devices, dynsec or off; None: devices if embedded, else off
     stream_heartbeat: float = 15.0  # seconds an idle event stream waits before a keep-alive
     stream_stall_timeout: float = 10.0  # seconds a stream waits for a client to read; then ends
+    readings_retention_days: int | None = None  # older readings leave the read model; None: keep
 
     def __repr__(self) -> str:
         fields = msgspec.structs.asdict(self) | {"jwt_secret": self.jwt_secret and "***"}
@@ -410,6 +411,7 @@ _FIELDS: dict[str, tuple[Callable[[object, str], object], str, str]] = {
     "mqtt_auth": (_mqtt_auth, "mqtt", "auth"),
     "stream_heartbeat": (_positive, "server", "stream_heartbeat"),
     "stream_stall_timeout": (_positive, "server", "stream_stall_timeout"),
+    "readings_retention_days": (_count, "database", "readings_retention_days"),
 }
 # Keys combined by the _apply_* functions below.
 _SPECIAL = {

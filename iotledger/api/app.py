@@ -10,6 +10,7 @@ from iotledger.api.auth import provide_caller, provide_principal
 from iotledger.api.bodies import JsonBodyRequest
 from iotledger.api.errors import EXCEPTION_HANDLERS
 from iotledger.api.intake import IntakeLane
+from iotledger.api.lambda_iot.bulk import LambdaBulkController
 from iotledger.api.lambda_iot.components import LambdaActorsController, LambdaSensorsController
 from iotledger.api.lambda_iot.credentials import LambdaCredentialsController
 from iotledger.api.lambda_iot.devices import LambdaDevicesController
@@ -22,6 +23,7 @@ from iotledger.api.openapi import describe
 from iotledger.api.operations import OperationsController
 from iotledger.api.schema_pages import openapi_config, schema_routes
 from iotledger.api.telemetry.auth import TelemetryAuthController
+from iotledger.api.telemetry.bulk import TelemetryBulkController
 from iotledger.api.telemetry.commands import TelemetryCommandsController
 from iotledger.api.telemetry.devices import TelemetryDevicesController
 from iotledger.api.telemetry.identity import (
@@ -62,6 +64,8 @@ def create_litestar(services: Services) -> Litestar:
             TelemetryDeviceIdentityController,
             TelemetryGatewaysController,
             StreamController,
+            TelemetryBulkController,
+            LambdaBulkController,
             *schema_routes(services.settings),
         ],
         dependencies={

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Annotated
+from uuid import UUID
 
 import msgspec
 
 from iotledger.adapters.ingest import Outcome
-from iotledger.adapters.reading_view import DeviceReadings, PostgresReadingView
+from iotledger.adapters.reading_view import Bounds, DeviceReadings, PostgresReadingView
 from iotledger.api.deps import off_loop
 from iotledger.bootstrap import LOG_HEAD, Services
 from iotledger.domain.device_service import DEVICE_NOT_FOUND
@@ -56,6 +58,13 @@ async def device_readings(
     if seen is None or not access.allows(seen.owner):
         raise NotFound(DEVICE_NOT_FOUND)
     return seen.rows
+
+
+async def visible_device(services: Services, access: DeviceAccess, device_id: UUID) -> None:
+    """Returns once the readings read model shows every reading acknowledged before this
+    call, if the caller may see the device; else NotFound. (`device_readings` of one row.)"""
+    one = partial(services.readings.device_page_as_seen, device_id, 1, Bounds())
+    await device_readings(services, access, one)
 
 
 async def settled_readings(services: Services) -> PostgresReadingView:

@@ -171,10 +171,14 @@ class DeviceService(LedgerService):
         device = self.device(claim.holder(kind), access)
         return device, device.component(kind, component_id)
 
-    def device_history(self, device_id: UUID, access: DeviceAccess) -> Sequence[Event]:
-        """Every event of a device, oldest first; also after it was deleted."""
-        events = cast(list[Event], list(self.events.get(device_id)))
-        if not events or not isinstance(events[0], Device.Registered):
+    def device_history(
+        self, device_id: UUID, access: DeviceAccess, after: int = 0, limit: int | None = None
+    ) -> Sequence[Event]:
+        """The events of a device after version `after` (at most `limit`), oldest first;
+        also after it was deleted. Its first event says whose it is."""
+        events = cast(list[Event], list(self.events.get(device_id, gt=after or None, limit=limit)))
+        first = events[:1] if after == 0 else list(self.events.get(device_id, lte=1))
+        if not first or not isinstance(first[0], Device.Registered):
             raise NotFound(DEVICE_NOT_FOUND)
         if not access.allows(owner_after(events), device_id):
             raise NotFound(DEVICE_NOT_FOUND)

@@ -80,6 +80,12 @@ def lambda_reading(row: ReadingRow) -> LambdaReading:
     return LambdaReading(row.lambda_id, row.sensor_id, row.value, row.recorded_at)
 
 
+async def fleet_sensor(services: Services, sensor_id: UUID) -> ComponentSummary:
+    """A sensor of the shared fleet, or 404."""
+    component = services.devices.fleet_component
+    return found(await off_loop(component, ComponentKind.SENSOR, sensor_id), SENSOR_NOT_FOUND)
+
+
 class LambdaReadingsController(Controller):
     path = "/sensor-readings"
     tags = ["Lambda IoT Core: sensor readings"]
@@ -91,7 +97,7 @@ class LambdaReadingsController(Controller):
         services: NamedDependency[Services],
         principal: NamedDependency[Principal],
     ) -> CreatedReading:
-        sensor = await self._sensor(services, data.sensor_id)
+        sensor = await fleet_sensor(services, data.sensor_id)
         value = lambda_value(data.value)
         reading = RecordReading(
             device_id=sensor.device_id,
@@ -116,7 +122,7 @@ class LambdaReadingsController(Controller):
     ) -> list[LambdaReading]:
         """Oldest first (by id); `sensor_id` narrows it to one sensor of the fleet."""
         if sensor_id is not None:
-            await self._sensor(services, sensor_id)
+            await fleet_sensor(services, sensor_id)
         readings = await settled_readings(services)
         rows = await off_loop(readings.sensor_page, sensor_id, limit, page * limit)
         return [lambda_reading(row) for row in rows]
@@ -163,13 +169,6 @@ class LambdaReadingsController(Controller):
         written = await off_loop(services.ledger.delete_reading, command)
         await services.watch.wait(written.position, ReadingProjection.name)
         return Message(message="sensor reading deleted")
-
-    async def _sensor(self, services: Services, sensor_id: UUID) -> ComponentSummary:
-        """A sensor of the shared fleet, or 404."""
-        fleet_component = services.devices.fleet_component
-        return found(
-            await off_loop(fleet_component, ComponentKind.SENSOR, sensor_id), SENSOR_NOT_FOUND
-        )
 
     async def _reading(self, services: Services, reading_id: int) -> ReadingRow:
         """A sensor reading by its integer id, or 404 (telemetry of the other dialect too)."""
