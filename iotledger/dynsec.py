@@ -20,6 +20,7 @@ from iotledger.adapters.mqtt_dynsec.accounts import Account
 from iotledger.adapters.mqtt_dynsec.control import DynsecControl, DynsecUnavailable
 from iotledger.adapters.mqtt_dynsec.enforcer import DynsecEnforcer, ReconcilePolicy, account_of
 from iotledger.adapters.mqtt_dynsec.reconciler import BrokerAccounts
+from iotledger.adapters.mqtt_tls import tls_context
 from iotledger.adapters.settings import SettingsError
 from iotledger.bootstrap import LOG_HEAD, Services
 from iotledger.domain.errors import Unavailable
@@ -37,7 +38,7 @@ async def dynsec_accounts(services: Services, *, every: float = 30.0) -> AsyncIt
     admin = services.settings.mqtt_url
     if admin is None:
         raise SettingsError(NO_ADMIN)
-    control = DynsecControl(admin)
+    control = DynsecControl(admin, tls=tls_context(services.settings))
     accounts = BrokerAccounts(control, services.topics, services.dynsec_service)
     try:
         await control.start()

@@ -19,9 +19,9 @@ COMPOSE = ROOT / "compose.yaml"
 ROLES = ("api", "mqtt", "projections")
 SECRETS = ("IOTLEDGER_JWT_SECRET", "MQTT_ADMIN_PASSWORD", "POSTGRES_PASSWORD")
 DYNSEC_FILE = "/mosquitto/data/dynamic-security.json"
-PENDING = {"IOTLEDGER_MQTT_AUTH"}
-"""Settings of the contract that another branch adds (issue 8: dynsec wiring); iotledger
-ignores an IOTLEDGER_ variable it does not know. Drop each once `_FIELDS` has it."""
+PENDING: set[str] = set()
+"""Settings of the contract that the code does not read yet (none now); iotledger ignores
+an IOTLEDGER_ variable it does not know."""
 
 
 @pytest.fixture(scope="module")

@@ -84,6 +84,7 @@ class DynsecControl:
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url
+        self.tls = tls
         self._ssl = ssl_option(url, tls)
         self.timeout = timeout
         self._pending: dict[tuple[str, str], asyncio.Future[Answer]] = {}

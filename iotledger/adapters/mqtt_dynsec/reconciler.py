@@ -106,7 +106,9 @@ class BrokerAccounts:
         (answer,) = await self.control.send([get_client(self.service.username)])
         present = client_of(answer)
         password = self.service.password
-        if present is not None and await accepts(service_url(self.control.url, self.service)):
+        if present is not None and await accepts(
+            service_url(self.control.url, self.service), tls=self.control.tls
+        ):
             password = None
         await self._must(self._client_commands(self.service, present, password))
 
