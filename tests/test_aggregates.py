@@ -37,8 +37,13 @@ def aggregate(client: Client, headers: dict[str, str], device: str, query: str) 
 def bucket_of(moment: datetime, bucket: str, zone: ZoneInfo) -> datetime:
     """Where PostgreSQL's `date_trunc` in the zone (or `date_bin` from the epoch) puts it."""
     local = moment.astimezone(zone)
+    if bucket == "1w":
+        monday = local.date() - timedelta(days=local.weekday())
+        return datetime(monday.year, monday.month, monday.day, tzinfo=zone)
     if bucket == "1d":
         return datetime(local.year, local.month, local.day, tzinfo=zone)
+    if bucket == "6h":
+        return datetime(local.year, local.month, local.day, local.hour // 6 * 6, tzinfo=zone)
     if bucket == "1h":
         return local.replace(minute=0, second=0, microsecond=0)
     if bucket == "1m":
@@ -87,11 +92,11 @@ readings_strategy = st.lists(
 
 
 @settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     readings=readings_strategy,
-    bucket=st.sampled_from(["1m", "15m", "1h", "1d"]),
+    bucket=st.sampled_from(["1m", "15m", "1h", "6h", "1d", "1w"]),
     tz=st.sampled_from(["UTC", "Europe/Berlin", "Asia/Kolkata"]),
     ends=st.lists(st.integers(-3600, 3 * 24 * 3600 + 3600), min_size=2, max_size=2).map(sorted),
 )
