@@ -23,8 +23,10 @@ from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.export import CHUNK, ExportFormat, chunks, export_response
 from iotledger.api.lambda_iot.readings import LambdaReading, fleet_sensor, lambda_reading
+from iotledger.api.openapi import raises
 from iotledger.api.readings import instant, settled_readings
 from iotledger.bootstrap import Services
+from iotledger.domain.errors import NotFound
 from iotledger.projections.readings import ReadingRow
 
 _TIME = "RFC 3339 date-time with an offset, compared with value_at"
@@ -39,7 +41,7 @@ class LambdaBulkController(Controller):
     path = "/sensor-readings"
     tags = ["Lambda IoT Core: sensor readings"]
 
-    @get("/export")
+    @get("/export", opt=raises(NotFound))  # an unknown sensor
     async def export_readings(
         self,
         sensor_id: FromQuery[UUID],
@@ -69,7 +71,7 @@ class LambdaBulkController(Controller):
         name = f"sensor-readings-{sensor_id}"
         return export_response(chunks(rows, more), lambda_reading, fields, format, name)
 
-    @get("/aggregate")
+    @get("/aggregate", opt=raises(NotFound))  # an unknown sensor
     async def aggregate_readings(
         self,
         sensor_id: FromQuery[UUID],
