@@ -31,14 +31,14 @@ from psycopg import sql
 
 from bench.readings import Queryable, database
 from bench.rest import server, sign_up, submit_all
-from iotledger.adapters.reading_aggregates import (
+from iotledger.adapters.postgres.views.aggregates import (
     BucketWidth,
     Window,
     aggregate_query,
 )
-from iotledger.adapters.settings import DatabaseUrl, Settings
+from iotledger.application.readings import RecordReading
 from iotledger.bootstrap import Services, bootstrap
-from iotledger.domain.reading_service import RecordReading
+from iotledger.settings import DatabaseUrl, Settings
 
 DAYS = 30
 TARGET_MS = 100.0

@@ -59,12 +59,12 @@ from bench.readings import (
     running,
     verdict,
 )
-from iotledger.adapters.reading_log import readings_channel
-from iotledger.adapters.settings import DatabaseUrl, MqttUrl
+from iotledger.adapters.postgres.reading_log import readings_channel
+from iotledger.application.devices import RegisterDevice
 from iotledger.bootstrap import Services
-from iotledger.domain.device_service import RegisterDevice
 from iotledger.domain.vocabulary import DeviceStatus
-from iotledger.mqtt_role import mqtt_role
+from iotledger.roles.mqtt import mqtt_role
+from iotledger.settings import DatabaseUrl, MqttUrl
 
 T = TypeVar("T")
 

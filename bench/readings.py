@@ -34,14 +34,14 @@ from tempfile import mkdtemp
 
 import psycopg
 
-from iotledger.adapters.database import migrate
-from iotledger.adapters.reading_log import RECORDED_TOPIC, stored_state
-from iotledger.adapters.settings import DatabaseUrl, Settings, parse_database_url
-from iotledger.adapters.views import PROJECTIONS_CHANNEL
+from iotledger.adapters.postgres.database import migrate
+from iotledger.adapters.postgres.reading_log import RECORDED_TOPIC, stored_state
+from iotledger.adapters.postgres.views.base import PROJECTIONS_CHANNEL
+from iotledger.application.readings import RecordReading
 from iotledger.bootstrap import Services, bootstrap
-from iotledger.domain.reading_service import RecordReading
 from iotledger.maintenance import rebuild
 from iotledger.projections.runner import ProjectionRunner
+from iotledger.settings import DatabaseUrl, Settings, parse_database_url
 
 TARGETS = {"throughput": 15_000.0, "p99_ms": 250.0, "rebuild": 50_000.0, "batched": 50_000.0}
 """`batched`: readings/s when devices send them in batches (of 100 a message or request)."""

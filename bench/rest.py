@@ -45,9 +45,9 @@ import psycopg
 
 from bench.readings import TARGETS as ENGINE_TARGETS
 from bench.readings import Queryable, database, fmt, measure_copy_baseline, verdict
-from iotledger.adapters.settings import DatabaseUrl, Settings
+from iotledger.application.readings import RecordReading
 from iotledger.bootstrap import Services, bootstrap
-from iotledger.domain.reading_service import RecordReading
+from iotledger.settings import DatabaseUrl, Settings
 
 TARGETS = {"post_rps": 3_000.0, "get_p99_ms": 25.0}
 BATCHED_TARGET = ENGINE_TARGETS["batched"]

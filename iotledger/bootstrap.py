@@ -13,42 +13,46 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
-from iotledger.adapters.broker_access import BrokerGate, service_password
-from iotledger.adapters.catalog import PROJECTIONS
-from iotledger.adapters.command_view import PostgresCommandView
-from iotledger.adapters.connections import Bounds, connection_string
-from iotledger.adapters.credential_directory import CachedCredentials
-from iotledger.adapters.credential_view import PostgresCredentialView
-from iotledger.adapters.database import open_pool
-from iotledger.adapters.device_log import DeviceLog
-from iotledger.adapters.device_view import PostgresDeviceView, owners_of
-from iotledger.adapters.dispatch_view import PostgresDispatchView
-from iotledger.adapters.eventstore import MsgspecMapper, eventsourcing_env
-from iotledger.adapters.feed import PostgresEventFeed, open_feed
-from iotledger.adapters.health import DatabaseProbe
-from iotledger.adapters.ingest import ReadingIngest
-from iotledger.adapters.log_wake import LogWake
-from iotledger.adapters.lookup import BatchedLookup
-from iotledger.adapters.metrics import PROJECTION_FAILURES, ProcessCollector, process_registry
-from iotledger.adapters.mqtt import NoBroker, Publisher
-from iotledger.adapters.mqtt_auth import Enforcer, ReadModelEnforcer, link_url
-from iotledger.adapters.mqtt_dynsec.accounts import Account, service_account
-from iotledger.adapters.passwords import PasswordHasher
-from iotledger.adapters.projection_failures import transient
-from iotledger.adapters.projection_status import ProjectionStatus, projection_statuses
-from iotledger.adapters.ratelimit import LoginLimiter
-from iotledger.adapters.reading_log import readings_channel
-from iotledger.adapters.reading_view import PostgresReadingView
-from iotledger.adapters.runtime import tune_collector
-from iotledger.adapters.session_view import PostgresSessionView
-from iotledger.adapters.settings import DatabaseUrl, MqttUrl, Settings
-from iotledger.adapters.tokens import TokenIssuer, jwt_secret
-from iotledger.adapters.topics import Topics
-from iotledger.adapters.user_view import PostgresUserView
-from iotledger.adapters.views import PostgresView
-from iotledger.adapters.watch import ProjectionWatch
-from iotledger.domain.ledger import Ledger
+from iotledger.adapters.embedded.gate import BrokerGate, service_password
+from iotledger.adapters.mqtt.auth import Enforcer, ReadModelEnforcer, link_url
+from iotledger.adapters.mqtt.dynsec.accounts import Account, service_account
+from iotledger.adapters.mqtt.link import NoBroker, Publisher
+from iotledger.adapters.mqtt.topics import Topics
+from iotledger.adapters.observability.metrics import (
+    PROJECTION_FAILURES,
+    ProcessCollector,
+    process_registry,
+)
+from iotledger.adapters.observability.runtime import tune_collector
+from iotledger.adapters.postgres.connections import Bounds, connection_string
+from iotledger.adapters.postgres.database import open_pool
+from iotledger.adapters.postgres.device_log import DeviceLog
+from iotledger.adapters.postgres.eventstore import MsgspecMapper, eventsourcing_env
+from iotledger.adapters.postgres.feed import PostgresEventFeed, open_feed
+from iotledger.adapters.postgres.health import DatabaseProbe
+from iotledger.adapters.postgres.ingest import ReadingIngest
+from iotledger.adapters.postgres.log_wake import LogWake
+from iotledger.adapters.postgres.lookup import BatchedLookup
+from iotledger.adapters.postgres.projection_failures import transient
+from iotledger.adapters.postgres.projection_status import ProjectionStatus, projection_statuses
+from iotledger.adapters.postgres.reading_log import readings_channel
+from iotledger.adapters.postgres.views.base import PostgresView
+from iotledger.adapters.postgres.views.catalog import PROJECTIONS
+from iotledger.adapters.postgres.views.commands import PostgresCommandView
+from iotledger.adapters.postgres.views.credentials import PostgresCredentialView
+from iotledger.adapters.postgres.views.devices import PostgresDeviceView, owners_of
+from iotledger.adapters.postgres.views.dispatch import PostgresDispatchView
+from iotledger.adapters.postgres.views.readings import PostgresReadingView
+from iotledger.adapters.postgres.views.sessions import PostgresSessionView
+from iotledger.adapters.postgres.views.users import PostgresUserView
+from iotledger.adapters.postgres.watch import ProjectionWatch
+from iotledger.adapters.security.credentials import CachedCredentials
+from iotledger.adapters.security.passwords import PasswordHasher
+from iotledger.adapters.security.ratelimit import LoginLimiter
+from iotledger.adapters.security.tokens import TokenIssuer, jwt_secret
+from iotledger.application.ledger import Ledger
 from iotledger.projections.runner import ProjectionRunner
+from iotledger.settings import DatabaseUrl, MqttUrl, Settings
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +76,13 @@ class Services:
     credentials: CachedCredentials
     """The `CredentialDirectory` every authenticator of devices and gateways asks."""
     mqtt_service_password: str
-    """iotledger's own password on the embedded broker (`adapters.broker_access`)."""
+    """iotledger's own password on the embedded broker (`adapters.embedded.gate`)."""
     device_log: DeviceLog
     """The log as live streams read it."""
     log_wake: LogWake
     """One LISTEN for every live stream of the process; `close` ends them."""
     dynsec_service: Account
-    """iotledger's own account on a dynsec Mosquitto (`adapters.mqtt_dynsec.accounts`)."""
+    """iotledger's own account on a dynsec Mosquitto (`adapters.mqtt.dynsec.accounts`)."""
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
     publisher: Publisher = field(default_factory=NoBroker)
     """The MQTT link the API publishes through; `serve` sets it."""

@@ -12,17 +12,17 @@ from importlib.metadata import version
 import msgspec
 import psycopg
 
-from iotledger.adapters.catalog import PROJECTIONS
-from iotledger.adapters.connections import Bounds, connection_string, for_maintenance
-from iotledger.adapters.database import migrate, schema_exists
-from iotledger.adapters.embedded import EmbeddedServiceError
-from iotledger.adapters.logs import configure_logging
-from iotledger.adapters.projection_status import ProjectionStatus, projection_statuses
-from iotledger.adapters.settings import Settings, SettingsError, load_settings
+from iotledger.adapters.embedded.services import EmbeddedServiceError
+from iotledger.adapters.observability.logs import configure_logging
+from iotledger.adapters.postgres.connections import Bounds, connection_string, for_maintenance
+from iotledger.adapters.postgres.database import migrate, schema_exists
+from iotledger.adapters.postgres.projection_status import ProjectionStatus, projection_statuses
+from iotledger.adapters.postgres.views.catalog import PROJECTIONS
 from iotledger.bootstrap import Services, bootstrap
 from iotledger.maintenance import rebuild, resume_projection, skip_event
 from iotledger.progress import Progress
-from iotledger.serve import ROLES, database, run
+from iotledger.roles.serve import ROLES, database, run
+from iotledger.settings import Settings, SettingsError, load_settings
 from iotledger.simulator.command import add_simulate_command, options_from
 from iotledger.simulator.run import simulate
 from iotledger.simulator.server import SimulatorError

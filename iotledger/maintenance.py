@@ -1,17 +1,17 @@
 """Operator commands on the read models: rebuild them, and answer a projection stopped
 at an event it cannot apply (resume it, or skip that event). How far each one is:
-`adapters.projection_status`."""
+`adapters.postgres.projection_status`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from iotledger.adapters.catalog import PROJECTIONS
-from iotledger.adapters.projection_failures import recorded_failures, resume, skip
-from iotledger.adapters.settings import SettingsError
+from iotledger.adapters.postgres.projection_failures import recorded_failures, resume, skip
+from iotledger.adapters.postgres.views.catalog import PROJECTIONS
 from iotledger.bootstrap import Services
 from iotledger.projections.failures import EventFailure, Failure
 from iotledger.projections.runner import EventFeed, ProjectionRunner
+from iotledger.settings import SettingsError
 
 Progress = Callable[[str, int, int], None]
 

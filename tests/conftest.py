@@ -20,12 +20,12 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
-from iotledger.adapters.database import migrate
-from iotledger.adapters.embedded import EmbeddedBroker, EmbeddedPostgres
-from iotledger.adapters.mqtt import NoBroker
-from iotledger.adapters.settings import DatabaseUrl, MqttUrl, Settings, parse_database_url
+from iotledger.adapters.embedded.services import EmbeddedBroker, EmbeddedPostgres
+from iotledger.adapters.mqtt.link import NoBroker
+from iotledger.adapters.postgres.database import migrate
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services, bootstrap
+from iotledger.settings import DatabaseUrl, MqttUrl, Settings, parse_database_url
 from tests.mqtt_support import Adapter, LoopThread
 from tests.processes import environment, run
 

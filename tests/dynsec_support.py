@@ -22,11 +22,11 @@ from typing import Any
 import gmqtt
 from gmqtt.mqtt.constants import MQTTv50
 
-from iotledger.adapters.mqtt_dynsec.accounts import service_account
-from iotledger.adapters.mqtt_dynsec.control import DynsecControl
-from iotledger.adapters.mqtt_dynsec.reconciler import BrokerAccounts
-from iotledger.adapters.settings import MqttUrl
-from iotledger.adapters.topics import Topics
+from iotledger.adapters.mqtt.dynsec.accounts import service_account
+from iotledger.adapters.mqtt.dynsec.control import DynsecControl
+from iotledger.adapters.mqtt.dynsec.reconciler import BrokerAccounts
+from iotledger.adapters.mqtt.topics import Topics
+from iotledger.settings import MqttUrl
 from tests.faults.cluster import answers, free_port, give_to_broker, mosquitto_path, wait_for
 
 PLUGIN = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")

@@ -19,9 +19,9 @@ import gmqtt
 import msgspec
 from gmqtt.mqtt.constants import MQTTv311
 
-from iotledger.adapters.settings import MqttUrl
 from iotledger.bootstrap import Services
-from iotledger.mqtt_role import MqttRole, Timing, mqtt_role
+from iotledger.roles.mqtt import MqttRole, Timing, mqtt_role
+from iotledger.settings import MqttUrl
 
 T = TypeVar("T")
 

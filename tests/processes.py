@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from iotledger.adapters.settings import DatabaseUrl, MqttUrl
+from iotledger.settings import DatabaseUrl, MqttUrl
 
 COMMAND = str(Path(sys.executable).parent / "iotledger")
 

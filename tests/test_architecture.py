@@ -1,4 +1,12 @@
-"""Dependencies point inward: the domain knows nothing of the edges."""
+"""Dependencies point inward: the domain knows nothing of the edges.
+
+The layers, innermost first (docs/architecture.md draws them):
+
+    domain -> application -> projections -> adapters -> api -> bootstrap -> roles, cli
+
+A package may import the ones before it, never one after it. `settings` (what the
+process was told) may be read by the adapters and everything outward.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +17,22 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "iotledger"
 
-# layer -> the iotledger layers it must never import
+OUTER = ("api", "bootstrap", "roles", "cli", "maintenance", "simulator")
+# layer -> the iotledger packages and modules it must never import
 FORBIDDEN = {
-    "domain": ("projections", "api", "adapters", "bootstrap", "serve", "cli", "maintenance"),
-    "projections": ("api", "adapters", "bootstrap", "serve", "cli", "maintenance"),
-    "adapters": ("api", "bootstrap", "serve", "cli", "maintenance"),
+    "domain": ("application", "projections", "adapters", "settings", *OUTER),
+    "application": ("projections", "adapters", "settings", *OUTER),
+    "projections": ("adapters", "settings", *OUTER),
+    "adapters": OUTER,
+    "api": ("roles", "cli", "maintenance", "simulator"),
 }
-# third-party packages that would mean I/O inside the domain
-DOMAIN_FORBIDDEN_LIBRARIES = ("psycopg", "psycopg_pool", "litestar", "gmqtt", "amqtt", "argon2")
+# Moved into their layer by the restructure; their ports are not yet drawn.
+PENDING: dict[str, tuple[str, ...]] = {
+    "projections/dispatcher.py": ("adapters",),
+    "projections/device_checks.py": ("adapters",),
+}
+# third-party packages that would mean I/O inside the domain or the application
+PURE_FORBIDDEN_LIBRARIES = ("psycopg", "psycopg_pool", "litestar", "gmqtt", "amqtt", "argon2")
 
 
 def imports_of(path: Path) -> set[str]:
@@ -34,6 +50,10 @@ def modules(layer: str) -> list[Path]:
     return sorted((PACKAGE / layer).rglob("*.py"))
 
 
+def is_in(name: str, package: str) -> bool:
+    return name == f"iotledger.{package}" or name.startswith(f"iotledger.{package}.")
+
+
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))
 def test_a_layer_never_imports_an_outer_layer(layer: str) -> None:
     offenders = [
@@ -41,17 +61,29 @@ def test_a_layer_never_imports_an_outer_layer(layer: str) -> None:
         for path in modules(layer)
         for name in imports_of(path)
         for outer in FORBIDDEN[layer]
-        if name == f"iotledger.{outer}" or name.startswith(f"iotledger.{outer}.")
+        if is_in(name, outer) and outer not in PENDING.get(str(path.relative_to(PACKAGE)), ())
     ]
     assert modules(layer), f"layer {layer} has no modules"
     assert offenders == []
 
 
-def test_the_domain_does_no_io() -> None:
+@pytest.mark.parametrize("layer", ["domain", "application"])
+def test_the_domain_and_the_services_do_no_io(layer: str) -> None:
     offenders = [
         f"{path.relative_to(PACKAGE.parent)} imports {name}"
-        for path in modules("domain")
+        for path in modules(layer)
         for name in imports_of(path)
-        if name.split(".")[0] in DOMAIN_FORBIDDEN_LIBRARIES
+        if name.split(".")[0] in PURE_FORBIDDEN_LIBRARIES
     ]
     assert offenders == []
+
+
+def test_the_pending_exemptions_are_still_needed() -> None:
+    """An exemption that no longer excuses anything is removed, not kept."""
+    stale = [
+        f"{module} no longer imports {package}"
+        for module, packages in PENDING.items()
+        for package in packages
+        if not any(is_in(name, package) for name in imports_of(PACKAGE / module))
+    ]
+    assert stale == []

@@ -19,11 +19,11 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from iotledger.adapters.device_checks import CheckRequest
-from iotledger.adapters.dispatcher import CommandMessage
-from iotledger.adapters.settings import Settings
-from iotledger.adapters.topics import Channel
+from iotledger.adapters.mqtt.topics import Channel
 from iotledger.api.lambda_iot.mqtt_actions import ActorCommand, Ping, SensorTrigger
+from iotledger.projections.device_checks import CheckRequest
+from iotledger.projections.dispatcher import CommandMessage
+from iotledger.settings import Settings
 
 ASYNCAPI_SCHEMA = Path(__file__).parent / "data" / "asyncapi" / "asyncapi-3.0.0.json"
 NOW = datetime(2026, 1, 14, 10, 0, tzinfo=UTC)

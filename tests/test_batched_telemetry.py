@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
+from iotledger.application.readings import DeleteReading
 from iotledger.bootstrap import Services
-from iotledger.domain.reading_service import DeleteReading
 from tests.conftest import register_and_login
 from tests.mqtt_support import eventually
 from tests.test_mqtt_devices import World, played, world

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from iotledger.adapters.settings import MqttUrl
 from iotledger.bootstrap import Services
+from iotledger.settings import MqttUrl
 from tests.conftest import register_and_login
 from tests.mqtt_support import Device, LoopThread, devices, eventually
 from tests.test_embedded_broker_auth import guarded

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from iotledger.adapters.settings import DatabaseUrl, MqttUrl
+from iotledger.settings import DatabaseUrl, MqttUrl
 from tests.conftest import free_port, unique
 from tests.processes import environment, run, serving, stop, wait_for_http, wait_until
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import psycopg
 
-from iotledger.adapters.catalog import PROJECTIONS
-from iotledger.adapters.settings import DatabaseUrl
+from iotledger.adapters.postgres.views.catalog import PROJECTIONS
 from iotledger.progress import Progress
+from iotledger.settings import DatabaseUrl
 from tests.processes import environment, run
 
 

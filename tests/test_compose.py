@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from iotledger.adapters.settings import _FIELDS
+from iotledger.settings import _FIELDS
 
 ROOT = Path(__file__).parent.parent
 COMPOSE = ROOT / "compose.yaml"

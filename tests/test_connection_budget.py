@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from iotledger.adapters.catalog import PROJECTIONS
-from iotledger.adapters.settings import DatabaseUrl
+from iotledger.adapters.postgres.views.catalog import PROJECTIONS
+from iotledger.settings import DatabaseUrl
 from tests.processes import Server, serving, stop, wait_for_http
 from tests.test_scale_out import signed_in_device
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import uuid4
 
-from iotledger.adapters.credential_directory import CachedCredentials
+from iotledger.adapters.security.credentials import CachedCredentials
 from iotledger.domain.credentials import CredentialKind, secret_hash
 from iotledger.projections.credentials import Credential
 

@@ -9,12 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from iotledger.adapters.topics import Topics
-from iotledger.domain.credentials import ClaimRefused, secret_hash
-from iotledger.domain.device_service import RegisterDevice, owner_after
-from iotledger.domain.devices import FLEET, DeviceAccess
-from iotledger.domain.errors import InvalidInput, NotFound
-from iotledger.domain.identity_service import (
+from iotledger.adapters.mqtt.topics import Topics
+from iotledger.application.devices import RegisterDevice, owner_after
+from iotledger.application.identity import (
     ClaimDevice,
     IdentityService,
     IssueCredentials,
@@ -23,6 +20,9 @@ from iotledger.domain.identity_service import (
     RevokeCredentials,
     RevokeGateway,
 )
+from iotledger.domain.credentials import ClaimRefused, secret_hash
+from iotledger.domain.devices import FLEET, DeviceAccess
+from iotledger.domain.errors import InvalidInput, NotFound
 from iotledger.domain.vocabulary import DeviceStatus
 from tests.test_devices_domain import MSGSPEC_STORE, START
 

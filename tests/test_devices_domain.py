@@ -19,7 +19,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from iotledger.domain.device_service import (
+from iotledger.application.devices import (
     AddComponent,
     DeleteDevice,
     DeviceService,
@@ -49,8 +49,8 @@ from iotledger.domain.vocabulary import (
 )
 
 MSGSPEC_STORE = {
-    "TRANSCODER_TOPIC": "iotledger.adapters.eventstore:MsgspecTranscoder",
-    "MAPPER_TOPIC": "iotledger.adapters.eventstore:MsgspecMapper",
+    "TRANSCODER_TOPIC": "iotledger.adapters.postgres.eventstore:MsgspecTranscoder",
+    "MAPPER_TOPIC": "iotledger.adapters.postgres.eventstore:MsgspecMapper",
 }
 START = datetime(2026, 1, 14, 10, 0, tzinfo=UTC)
 

@@ -15,18 +15,18 @@ from typing import Any
 import pytest
 from gmqtt.mqtt.handler import MQTTConnectError
 
-from iotledger.adapters.mqtt_dynsec.access import service_acls
-from iotledger.adapters.mqtt_dynsec.accounts import (
+from iotledger.adapters.mqtt.dynsec.access import service_acls
+from iotledger.adapters.mqtt.dynsec.accounts import (
     Account,
     device_account,
     gateway_account,
     service_account,
     service_url,
 )
-from iotledger.adapters.mqtt_dynsec.control import DynsecControl, DynsecUnavailable
-from iotledger.adapters.mqtt_dynsec.reconciler import BrokerAccounts
-from iotledger.adapters.settings import MqttUrl
-from iotledger.adapters.topics import Topics
+from iotledger.adapters.mqtt.dynsec.control import DynsecControl, DynsecUnavailable
+from iotledger.adapters.mqtt.dynsec.reconciler import BrokerAccounts
+from iotledger.adapters.mqtt.topics import Topics
+from iotledger.settings import MqttUrl
 from tests.dynsec_support import (
     ADMIN,
     Peer,

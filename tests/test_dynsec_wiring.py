@@ -15,9 +15,9 @@ import httpx
 import pytest
 from gmqtt.mqtt.handler import MQTTConnectError
 
-from iotledger.adapters.mqtt_dynsec.control import DynsecControl
-from iotledger.adapters.settings import DatabaseUrl, MqttUrl
-from iotledger.adapters.topics import Topics
+from iotledger.adapters.mqtt.dynsec.control import DynsecControl
+from iotledger.adapters.mqtt.topics import Topics
+from iotledger.settings import DatabaseUrl, MqttUrl
 from tests.conftest import create_database, drop_database, free_port, unique
 from tests.dynsec_support import (
     DynsecBroker,

@@ -13,8 +13,12 @@ import psycopg
 import pytest
 from gmqtt.mqtt.constants import MQTTv311
 
-from iotledger.adapters.embedded import EmbeddedBroker, EmbeddedPostgres, EmbeddedServiceError
-from iotledger.adapters.owner import OwnerFile, process_identity
+from iotledger.adapters.embedded.owner import OwnerFile, process_identity
+from iotledger.adapters.embedded.services import (
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    EmbeddedServiceError,
+)
 
 
 def _free_port() -> int:

@@ -16,11 +16,11 @@ import pytest
 from gmqtt.mqtt.constants import MQTTv311
 from litestar.testing import TestClient
 
-from iotledger.adapters.broker_access import SERVICE_USERNAME
-from iotledger.adapters.embedded import EmbeddedBroker
-from iotledger.adapters.settings import DatabaseUrl, MqttUrl
-from iotledger.adapters.topics import Topics
+from iotledger.adapters.embedded.gate import SERVICE_USERNAME
+from iotledger.adapters.embedded.services import EmbeddedBroker
+from iotledger.adapters.mqtt.topics import Topics
 from iotledger.bootstrap import Services
+from iotledger.settings import DatabaseUrl, MqttUrl
 from tests.conftest import free_port, unique
 from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
 from tests.processes import environment, run, serving, stop, wait_for_http

@@ -13,9 +13,9 @@ from uuid import UUID
 import httpx
 import pytest
 
-from iotledger.adapters.settings import DatabaseUrl, Settings
+from iotledger.application.readings import RecordReading
 from iotledger.bootstrap import Services
-from iotledger.domain.reading_service import RecordReading
+from iotledger.settings import DatabaseUrl, Settings
 from tests.conftest import start_services
 from tests.processes import serving, wait_for_http
 

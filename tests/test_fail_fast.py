@@ -19,11 +19,11 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
-from iotledger.adapters.database import MIGRATION_LOCK
-from iotledger.adapters.settings import DatabaseUrl, Settings
+from iotledger.adapters.postgres.database import MIGRATION_LOCK
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services
 from iotledger.projections.runner import ProjectionRunner
+from iotledger.settings import DatabaseUrl, Settings
 from tests.conftest import start_services, unique
 from tests.processes import run, wait_until
 

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, settings
 from litestar.testing import TestClient
 from schemathesis.checks import not_a_server_error
 
-from iotledger.adapters.settings import DatabaseUrl, MqttUrl, Settings
 from iotledger.api.app import create_app
+from iotledger.settings import DatabaseUrl, MqttUrl, Settings
 from tests.conftest import create_database, drop_database, register_and_login, start_services
 from tests.mqtt_support import Adapter, LoopThread
 

@@ -9,8 +9,8 @@ from uuid import UUID, uuid4
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iotledger.domain.ledger import Ledger
-from iotledger.domain.session_service import (
+from iotledger.application.ledger import Ledger
+from iotledger.application.sessions import (
     CloseSession,
     OpenSession,
     RefreshSession,

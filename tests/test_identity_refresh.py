@@ -12,10 +12,10 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from iotledger.adapters.tokens import new_refresh_token, read_refresh_token
+from iotledger.adapters.security.tokens import new_refresh_token, read_refresh_token
 from iotledger.api.app import create_app
+from iotledger.application.sessions import RefreshSession
 from iotledger.bootstrap import Services
-from iotledger.domain.session_service import RefreshSession
 from iotledger.domain.sessions import InvalidRefreshToken
 from tests.test_identity_support import (
     TELEMETRY_AUTH,

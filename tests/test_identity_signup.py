@@ -10,8 +10,8 @@ import pytest
 from argon2 import PasswordHasher as Argon2Hasher
 from litestar.testing import TestClient
 
+from iotledger.application.users import RehashPassword
 from iotledger.bootstrap import Services
-from iotledger.domain.user_service import RehashPassword
 from tests.test_identity_support import (
     REGISTER,
     TELEMETRY_AUTH,

@@ -12,7 +12,7 @@ import jwt
 import pytest
 from litestar.testing import TestClient
 
-from iotledger.adapters.tokens import AUDIENCE, ISSUER, key_id
+from iotledger.adapters.security.tokens import AUDIENCE, ISSUER, key_id
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services
 from tests.test_identity_support import (

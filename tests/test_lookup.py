@@ -8,7 +8,7 @@ from collections.abc import Collection
 
 import pytest
 
-from iotledger.adapters.lookup import BatchedLookup
+from iotledger.adapters.postgres.lookup import BatchedLookup
 
 
 class Table:

@@ -15,15 +15,15 @@ import msgspec
 import pytest
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 
-from iotledger.adapters.device_directory import Presence, ledger_directory
-from iotledger.adapters.embedded import EmbeddedBroker
-from iotledger.adapters.ingest import Outcome, ReadingIngest
-from iotledger.adapters.mqtt import MqttLink
-from iotledger.adapters.mqtt_inbound import Inbound
-from iotledger.adapters.mqtt_intake import Intake, Message
-from iotledger.adapters.settings import MqttUrl
+from iotledger.adapters.embedded.services import EmbeddedBroker
+from iotledger.adapters.mqtt.directory import Presence, ledger_directory
+from iotledger.adapters.mqtt.inbound import Inbound
+from iotledger.adapters.mqtt.link import MqttLink
+from iotledger.adapters.mqtt.packets import Intake, Message
+from iotledger.adapters.postgres.ingest import Outcome, ReadingIngest
+from iotledger.application.readings import RecordReading
 from iotledger.bootstrap import Services
-from iotledger.domain.reading_service import RecordReading
+from iotledger.settings import MqttUrl
 from tests.conftest import free_port
 from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
 from tests.test_mqtt_resilience import registered

@@ -14,8 +14,8 @@ from uuid import UUID
 import pytest
 from litestar.testing import TestClient
 
-from iotledger.adapters.settings import MqttUrl
 from iotledger.bootstrap import Services
+from iotledger.settings import MqttUrl
 from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
 
 Headers = dict[str, str]

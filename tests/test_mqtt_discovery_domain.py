@@ -9,22 +9,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iotledger.domain.device_service import RegisterDevice
-from iotledger.domain.devices import Component, ComponentKind, DeviceAccess
-from iotledger.domain.discovery import normalise_mac
-from iotledger.domain.discovery_service import (
+from iotledger.application.devices import RegisterDevice
+from iotledger.application.discovery import (
     AnnouncedComponent,
     DiscoverDevice,
     ReportDeviceStatus,
 )
+from iotledger.application.ledger import Ledger
+from iotledger.domain.devices import Component, ComponentKind, DeviceAccess
+from iotledger.domain.discovery import normalise_mac
 from iotledger.domain.errors import HeldElsewhere, InvalidInput, NotFound
-from iotledger.domain.ledger import Ledger
 from iotledger.domain.vocabulary import DeviceStatus
 
 SENSOR, ACTOR = ComponentKind.SENSOR, ComponentKind.ACTOR
 MSGSPEC_STORE = {
-    "TRANSCODER_TOPIC": "iotledger.adapters.eventstore:MsgspecTranscoder",
-    "MAPPER_TOPIC": "iotledger.adapters.eventstore:MsgspecMapper",
+    "TRANSCODER_TOPIC": "iotledger.adapters.postgres.eventstore:MsgspecTranscoder",
+    "MAPPER_TOPIC": "iotledger.adapters.postgres.eventstore:MsgspecMapper",
 }
 
 

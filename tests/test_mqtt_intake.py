@@ -18,7 +18,7 @@ from gmqtt.mqtt.protocol import BaseMQTTProtocol, MQTTProtocol
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iotledger.adapters.mqtt_intake import Intake, Message, pubacks
+from iotledger.adapters.mqtt.packets import Intake, Message, pubacks
 
 PINGRESP = b"\xd0\x00"
 CONTENT_TYPE = 0x03
@@ -197,7 +197,7 @@ def test_acknowledgements_leave_in_one_write_on_their_own_connection_only() -> N
 
 
 def test_the_gmqtt_internals_the_intake_relies_on_are_where_it_expects_them() -> None:
-    """See the docstring of `iotledger.adapters.mqtt_intake`; pinned in pyproject.toml."""
+    """See the docstring of `iotledger.adapters.mqtt.packets`; pinned in pyproject.toml."""
     assert importlib.metadata.version("gmqtt") == "0.8.0"
     # The reader is replaced before anything is read: the connection exists before CONNECT.
     assert inspect.iscoroutinefunction(gmqtt.Client._create_connection)

@@ -15,10 +15,10 @@ from uuid import UUID
 import pytest
 from litestar.testing import TestClient
 
-from iotledger.adapters.device_checks import DeviceChecks
-from iotledger.adapters.mqtt import NoBroker
-from iotledger.adapters.settings import MqttUrl
+from iotledger.adapters.mqtt.link import NoBroker
 from iotledger.bootstrap import Services
+from iotledger.projections.device_checks import DeviceChecks
+from iotledger.settings import MqttUrl
 from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
 
 Headers = dict[str, str]

@@ -11,9 +11,9 @@ from uuid import UUID
 import msgspec
 import pytest
 
-from iotledger.adapters.settings import MqttUrl
 from iotledger.bootstrap import Services
 from iotledger.domain.errors import NotFound
+from iotledger.settings import MqttUrl
 from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
 from tests.test_mqtt_lambda import announcement
 from tests.test_mqtt_resilience import registered

@@ -15,11 +15,11 @@ from uuid import UUID
 
 import msgspec
 
-from iotledger.adapters.device_directory import Presence, ledger_directory
-from iotledger.adapters.mqtt_inbound import Inbound
-from iotledger.adapters.mqtt_intake import Message
-from iotledger.adapters.settings import MqttUrl
+from iotledger.adapters.mqtt.directory import Presence, ledger_directory
+from iotledger.adapters.mqtt.inbound import Inbound
+from iotledger.adapters.mqtt.packets import Message
 from iotledger.bootstrap import Services
+from iotledger.settings import MqttUrl
 from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
 from tests.test_mqtt_lambda import announcement
 

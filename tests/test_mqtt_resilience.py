@@ -13,16 +13,16 @@ from typing import Any
 import msgspec
 import pytest
 
-from iotledger.adapters.device_directory import Presence, ledger_directory
-from iotledger.adapters.ingest import Outcome
-from iotledger.adapters.mqtt_inbound import Inbound
-from iotledger.adapters.mqtt_intake import Intake
-from iotledger.adapters.settings import MqttUrl
+from iotledger.adapters.mqtt.directory import Presence, ledger_directory
+from iotledger.adapters.mqtt.inbound import Inbound
+from iotledger.adapters.mqtt.packets import Intake
+from iotledger.adapters.postgres.ingest import Outcome
+from iotledger.application.devices import RegisterDevice
+from iotledger.application.readings import RecordReading
 from iotledger.bootstrap import Services
-from iotledger.domain.device_service import RegisterDevice
 from iotledger.domain.errors import Unavailable
-from iotledger.domain.reading_service import RecordReading
 from iotledger.domain.vocabulary import DeviceStatus
+from iotledger.settings import MqttUrl
 from tests.conftest import answers, free_port
 from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
 

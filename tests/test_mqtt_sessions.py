@@ -14,12 +14,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from iotledger.adapters.mqtt import MqttLink
-from iotledger.adapters.mqtt_intake import Message
-from iotledger.adapters.mqtt_names import client_id, share_group
-from iotledger.adapters.settings import MqttUrl, Settings
-from iotledger.adapters.topics import Topics
-from iotledger.mqtt_role import link_for
+from iotledger.adapters.mqtt.link import MqttLink
+from iotledger.adapters.mqtt.names import client_id, share_group
+from iotledger.adapters.mqtt.packets import Message
+from iotledger.adapters.mqtt.topics import Topics
+from iotledger.roles.mqtt import link_for
+from iotledger.settings import MqttUrl, Settings
 from tests.mqtt_support import Device, LoopThread, devices, eventually
 from tests.processes import COMMAND
 

@@ -15,14 +15,14 @@ import pytest
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from iotledger.adapters.catalog import PROJECTIONS
-from iotledger.adapters.database import migrate
-from iotledger.adapters.embedded import EmbeddedPostgres
-from iotledger.adapters.projection_status import state_of
-from iotledger.adapters.settings import DatabaseUrl, MqttUrl, Settings, parse_database_url
+from iotledger.adapters.embedded.services import EmbeddedPostgres
+from iotledger.adapters.postgres.database import migrate
+from iotledger.adapters.postgres.projection_status import state_of
+from iotledger.adapters.postgres.views.catalog import PROJECTIONS
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services, bootstrap
 from iotledger.projections.failures import ProjectionHealth, ProjectionState
+from iotledger.settings import DatabaseUrl, MqttUrl, Settings, parse_database_url
 from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
 from tests.test_commands_api import new_command, new_device
 from tests.test_telemetry_devices import new_telemetry_device

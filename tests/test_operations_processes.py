@@ -8,7 +8,7 @@ import json
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from iotledger.adapters.settings import DatabaseUrl, MqttUrl
+from iotledger.settings import DatabaseUrl, MqttUrl
 from tests.conftest import free_port
 from tests.processes import environment, serving, stop, wait_for_http, wait_until
 

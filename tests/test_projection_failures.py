@@ -16,10 +16,9 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from iotledger.adapters.catalog import PROJECTIONS
-from iotledger.adapters.database import migrate
-from iotledger.adapters.projection_failures import transient
-from iotledger.adapters.settings import DatabaseUrl, Settings, SettingsError
+from iotledger.adapters.postgres.database import migrate
+from iotledger.adapters.postgres.projection_failures import transient
+from iotledger.adapters.postgres.views.catalog import PROJECTIONS
 from iotledger.bootstrap import Services, bootstrap
 from iotledger.domain.devices import FLEET, Device
 from iotledger.domain.vocabulary import DeviceStatus
@@ -27,6 +26,7 @@ from iotledger.maintenance import rebuild, resume_projection, skip_event
 from iotledger.projections.failures import ProjectionState
 from iotledger.projections.runner import ProjectionRunner
 from iotledger.projections.users import UserProjection
+from iotledger.settings import DatabaseUrl, Settings, SettingsError
 from tests.processes import environment, run, wait_until
 from tests.test_projection_runner import append_users, head
 

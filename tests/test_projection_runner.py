@@ -12,8 +12,7 @@ from uuid import uuid4
 import psycopg
 import pytest
 
-from iotledger.adapters.database import migrate
-from iotledger.adapters.settings import DatabaseUrl, MqttUrl, Settings
+from iotledger.adapters.postgres.database import migrate
 from iotledger.bootstrap import Services, bootstrap
 from iotledger.domain.sessions import Session
 from iotledger.domain.users import EmailIndex, User, UsernameIndex
@@ -22,6 +21,7 @@ from iotledger.projections.base import LostRace
 from iotledger.projections.runner import ProjectionRunner
 from iotledger.projections.sessions import SessionProjection
 from iotledger.projections.users import UserProjection
+from iotledger.settings import DatabaseUrl, MqttUrl, Settings
 from tests.conftest import unique
 from tests.processes import environment, serving, wait_until
 

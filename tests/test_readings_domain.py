@@ -14,10 +14,10 @@ from eventsourcing.persistence import StoredEvent
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iotledger.adapters.eventstore import MsgspecMapper, MsgspecTranscoder
-from iotledger.adapters.reading_log import RECORDED_TOPIC, stored_state
+from iotledger.adapters.postgres.eventstore import MsgspecMapper, MsgspecTranscoder
+from iotledger.adapters.postgres.reading_log import RECORDED_TOPIC, stored_state
+from iotledger.application.readings import RecordReading, batch_readings
 from iotledger.domain.errors import InvalidInput, NotFound, TooManyReadings, UnstorableText
-from iotledger.domain.reading_service import RecordReading, batch_readings
 from iotledger.domain.readings import READING_NAMESPACE, Reading, reading_id
 
 offsets = st.sampled_from(

@@ -23,22 +23,22 @@ from psycopg.adapt import AdaptersMap, Transformer
 from psycopg.pq import Format
 from psycopg.types.json import set_json_dumps
 
-from iotledger.adapters import binary_copy
-from iotledger.adapters.database import migrate
-from iotledger.adapters.ingest import Outcome, ReadingIngest
-from iotledger.adapters.reading_log import RECORDED_TOPIC, copy_data, stored_state
-from iotledger.adapters.reading_view import copy_rows
-from iotledger.adapters.settings import DatabaseUrl, Settings
+from iotledger.adapters.postgres import binary_copy
+from iotledger.adapters.postgres.database import migrate
+from iotledger.adapters.postgres.ingest import Outcome, ReadingIngest
+from iotledger.adapters.postgres.reading_log import RECORDED_TOPIC, copy_data, stored_state
+from iotledger.adapters.postgres.views.readings import copy_rows
+from iotledger.application.devices import DEVICE_NOT_FOUND, DeleteDevice, RegisterDevice
+from iotledger.application.readings import CorrectReading, DeleteReading, RecordReading
+from iotledger.application.service import Written
 from iotledger.bootstrap import Services, bootstrap
-from iotledger.domain.device_service import DEVICE_NOT_FOUND, DeleteDevice, RegisterDevice
 from iotledger.domain.devices import DeviceAccess
 from iotledger.domain.errors import NotFound, Unavailable
-from iotledger.domain.reading_service import CorrectReading, DeleteReading, RecordReading
 from iotledger.domain.readings import Reading
-from iotledger.domain.service import Written
 from iotledger.domain.vocabulary import DeviceStatus
 from iotledger.maintenance import rebuild
 from iotledger.projections.readings import ReadingRow
+from iotledger.settings import DatabaseUrl, Settings
 from tests.test_readings_domain import moments, payloads, readings, types, values
 
 T0 = datetime(2025, 8, 22, 12, 0, tzinfo=UTC)

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from iotledger.adapters.retention import ReadingRetention
-from iotledger.adapters.settings import DatabaseUrl, Settings, load_settings
+from iotledger.adapters.postgres.retention import ReadingRetention
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services
+from iotledger.settings import DatabaseUrl, Settings, load_settings
 from tests.conftest import register_and_login, start_services
 from tests.test_telemetry_devices import event_count, new_telemetry_device
 from tests.test_telemetry_readings import listed, post

@@ -1,4 +1,4 @@
-"""Tests of iotledger.adapters.settings: environment over TOML file over defaults."""
+"""Tests of iotledger.settings: environment over TOML file over defaults."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from iotledger.adapters.settings import (
+from iotledger.settings import (
     DatabaseUrl,
     MqttUrl,
     Settings,

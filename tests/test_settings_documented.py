@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from iotledger.adapters.settings import _FIELDS, SettingsError, load_settings
+from iotledger.settings import _FIELDS, SettingsError, load_settings
 
 README = Path(__file__).parent.parent / "README.md"
 

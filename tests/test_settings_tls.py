@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from iotledger.adapters.connections import Bounds, connection_string
-from iotledger.adapters.eventstore import BoundedPostgresFactory, eventsourcing_env
-from iotledger.adapters.mqtt_tls import tls_context
-from iotledger.adapters.settings import (
+from iotledger.adapters.mqtt.tls import tls_context
+from iotledger.adapters.postgres.connections import Bounds, connection_string
+from iotledger.adapters.postgres.eventstore import BoundedPostgresFactory, eventsourcing_env
+from iotledger.settings import (
     LIBPQ_PARAMETERS,
     MqttUrl,
     SettingsError,

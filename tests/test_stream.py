@@ -15,7 +15,7 @@ import httpx
 import msgspec
 import pytest
 
-from iotledger.adapters.settings import DatabaseUrl, MqttUrl
+from iotledger.settings import DatabaseUrl, MqttUrl
 from tests.conftest import create_database, drop_database, free_port, unique
 from tests.mqtt_support import Device, LoopThread
 from tests.processes import environment, serving, stop, wait_for_http, wait_until

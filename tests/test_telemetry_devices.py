@@ -9,9 +9,9 @@ from uuid import uuid4
 import pytest
 from litestar.testing import TestClient
 
-from iotledger.adapters.settings import DatabaseUrl, Settings
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services
+from iotledger.settings import DatabaseUrl, Settings
 from tests.conftest import register_and_login, start_services
 
 Client = TestClient[Any]

@@ -16,9 +16,9 @@ import msgspec
 import psycopg
 import pytest
 
-from iotledger.adapters.mqtt_dynsec.control import DynsecControl, DynsecUnavailable
-from iotledger.adapters.mqtt_tls import tls_context
-from iotledger.adapters.settings import DatabaseUrl, load_settings
+from iotledger.adapters.mqtt.dynsec.control import DynsecControl, DynsecUnavailable
+from iotledger.adapters.mqtt.tls import tls_context
+from iotledger.settings import DatabaseUrl, load_settings
 from tests.processes import serving, stop, wait_until
 from tests.tls_support import Certificates, TlsMosquitto, certificates, tls_mosquitto
 

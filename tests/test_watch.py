@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from iotledger.adapters.watch import ProjectionWatch
+from iotledger.adapters.postgres.watch import ProjectionWatch
 from iotledger.bootstrap import Services
 
 FAR_AHEAD = 10**15

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from iotledger.adapters.settings import DatabaseUrl, MqttUrl, parse_database_url
+from iotledger.settings import DatabaseUrl, MqttUrl, parse_database_url
 from tests.faults.cluster import Mosquitto, Postgres, has_mosquitto
 
 HOSTS = ("localhost", "127.0.0.1")

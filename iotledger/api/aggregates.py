@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from litestar.params import QueryParameter
 
-from iotledger.adapters.reading_aggregates import BucketWidth, Window, aggregate
+from iotledger.adapters.postgres.views.aggregates import BucketWidth, Window, aggregate
 from iotledger.api.deps import off_loop
 from iotledger.bootstrap import Services
 from iotledger.domain.errors import InvalidInput

@@ -76,7 +76,7 @@ def create_litestar(services: Services) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=JsonBodyRequest,
         request_max_body_size=services.settings.max_body_bytes,
-        logging_config=None,  # the process's logging is set once (`adapters.logs`)
+        logging_config=None,  # the process's logging is set once (`adapters.observability.logs`)
         openapi_config=openapi_config(),
     )
     describe(app)

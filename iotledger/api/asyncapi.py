@@ -1,6 +1,6 @@
 """`/schema/asyncapi.json`: both MQTT protocols as an AsyncAPI 3.0 document.
 
-Made from what the adapter itself uses: the topics from `adapters.topics` (for the
+Made from what the adapter itself uses: the topics from `adapters.mqtt.topics` (for the
 configured base topic), each payload's schema from the msgspec Struct that decodes or
 encodes it. A message changed there is changed here. Operations are the server's:
 `receive` what devices publish, `send` what iotledger publishes.
@@ -14,9 +14,7 @@ from uuid import UUID
 
 import msgspec
 
-from iotledger.adapters.device_checks import CheckRequest
-from iotledger.adapters.dispatcher import CommandMessage
-from iotledger.adapters.mqtt_messages import (
+from iotledger.adapters.mqtt.messages import (
     CHECK_RESPONSE,
     READING_TYPES,
     ClaimRequest,
@@ -27,9 +25,11 @@ from iotledger.adapters.mqtt_messages import (
     StatusReport,
     Telemetry,
 )
-from iotledger.adapters.settings import Settings
-from iotledger.adapters.topics import Channel, Topics
+from iotledger.adapters.mqtt.topics import Channel, Topics
 from iotledger.api.lambda_iot.mqtt_actions import ActorCommand, Ping, SensorTrigger
+from iotledger.projections.device_checks import CheckRequest
+from iotledger.projections.dispatcher import CommandMessage
+from iotledger.settings import Settings
 
 VERSION = "3.0.0"
 SCHEMAS = "#/components/schemas/{name}"

@@ -1,7 +1,7 @@
 """Server-Sent Events as an ASGI response: pages of the log, woken by appends, bounded.
 
 A stream keeps one number, the log position it has sent up to; when woken (see
-`adapters.log_wake`) it reads the next page after it and sends it. So what one
+`adapters.postgres.log_wake`) it reads the next page after it and sends it. So what one
 client costs the server is at most one page in flight, whatever it does: a client
 that stops reading fills the socket's buffers, its next send waits, and when that
 wait passes `stall_timeout` the stream ends (the client resumes later with
@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from litestar.types import Receive, Scope, Send
 
-from iotledger.adapters.log_wake import LogWake, Wakeup
+from iotledger.adapters.postgres.log_wake import LogWake, Wakeup
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ import msgspec
 
 from iotledger.api.deps import off_loop
 from iotledger.api.registry import now, record
+from iotledger.application.devices import DeleteDevice
+from iotledger.application.identity import IssueCredentials, RevokeCredentials
+from iotledger.application.service import Written
 from iotledger.bootstrap import Services
 from iotledger.domain.credentials import CredentialKind, secret_hash, username_of
-from iotledger.domain.device_service import DeleteDevice
 from iotledger.domain.devices import DeviceAccess
-from iotledger.domain.identity_service import IssueCredentials, RevokeCredentials
-from iotledger.domain.service import Written
 from iotledger.projections.credentials import CredentialProjection
 
 C = TypeVar("C")

@@ -17,7 +17,7 @@ from typing import Any
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from iotledger.adapters.metrics import HTTP_DURATION, HTTP_REQUESTS
+from iotledger.adapters.observability.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 access = logging.getLogger("iotledger.access")
 

@@ -10,9 +10,9 @@ from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 
-from iotledger.adapters.metrics import CONTENT_TYPE, exposition
-from iotledger.adapters.mqtt import MqttLink, Publisher
-from iotledger.adapters.projection_status import ProjectionStatus, State
+from iotledger.adapters.mqtt.link import MqttLink, Publisher
+from iotledger.adapters.observability.metrics import CONTENT_TYPE, exposition
+from iotledger.adapters.postgres.projection_status import ProjectionStatus, State
 from iotledger.bootstrap import Services
 
 Up = Literal["up", "down"]

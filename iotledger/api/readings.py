@@ -18,14 +18,14 @@ from uuid import UUID
 
 import msgspec
 
-from iotledger.adapters.ingest import Outcome
-from iotledger.adapters.reading_view import Bounds, DeviceReadings, PostgresReadingView
+from iotledger.adapters.postgres.ingest import Outcome
+from iotledger.adapters.postgres.views.readings import Bounds, DeviceReadings, PostgresReadingView
 from iotledger.api.deps import off_loop
+from iotledger.application.devices import DEVICE_NOT_FOUND
+from iotledger.application.readings import RecordReading
 from iotledger.bootstrap import LOG_HEAD, Services
-from iotledger.domain.device_service import DEVICE_NOT_FOUND
 from iotledger.domain.devices import DeviceAccess
 from iotledger.domain.errors import InvalidInput, NotFound
-from iotledger.domain.reading_service import RecordReading
 from iotledger.projections.readings import ReadingProjection, ReadingRow
 
 Instant = Annotated[datetime, msgspec.Meta(tz=True)]

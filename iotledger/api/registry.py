@@ -14,10 +14,10 @@ from msgspec import UnsetType
 
 from iotledger.api.auth import Caller, DeviceCaller
 from iotledger.api.deps import off_loop
+from iotledger.application.service import Written
 from iotledger.bootstrap import Services
 from iotledger.domain.devices import DeviceAccess, caused_by_device, caused_by_user
 from iotledger.domain.errors import NotFound
-from iotledger.domain.service import Written
 from iotledger.projections.devices import DeviceProjection
 
 C = TypeVar("C")

@@ -22,8 +22,8 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 from swagger_ui_bundle import swagger_ui_path
 
-from iotledger.adapters.settings import Settings
 from iotledger.api.asyncapi import asyncapi_document
+from iotledger.settings import Settings
 
 SCHEMA = "/schema"
 ASSETS = f"{SCHEMA}/assets"

@@ -14,9 +14,9 @@ from uuid import UUID, uuid4
 import msgspec
 
 from iotledger.api.deps import off_loop
+from iotledger.application.users import RegisterUser, RehashPassword
 from iotledger.bootstrap import Services
 from iotledger.domain.storable import check_storable
-from iotledger.domain.user_service import RegisterUser, RehashPassword
 from iotledger.domain.users import InvalidCredentials, normalise
 from iotledger.projections.users import UserSummary
 

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import TypeVar
 
-from iotledger.adapters.settings import MqttUrl, Settings, parse_mqtt_url
+from iotledger.settings import MqttUrl, Settings, parse_mqtt_url
 from iotledger.simulator.run import Options
 from iotledger.simulator.server import SimulatorError
 

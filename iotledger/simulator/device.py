@@ -21,10 +21,10 @@ from uuid import UUID
 import msgspec
 from gmqtt.mqtt.constants import MQTTv311
 
-from iotledger.adapters.mqtt import BrokerUnavailable, MqttLink
-from iotledger.adapters.mqtt_intake import Message
-from iotledger.adapters.settings import MqttUrl
-from iotledger.adapters.topics import Topics
+from iotledger.adapters.mqtt.link import BrokerUnavailable, MqttLink
+from iotledger.adapters.mqtt.packets import Message
+from iotledger.adapters.mqtt.topics import Topics
+from iotledger.settings import MqttUrl
 from iotledger.simulator.server import Credentials
 
 _encode = msgspec.json.Encoder().encode

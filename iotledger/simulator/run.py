@@ -19,8 +19,8 @@ from typing import TextIO, TypeVar
 
 import httpx
 
-from iotledger.adapters.settings import MqttUrl
-from iotledger.adapters.topics import Topics
+from iotledger.adapters.mqtt.topics import Topics
+from iotledger.settings import MqttUrl
 from iotledger.simulator.device import SimulatedDevice, Tally
 from iotledger.simulator.interrupts import Interrupts, interrupts
 from iotledger.simulator.report import Outcome, live, summary
@@ -59,7 +59,7 @@ class Options:
 async def simulate(options: Options, out: TextIO = sys.stdout) -> int:
     """Run the fleet; 0 when every reading the broker acknowledged became queryable."""
     # A line per device and reconnect attempt otherwise; the summary says what failed.
-    logging.getLogger("iotledger.adapters.mqtt").setLevel(logging.ERROR)
+    logging.getLogger("iotledger.adapters.mqtt.link").setLevel(logging.ERROR)
     async with httpx.AsyncClient(base_url=options.url, timeout=10.0) as http:
         server = Server(http)
         await sign_in(server, options, out)

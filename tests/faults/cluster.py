@@ -23,8 +23,8 @@ from pathlib import Path
 
 import psycopg
 
-from iotledger.adapters.embedded import EmbeddedPostgres
-from iotledger.adapters.settings import DatabaseUrl, MqttUrl, parse_database_url
+from iotledger.adapters.embedded.services import EmbeddedPostgres
+from iotledger.settings import DatabaseUrl, MqttUrl, parse_database_url
 
 MOSQUITTO_CONFIG = """\
 listener {port} 127.0.0.1

@@ -16,8 +16,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
 
-from iotledger.adapters.reading_aggregates import Window
-from iotledger.adapters.reading_view import Bounds
+from iotledger.adapters.postgres.views.aggregates import Window
+from iotledger.adapters.postgres.views.readings import Bounds
 from iotledger.api.aggregates import AggregateBucket, Width, Zone, buckets, zone
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop

@@ -30,8 +30,8 @@ from iotledger.api.lambda_iot.devices import (
 from iotledger.api.openapi import raises
 from iotledger.api.pagination import PageNumber
 from iotledger.api.registry import cause, found, given, now, record
+from iotledger.application.devices import AddComponent, RemoveComponent, UpdateComponent
 from iotledger.bootstrap import Services
-from iotledger.domain.device_service import AddComponent, RemoveComponent, UpdateComponent
 from iotledger.domain.devices import (
     FLEET,
     Component,

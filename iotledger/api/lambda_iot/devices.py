@@ -21,13 +21,13 @@ from iotledger.api.deps import off_loop
 from iotledger.api.identity import delete_device
 from iotledger.api.pagination import LAMBDA_MAX_LIMIT, PageNumber
 from iotledger.api.registry import cause, found, given, now, record
-from iotledger.bootstrap import Services
-from iotledger.domain.device_service import (
+from iotledger.application.devices import (
     DEVICE_NOT_FOUND,
     DeleteDevice,
     RegisterDevice,
     UpdateDevice,
 )
+from iotledger.bootstrap import Services
 from iotledger.domain.devices import FLEET, DeviceChanges, Label, Name, Text
 from iotledger.domain.vocabulary import STATUS_ID_MAX, STATUS_ID_MIN, from_status_id, status_id
 from iotledger.projections.devices import DeviceSummary

@@ -19,7 +19,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from iotledger.adapters.mqtt import BrokerUnavailable
+from iotledger.adapters.mqtt.link import BrokerUnavailable
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.errors import error_response
@@ -27,8 +27,8 @@ from iotledger.api.lambda_iot.devices import rfc3339
 from iotledger.api.openapi import raises
 from iotledger.api.registry import cause, found, now
 from iotledger.api.telemetry.commands import record_command
+from iotledger.application.commands import CancelCommand, DispatchCommand, IssueCommand
 from iotledger.bootstrap import Services
-from iotledger.domain.command_service import CancelCommand, DispatchCommand, IssueCommand
 from iotledger.domain.commands import Delivery
 from iotledger.domain.devices import FLEET, ComponentKind
 

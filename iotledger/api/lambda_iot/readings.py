@@ -27,10 +27,10 @@ from iotledger.api.openapi import raises
 from iotledger.api.pagination import LAMBDA_MAX_LIMIT, PageNumber
 from iotledger.api.readings import Instant, record_readings, settled_readings
 from iotledger.api.registry import cause, found, given, now
+from iotledger.application.readings import CorrectReading, DeleteReading, RecordReading
 from iotledger.bootstrap import Services
 from iotledger.domain.devices import ComponentKind
 from iotledger.domain.errors import NotFound
-from iotledger.domain.reading_service import CorrectReading, DeleteReading, RecordReading
 from iotledger.domain.readings import lambda_value
 from iotledger.projections.devices import ComponentSummary
 from iotledger.projections.readings import ReadingProjection, ReadingRow

@@ -18,8 +18,7 @@ from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.params import CookieParameter, JSONBody
 
-from iotledger.adapters.settings import Settings
-from iotledger.adapters.tokens import RefreshToken, new_refresh_token, read_refresh_token
+from iotledger.adapters.security.tokens import RefreshToken, new_refresh_token, read_refresh_token
 from iotledger.api.auth import Principal
 from iotledger.api.clients import client_address
 from iotledger.api.deps import off_loop
@@ -33,13 +32,14 @@ from iotledger.api.signin import (
     sign_in,
     sign_up,
 )
+from iotledger.application.sessions import CloseSession, OpenSession, RefreshSession
 from iotledger.bootstrap import Services
 from iotledger.domain.errors import Conflict, TooManyRequests, Unauthorized
-from iotledger.domain.session_service import CloseSession, OpenSession, RefreshSession
 from iotledger.domain.sessions import InvalidRefreshToken
 from iotledger.domain.users import InvalidCredentials
 from iotledger.projections.sessions import SessionSummary
 from iotledger.projections.users import UserSummary
+from iotledger.settings import Settings
 
 AUTH_PATH = "/api/v1/auth"
 REFRESH_COOKIE = "refresh_token"

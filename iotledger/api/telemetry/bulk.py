@@ -17,8 +17,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Stream
 
-from iotledger.adapters.reading_aggregates import Window
-from iotledger.adapters.reading_view import Bounds
+from iotledger.adapters.postgres.views.aggregates import Window
+from iotledger.adapters.postgres.views.readings import Bounds
 from iotledger.api.aggregates import AggregateBucket, Width, Zone, buckets, field_path, zone
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop

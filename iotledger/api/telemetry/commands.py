@@ -30,12 +30,12 @@ from iotledger.api.openapi import raises
 from iotledger.api.pagination import PAGE_HEADERS, Cursor, Limit, decode_cursor, page_response
 from iotledger.api.registry import access_of, cause, found, now
 from iotledger.api.telemetry.devices import HistoryEntry, history_entries
+from iotledger.application.commands import COMMAND_NOT_FOUND, IssueCommand, ReportCommand
+from iotledger.application.devices import DEVICE_NOT_FOUND
+from iotledger.application.service import Written
 from iotledger.bootstrap import Services
-from iotledger.domain.command_service import COMMAND_NOT_FOUND, IssueCommand, ReportCommand
 from iotledger.domain.commands import MAX_NAME_LENGTH, CommandStatus, Delivery
-from iotledger.domain.device_service import DEVICE_NOT_FOUND
 from iotledger.domain.errors import Conflict, InvalidInput
-from iotledger.domain.service import Written
 from iotledger.domain.vocabulary import (
     CommandState,
     CommandWord,

@@ -26,13 +26,13 @@ from iotledger.api.deps import off_loop
 from iotledger.api.identity import delete_device
 from iotledger.api.pagination import PAGE_HEADERS, Cursor, Limit, decode_cursor, page_response
 from iotledger.api.registry import access_of, cause, found, given, now, record
-from iotledger.bootstrap import Services
-from iotledger.domain.device_service import (
+from iotledger.application.devices import (
     DEVICE_NOT_FOUND,
     DeleteDevice,
     RegisterDevice,
     UpdateDevice,
 )
+from iotledger.bootstrap import Services
 from iotledger.domain.devices import Device, DeviceChanges, Label, Metadata, Name
 from iotledger.domain.errors import InvalidInput
 from iotledger.domain.vocabulary import TelemetryStatus, from_telemetry_status, telemetry_status

@@ -27,11 +27,11 @@ from iotledger.api.identity import (
 )
 from iotledger.api.registry import access_of, cause, found, now, record
 from iotledger.api.telemetry.devices import TelemetryDevice, telemetry_device
+from iotledger.application.devices import DEVICE_NOT_FOUND
+from iotledger.application.identity import ClaimDevice, RegisterGateway, RevokeGateway
 from iotledger.bootstrap import Services
 from iotledger.domain.credentials import CredentialKind, secret_hash, username_of
-from iotledger.domain.device_service import DEVICE_NOT_FOUND
 from iotledger.domain.devices import Name
-from iotledger.domain.identity_service import ClaimDevice, RegisterGateway, RevokeGateway
 from iotledger.projections.credentials import GatewaySummary
 
 SecretKey = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]

@@ -21,7 +21,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, Parameter
 from litestar.types import ASGIApp
 
-from iotledger.adapters.device_log import STREAM_TOPICS, Entry
+from iotledger.adapters.postgres.device_log import STREAM_TOPICS, Entry
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.event_stream import EventStream, Frames, frame
@@ -29,8 +29,8 @@ from iotledger.api.registry import access_of, found
 from iotledger.api.telemetry.commands import telemetry_command, visible_device
 from iotledger.api.telemetry.devices import TelemetryDevice, telemetry_device
 from iotledger.api.telemetry.telemetry import telemetry_reading
+from iotledger.application.commands import COMMAND_NOT_FOUND
 from iotledger.bootstrap import Services
-from iotledger.domain.command_service import COMMAND_NOT_FOUND
 from iotledger.domain.devices import Device, DeviceAccess
 from iotledger.domain.errors import InvalidInput
 from iotledger.domain.vocabulary import TelemetryStatus, telemetry_status

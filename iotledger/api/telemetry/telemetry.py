@@ -23,8 +23,8 @@ from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from iotledger.adapters.ingest import Outcome
-from iotledger.adapters.reading_view import Bounds
+from iotledger.adapters.postgres.ingest import Outcome
+from iotledger.adapters.postgres.views.readings import Bounds
 from iotledger.api.auth import Caller, Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.openapi import raises
@@ -44,9 +44,9 @@ from iotledger.api.readings import (
     settled_readings,
 )
 from iotledger.api.registry import access_of, cause, now
+from iotledger.application.readings import RecordReading, batch_readings
 from iotledger.bootstrap import Services
 from iotledger.domain.errors import Conflict, InvalidInput
-from iotledger.domain.reading_service import RecordReading, batch_readings
 from iotledger.domain.readings import MAX_KEY_LENGTH, MAX_TYPE_LENGTH
 from iotledger.domain.storable import check_storable
 from iotledger.projections.readings import ReadingRow

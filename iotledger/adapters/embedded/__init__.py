@@ -1,0 +1,1 @@
+"""The embedded PostgreSQL and MQTT broker a machine without either runs."""

@@ -1,0 +1,1 @@
+"""MQTT: the broker link, what devices send and what is sent to them, topics, TLS."""

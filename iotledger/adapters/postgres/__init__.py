@@ -1,0 +1,1 @@
+"""PostgreSQL: the event store, the readings appender, the log feed, the views."""

@@ -1,0 +1,1 @@
+"""Passwords, tokens, sign-in limits and the credentials lookup of devices."""

@@ -1,0 +1,1 @@
+"""The application services: each command loads aggregates, decides by them, saves."""

@@ -1,0 +1,1 @@
+"""The process roles (`api`, `mqtt`, `projections`) and `iotledger serve`, which runs them."""
