@@ -37,7 +37,7 @@ from iotledger.adapters.postgres.views.aggregates import (
     aggregate_query,
 )
 from iotledger.application.readings import RecordReading
-from iotledger.bootstrap import Services, bootstrap
+from iotledger.bootstrap import App, build
 from iotledger.settings import DatabaseUrl, Settings
 
 DAYS = 30
@@ -81,7 +81,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-async def store(services: Services, device: uuid.UUID, args: argparse.Namespace) -> int:
+async def store(services: App, device: uuid.UUID, args: argparse.Namespace) -> int:
     """The readings through the ingest, 30 days of device time; the last position."""
     devices = [device, *(uuid.uuid4() for _ in range(args.devices - 1))]
     start = datetime.now(UTC) - timedelta(days=DAYS)
@@ -106,7 +106,7 @@ async def store(services: Services, device: uuid.UUID, args: argparse.Namespace)
 def load(url: DatabaseUrl, device: uuid.UUID, args: argparse.Namespace) -> float:
     """Readings/s until the served projection applied the last; then settled as at rest."""
     settings = Settings(database_url=url, data_dir=Path(mkdtemp()), jwt_secret="bench")
-    services = bootstrap(settings, url)
+    services = build(settings, url)
     try:
         with Queryable(url) as watch:
             started = time.perf_counter()

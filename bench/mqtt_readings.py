@@ -61,7 +61,7 @@ from bench.readings import (
 )
 from iotledger.adapters.postgres.reading_log import readings_channel
 from iotledger.application.devices import RegisterDevice
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from iotledger.domain.vocabulary import DeviceStatus
 from iotledger.roles.mqtt import mqtt_role
 from iotledger.settings import DatabaseUrl, MqttUrl
@@ -133,7 +133,7 @@ def _answers(port: int) -> bool:
         return False
 
 
-def register_devices(services: Services, count: int) -> list[uuid.UUID]:
+def register_devices(services: App, count: int) -> list[uuid.UUID]:
     at = datetime.now(UTC)
     ids = []
     for n in range(count):
@@ -170,7 +170,7 @@ def message_files(workdir: Path, clients: int, readings: int, batch: int) -> lis
 class InProcessAdapter:
     """The `mqtt` role on an event loop of its own, as `serve` runs it."""
 
-    def __init__(self, services: Services, url: MqttUrl) -> None:
+    def __init__(self, services: App, url: MqttUrl) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
@@ -190,7 +190,7 @@ class InProcessAdapter:
 
 @contextlib.contextmanager
 def adapters(
-    services: Services, url: MqttUrl, count: int, db: DatabaseUrl
+    services: App, url: MqttUrl, count: int, db: DatabaseUrl
 ) -> Iterator[tuple[str, list[int]]]:
     """The `mqtt` role: in this process (count 0) or in `count` serve processes (their pids)."""
     if count == 0:
@@ -216,7 +216,7 @@ def adapters(
             process.wait(30)
 
 
-def _role_env(services: Services, url: MqttUrl, db: DatabaseUrl, n: int) -> dict[str, str]:
+def _role_env(services: App, url: MqttUrl, db: DatabaseUrl, n: int) -> dict[str, str]:
     return {
         **os.environ,
         "IOTLEDGER_DATABASE_URL": str(db),
@@ -371,7 +371,7 @@ def measure(args: argparse.Namespace) -> Figures:
         devices = register_devices(services, args.clients)
         topics = [services.topics.telemetry(device) for device in devices]
         files = message_files(workdir, len(devices), args.readings, args.batch)
-        before = services.readings.count()
+        before = services.views.readings.count()
         with adapters(services, url, args.adapters, db) as (how, pids), Queryable(db) as watch:
             print(
                 f"publishing {args.readings:,} readings, {args.batch} a message,"
@@ -387,12 +387,12 @@ def measure(args: argparse.Namespace) -> Figures:
             stored = stored_by(services, db, last, pids) - started
             queryable = watch.wait_for(last) - started
             cpu = meter.stop(publishers)
-        count = services.readings.count() - before
+        count = services.views.readings.count() - before
     return Figures(baseline, published - started, stored, queryable, count, how, cpu)
 
 
 def stored_by(
-    services: Services, db: DatabaseUrl, position: int, adapters: list[int], timeout: float = 600.0
+    services: App, db: DatabaseUrl, position: int, adapters: list[int], timeout: float = 600.0
 ) -> float:
     """When the log holds `position` (every reading appended: nothing else writes now).
 

@@ -38,9 +38,8 @@ from iotledger.adapters.postgres.database import migrate
 from iotledger.adapters.postgres.reading_log import RECORDED_TOPIC, stored_state
 from iotledger.adapters.postgres.views.base import PROJECTIONS_CHANNEL
 from iotledger.application.readings import RecordReading
-from iotledger.bootstrap import Services, bootstrap
+from iotledger.bootstrap import App, build
 from iotledger.maintenance import rebuild
-from iotledger.projections.runner import ProjectionRunner
 from iotledger.settings import DatabaseUrl, Settings, parse_database_url
 
 TARGETS = {"throughput": 15_000.0, "p99_ms": 250.0, "rebuild": 50_000.0, "batched": 50_000.0}
@@ -238,7 +237,7 @@ def prebuilt(source: Readings, count: int) -> list[RecordReading]:
     return cmds
 
 
-async def submit_concurrently(services: Services, args: argparse.Namespace) -> tuple[float, int]:
+async def submit_concurrently(services: App, args: argparse.Namespace) -> tuple[float, int]:
     """Every submitter takes chunks until all are in; (when it started, the last position)."""
     source = Readings(args.devices)
     cmds = prebuilt(source, args.readings)
@@ -256,7 +255,7 @@ async def submit_concurrently(services: Services, args: argparse.Namespace) -> t
     return started, last
 
 
-def measure_throughput(services: Services, args: argparse.Namespace) -> float:
+def measure_throughput(services: App, args: argparse.Namespace) -> float:
     with Queryable(services.database_url) as watch:
         started, last = asyncio.run(submit_concurrently(services, args))
         done = watch.wait_for(last)
@@ -264,7 +263,7 @@ def measure_throughput(services: Services, args: argparse.Namespace) -> float:
 
 
 async def submit_steadily(
-    services: Services, args: argparse.Namespace
+    services: App, args: argparse.Namespace
 ) -> tuple[list[float], list[float], list[int]]:
     """One reading per submit, at a steady rate; (sent, acknowledged, position) of each."""
     source = Readings(args.devices)
@@ -290,9 +289,7 @@ async def submit_steadily(
     return sent, acked, positions
 
 
-def measure_latency(
-    services: Services, args: argparse.Namespace
-) -> tuple[list[float], list[float]]:
+def measure_latency(services: App, args: argparse.Namespace) -> tuple[list[float], list[float]]:
     with Queryable(services.database_url) as watch:
         sent, acked, positions = asyncio.run(submit_steadily(services, args))
         watch.wait_for(max(positions))
@@ -305,7 +302,7 @@ def measure_latency(
 # --- rebuild ---------------------------------------------------------------------------
 
 
-def measure_rebuild(services: Services) -> tuple[float, int]:
+def measure_rebuild(services: App) -> tuple[float, int]:
     """Events/s of `iotledger projections rebuild readings`, on the log at rest.
 
     The phases before wrote hundreds of thousands of rows a moment ago; left alone,
@@ -325,7 +322,7 @@ def measure_rebuild(services: Services) -> tuple[float, int]:
     started = time.perf_counter()
     rebuild(services, ["readings"], lambda *_: None)
     elapsed = time.perf_counter() - started
-    if services.readings.count() != events:
+    if services.views.readings.count() != events:
         raise RuntimeError("the rebuilt read model does not hold every reading")
     return events / elapsed, events
 
@@ -350,19 +347,16 @@ def database(args: argparse.Namespace) -> Iterator[DatabaseUrl]:
 
 
 @contextlib.contextmanager
-def running(url: DatabaseUrl, *projections: str) -> Iterator[Services]:
+def running(url: DatabaseUrl, *projections: str) -> Iterator[App]:
     """iotledger on this database, with these projections running."""
     settings = Settings(database_url=url, data_dir=Path(mkdtemp()), jwt_secret="bench")
-    services = bootstrap(settings, url)
+    services = build(settings, url)
     migrate(url, services.ledger)
-    runners: list[ProjectionRunner] = services.runners(list(projections)) if projections else []
-    for runner in runners:
-        runner.start()
+    runners = services.projections.start(projections) if projections else []
     try:
         yield services
     finally:
-        for runner in runners:
-            runner.stop()
+        services.projections.stop(runners)
         services.close()
 
 

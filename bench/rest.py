@@ -46,7 +46,7 @@ import psycopg
 from bench.readings import TARGETS as ENGINE_TARGETS
 from bench.readings import Queryable, database, fmt, measure_copy_baseline, verdict
 from iotledger.application.readings import RecordReading
-from iotledger.bootstrap import Services, bootstrap
+from iotledger.bootstrap import App, build
 from iotledger.settings import DatabaseUrl, Settings
 
 TARGETS = {"post_rps": 3_000.0, "get_p99_ms": 25.0}
@@ -373,9 +373,7 @@ def sign_up(base: str) -> tuple[str, str]:
 # --- storing readings through the engine -----------------------------------------------
 
 
-async def submit_all(
-    services: Services, cmds: list[RecordReading], submitters: int, chunk: int
-) -> int:
+async def submit_all(services: App, cmds: list[RecordReading], submitters: int, chunk: int) -> int:
     """Every submitter takes chunks until all are in; the last position."""
     chunks = iter(range(0, len(cmds), chunk))
     last = 0
@@ -390,7 +388,7 @@ async def submit_all(
     return last
 
 
-async def store(services: Services, device: uuid.UUID, args: argparse.Namespace) -> int:
+async def store(services: App, device: uuid.UUID, args: argparse.Namespace) -> int:
     """`--stored` readings through the ingest, in chunks; the last position."""
     others = [uuid.uuid4() for _ in range(args.devices - 1)]
     devices = [device, *others]
@@ -416,7 +414,7 @@ async def store(services: Services, device: uuid.UUID, args: argparse.Namespace)
 def store_readings(url: DatabaseUrl, device: uuid.UUID, args: argparse.Namespace) -> float:
     """Readings/s from the first submit until the server's projection applied the last."""
     settings = Settings(database_url=url, data_dir=Path(mkdtemp()), jwt_secret="bench")
-    services = bootstrap(settings, url)
+    services = build(settings, url)
     try:
         with Queryable(url) as watch:
             started = time.perf_counter()

@@ -18,7 +18,7 @@ from iotledger.adapters.postgres.connections import Bounds, connection_string, f
 from iotledger.adapters.postgres.database import migrate, schema_exists
 from iotledger.adapters.postgres.projection_status import ProjectionStatus, projection_statuses
 from iotledger.adapters.postgres.views.catalog import PROJECTIONS
-from iotledger.bootstrap import Services, bootstrap
+from iotledger.bootstrap import App, build
 from iotledger.maintenance import rebuild, resume_projection, skip_event
 from iotledger.progress import Progress
 from iotledger.roles.serve import ROLES, database, run
@@ -119,23 +119,23 @@ def maintain(settings: Settings, args: argparse.Namespace) -> None:
     """`migrate` and `projections ...`, with the long bounds of maintenance."""
     settings = for_maintenance(settings)
     with database(settings) as url:
-        services = bootstrap(settings, url)
+        app = build(settings, url)
         try:
-            migrate(url, services.ledger)
+            migrate(url, app.ledger)
             if args.command == "projections":
-                operate(services, args)
+                operate(app, args)
         finally:
-            services.close()
+            app.close()
 
 
-def operate(services: Services, args: argparse.Namespace) -> None:
+def operate(app: App, args: argparse.Namespace) -> None:
     if args.action == "rebuild":
-        rebuild(services, [args.name] if args.name else [], Progress())
+        rebuild(app, [args.name] if args.name else [], Progress())
     elif args.action == "resume":
-        failure = resume_projection(services, args.name)
+        failure = resume_projection(app, args.name)
         print(f"{args.name}: resumed; it tries the event at position {failure.position} again")
     elif args.action == "skip":
-        error = skip_event(services, args.name, args.position)
+        error = skip_event(app, args.name, args.position)
         print(f"{args.name}: skipped the event at position {args.position} ({error})")
 
 

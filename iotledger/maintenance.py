@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from iotledger.adapters.postgres.projection_failures import recorded_failures, resume, skip
 from iotledger.adapters.postgres.views.catalog import PROJECTIONS
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from iotledger.projections.failures import EventFailure, Failure
 from iotledger.projections.runner import EventFeed, ProjectionRunner
 from iotledger.settings import SettingsError
@@ -25,11 +25,11 @@ def check_names(names: list[str]) -> list[str]:
     return names or list(PROJECTIONS)
 
 
-def rebuild(services: Services, names: list[str], progress: Progress) -> None:
+def rebuild(app: App, names: list[str], progress: Progress) -> None:
     """Drop each read model and replay it from the event store (leaving out the events
     operators skipped); a projection that meets an event it cannot apply stops there."""
-    for runner in services.runners(check_names(names)):
-        with services.feed() as feed:
+    for runner in app.projections.runners(check_names(names)):
+        with app.projections.feed() as feed:
             if not feed.hold(runner.name):
                 raise SettingsError(
                     f"projection {runner.name}: it is running in another process; "
@@ -57,19 +57,19 @@ def _replay(runner: ProjectionRunner, feed: EventFeed, head: int, progress: Prog
         ) from None
 
 
-def resume_projection(services: Services, name: str) -> Failure:
+def resume_projection(app: App, name: str) -> Failure:
     """Let a failing or stopped projection try its event again; the failure it had."""
-    failure = resume(services.pool, check_names([name])[0])
+    failure = resume(app.pool, check_names([name])[0])
     if failure is None:
         raise SettingsError(f"projection {name}: it has no recorded failure to resume from")
     return failure
 
 
-def skip_event(services: Services, name: str, position: int) -> str:
+def skip_event(app: App, name: str, position: int) -> str:
     """Move a failing projection past the one event it cannot apply; the error it had."""
-    error = skip(services.pool, check_names([name])[0], position)
+    error = skip(app.pool, check_names([name])[0], position)
     if error is None:
-        failure = recorded_failures(services.pool).get(name)
+        failure = recorded_failures(app.pool).get(name)
         where = "has no recorded failure" if failure is None else f"fails at {failure.position}"
         raise SettingsError(f"projection {name}: nothing skipped, it {where}, not at {position}")
     return error

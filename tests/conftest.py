@@ -21,10 +21,9 @@ import pytest
 from litestar.testing import TestClient
 
 from iotledger.adapters.embedded.services import EmbeddedBroker, EmbeddedPostgres
-from iotledger.adapters.mqtt.link import NoBroker
 from iotledger.adapters.postgres.database import migrate
 from iotledger.api.app import create_app
-from iotledger.bootstrap import Services, bootstrap
+from iotledger.bootstrap import App, build
 from iotledger.settings import DatabaseUrl, MqttUrl, Settings, parse_database_url
 from tests.mqtt_support import Adapter, LoopThread
 from tests.processes import environment, run
@@ -144,31 +143,31 @@ def settings(
     )
 
 
-def start_services(settings: Settings, url: DatabaseUrl) -> Services:
-    services = bootstrap(settings, url)
+def start_services(settings: Settings, url: DatabaseUrl) -> App:
+    services = build(settings, url)
     migrate(url, services.ledger)
     services.watch.start()
     return services
 
 
 @pytest.fixture(scope="session")
-def services(settings: Settings, database_url: DatabaseUrl) -> Iterator[Services]:
+def services(settings: Settings, database_url: DatabaseUrl) -> Iterator[App]:
     """Every part of iotledger against the session database, projections running."""
     services = start_services(settings, database_url)
-    runners = services.runners()
-    for runner in runners:
-        runner.start()
     try:
-        yield services
+        with services.projections.running():
+            yield services
     finally:
-        for runner in runners:
-            runner.stop()
         services.close()
 
 
 @pytest.fixture
-def client(services: Services) -> Iterator[TestClient[object]]:
-    with TestClient(create_app(services)) as client:
+def client(services: App, request: pytest.FixtureRequest) -> Iterator[TestClient[object]]:
+    """The HTTP API; in a test that runs the `mqtt` role too, it publishes through its link."""
+    publisher = None
+    if "mqtt_adapter" in request.fixturenames:
+        publisher = request.getfixturevalue("mqtt_adapter").role.link
+    with TestClient(create_app(services, publisher)) as client:
         yield client
 
 
@@ -205,21 +204,19 @@ def mqtt_loop() -> Iterator[LoopThread]:
 
 
 @pytest.fixture(scope="session")
-def mqtt_adapter(services: Services, mqtt_url: MqttUrl, mqtt_loop: LoopThread) -> Iterator[Adapter]:
-    """The `mqtt` role running in-process against the session's broker; the API publishes
-    through its link."""
+def mqtt_adapter(services: App, mqtt_url: MqttUrl, mqtt_loop: LoopThread) -> Iterator[Adapter]:
+    """The `mqtt` role running in-process against the session's broker; the `client` of a
+    test that uses it publishes through its link."""
     embedded = mqtt_url.port != 1883  # no Mosquitto here: conftest started the embedded broker
     adapter = Adapter(mqtt_loop, services, mqtt_url, embedded=embedded)
-    services.publisher = adapter.role.link
     try:
         yield adapter
     finally:
-        services.publisher = NoBroker()
         adapter.close()
 
 
 @pytest.fixture(scope="module")
-def module_auth_headers(services: Services) -> dict[str, str]:
+def module_auth_headers(services: App) -> dict[str, str]:
     """One user signed in for a whole test module: signing in (argon2) is the slow part."""
     with TestClient(create_app(services)) as client:
         return register_and_login(client)

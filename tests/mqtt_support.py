@@ -19,7 +19,7 @@ import gmqtt
 import msgspec
 from gmqtt.mqtt.constants import MQTTv311
 
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from iotledger.roles.mqtt import MqttRole, Timing, mqtt_role
 from iotledger.settings import MqttUrl
 
@@ -65,7 +65,7 @@ class Adapter:
     def __init__(
         self,
         loop: LoopThread,
-        services: Services,
+        services: App,
         url: MqttUrl,
         *,
         embedded: bool = False,

@@ -24,13 +24,10 @@ FORBIDDEN = {
     "application": ("projections", "adapters", "settings", *OUTER),
     "projections": ("adapters", "settings", *OUTER),
     "adapters": OUTER,
-    "api": ("roles", "cli", "maintenance", "simulator"),
+    "api": ("bootstrap", "roles", "cli", "maintenance", "simulator"),
 }
-# Moved into their layer by the restructure; their ports are not yet drawn.
-PENDING: dict[str, tuple[str, ...]] = {
-    "projections/dispatcher.py": ("adapters",),
-    "projections/device_checks.py": ("adapters",),
-}
+# Modules let off a rule until their ports are drawn (none now: keep it that way).
+PENDING: dict[str, tuple[str, ...]] = {}
 # third-party packages that would mean I/O inside the domain or the application
 PURE_FORBIDDEN_LIBRARIES = ("psycopg", "psycopg_pool", "litestar", "gmqtt", "amqtt", "argon2")
 

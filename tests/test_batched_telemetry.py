@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from iotledger.application.readings import DeleteReading
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from tests.conftest import register_and_login
 from tests.mqtt_support import eventually
 from tests.test_mqtt_devices import World, played, world
@@ -95,7 +95,7 @@ def test_a_batch_is_stored_whole_and_answered_with_the_stored_readings(
 )
 def test_one_bad_reading_refuses_the_whole_batch_naming_it(
     client: Client,
-    services: Services,
+    services: App,
     headers: dict[str, str],
     device: str,
     bad: dict[str, Any],
@@ -112,7 +112,7 @@ def test_one_bad_reading_refuses_the_whole_batch_naming_it(
 
 
 def test_an_empty_batch_or_one_past_the_limit_is_refused_and_stores_nothing(
-    client: Client, services: Services, headers: dict[str, str], device: str
+    client: Client, services: App, headers: dict[str, str], device: str
 ) -> None:
     limit = services.settings.max_batch_readings
     before = event_count(services)
@@ -129,7 +129,7 @@ def test_an_empty_batch_or_one_past_the_limit_is_refused_and_stores_nothing(
 
 
 def test_a_redelivered_batch_stores_nothing_twice_and_is_answered_alike(
-    client: Client, services: Services, headers: dict[str, str], device: str
+    client: Client, services: App, headers: dict[str, str], device: str
 ) -> None:
     first = post(client, device, readings(5), headers)
     assert first.status_code == 201
@@ -145,7 +145,7 @@ def test_a_redelivered_batch_stores_nothing_twice_and_is_answered_alike(
 
 
 def test_a_batch_repeating_a_deleted_reading_answers_409_naming_it(
-    client: Client, services: Services, headers: dict[str, str], device: str
+    client: Client, services: App, headers: dict[str, str], device: str
 ) -> None:
     first = post(client, device, readings(2), headers).json()
     services.ledger.delete_reading(DeleteReading(UUID(first[1]["id"]), "test"))
@@ -170,7 +170,7 @@ def test_a_reading_repeated_within_a_batch_is_stored_once(
 
 
 def test_a_batch_for_another_users_device_is_refused_as_a_single_reading_is(
-    client: Client, services: Services, headers: dict[str, str], device: str
+    client: Client, services: App, headers: dict[str, str], device: str
 ) -> None:
     stranger = register_and_login(client)
     before = event_count(services)
@@ -283,7 +283,7 @@ def test_an_empty_message_or_one_past_the_limit_is_dropped(
     device.publish(world.topics.telemetry(device_id), readings(size))
     eventually(lambda: world.dropped(reason) == dropped + 1, what=f"dropped as {reason}")
     device.publish(world.topics.telemetry(device_id), readings(1000))
-    page = functools.partial(world.services.readings.device_page, device_id, 2000)
+    page = functools.partial(world.services.views.readings.device_page, device_id, 2000)
     eventually(lambda: len(page()) == 1000, what="the next message stored")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from iotledger.settings import MqttUrl
 from tests.conftest import register_and_login
 from tests.mqtt_support import Device, LoopThread, devices, eventually
@@ -41,7 +41,7 @@ def fleet_device(
 def offer(
     client: Client,
     headers: dict[str, str],
-    services: Services,
+    services: App,
     device: tuple[str, Device],
     secret: str,
     duration_ms: int,
@@ -63,7 +63,7 @@ def claim(client: Client, device_id: str, secret: str, headers: dict[str, str]) 
 
 
 def test_a_user_claims_a_fleet_device_with_its_secret(
-    client: Client, headers: dict[str, str], services: Services, fleet_device: tuple[str, Device]
+    client: Client, headers: dict[str, str], services: App, fleet_device: tuple[str, Device]
 ) -> None:
     device_id = fleet_device[0]
     offer(client, headers, services, fleet_device, "open sesame", 60_000)
@@ -86,7 +86,7 @@ def test_a_user_claims_a_fleet_device_with_its_secret(
 
 
 def test_a_wrong_secret_is_refused_and_the_device_stays_in_the_fleet(
-    client: Client, headers: dict[str, str], services: Services, fleet_device: tuple[str, Device]
+    client: Client, headers: dict[str, str], services: App, fleet_device: tuple[str, Device]
 ) -> None:
     device_id = fleet_device[0]
     offer(client, headers, services, fleet_device, "right", 60_000)
@@ -97,7 +97,7 @@ def test_a_wrong_secret_is_refused_and_the_device_stays_in_the_fleet(
 
 
 def test_an_expired_secret_is_refused(
-    client: Client, headers: dict[str, str], services: Services, fleet_device: tuple[str, Device]
+    client: Client, headers: dict[str, str], services: App, fleet_device: tuple[str, Device]
 ) -> None:
     device_id = fleet_device[0]
     offer(client, headers, services, fleet_device, "brief", 1)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from tests.conftest import register_and_login
 from tests.test_register_slice import event_count
 
@@ -176,7 +176,7 @@ def test_an_unknown_status_filter_answers_400(
 
 
 def test_repeating_an_answer_is_harmless(
-    client: TestClient[object], module_auth_headers: Headers, services: Services
+    client: TestClient[object], module_auth_headers: Headers, services: App
 ) -> None:
     device = new_device(client, module_auth_headers)
     path = f"{commands_of(device)}/{new_command(client, module_auth_headers, device)['id']}"
@@ -222,7 +222,7 @@ def test_the_history_shows_every_event_and_who_caused_it(
 
 
 def test_a_foreign_devices_commands_answer_404(
-    client: TestClient[object], module_auth_headers: Headers, services: Services
+    client: TestClient[object], module_auth_headers: Headers, services: App
 ) -> None:
     device = new_device(client, module_auth_headers)
     command = new_command(client, module_auth_headers, device)["id"]
@@ -268,7 +268,7 @@ def test_a_command_under_another_devices_path_answers_404(
     ],
 )
 def test_a_bad_command_answers_400_and_stores_nothing(
-    client: TestClient[object], module_auth_headers: Headers, services: Services, body: object
+    client: TestClient[object], module_auth_headers: Headers, services: App, body: object
 ) -> None:
     device = new_device(client, module_auth_headers)
     before = event_count(services)
@@ -290,7 +290,7 @@ def test_a_bad_command_answers_400_and_stores_nothing(
     ],
 )
 def test_a_bad_answer_answers_400_and_stores_nothing(
-    client: TestClient[object], module_auth_headers: Headers, services: Services, body: object
+    client: TestClient[object], module_auth_headers: Headers, services: App, body: object
 ) -> None:
     device = new_device(client, module_auth_headers)
     path = f"{commands_of(device)}/{new_command(client, module_auth_headers, device)['id']}"

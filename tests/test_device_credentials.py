@@ -14,7 +14,7 @@ import pytest
 from litestar.testing import TestClient
 
 from iotledger.api.app import create_app, create_litestar
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from tests.conftest import register_and_login
 from tests.test_telemetry_devices import headers, is_telemetry_error, new_telemetry_device
 
@@ -51,7 +51,7 @@ def until_refused(client: Client, device_id: str, headers: dict[str, str]) -> fl
 
 
 @pytest.fixture(params=["lane", "litestar"])
-def either(request: pytest.FixtureRequest, services: Services) -> Iterator[Client]:
+def either(request: pytest.FixtureRequest, services: App) -> Iterator[Client]:
     """The application `serve` runs (the intake lane first) and Litestar alone."""
     app = create_app(services) if request.param == "lane" else create_litestar(services)
     with TestClient(app) as client:

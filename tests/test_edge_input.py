@@ -17,7 +17,7 @@ from litestar.testing import TestClient
 
 from iotledger.api.bodies import MAX_JSON_DEPTH
 from iotledger.api.pagination import MAX_PAGE
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from tests.test_telemetry_devices import event_count, headers, new_telemetry_device
 
 __all__ = ["headers"]  # the module's signed-in user (a fixture)
@@ -72,7 +72,7 @@ BAD_UTF8 = [b'{"telemetry_type": "\xff", "payload": {}}', b'{"name": "\xed\xa0\x
 
 @pytest.mark.parametrize("payload", TOO_DEEP)
 def test_a_telemetry_post_nested_too_deep_answers_400_and_stores_nothing(
-    client: Client, services: Services, headers: dict[str, str], device: str, payload: str
+    client: Client, services: App, headers: dict[str, str], device: str, payload: str
 ) -> None:
     before = event_count(services)
     response = post(client, f"/api/v1/devices/{device}/telemetry", with_payload(payload), headers)
@@ -93,7 +93,7 @@ def test_a_payload_just_within_the_depth_bound_is_stored(
     "content", [b'{"name": "n", "metadata": %s}' % deep_text(10_000), *BAD_UTF8]
 )
 def test_device_metadata_too_deep_or_not_utf8_answers_400_and_stores_nothing(
-    client: Client, services: Services, headers: dict[str, str], content: bytes
+    client: Client, services: App, headers: dict[str, str], content: bytes
 ) -> None:
     before = event_count(services)
     response = post(client, "/api/v1/devices", content, headers)
@@ -111,7 +111,7 @@ def test_device_metadata_too_deep_or_not_utf8_answers_400_and_stores_nothing(
     ],
 )
 def test_register_too_deep_or_not_utf8_answers_400_in_each_dialect(
-    client: Client, services: Services, content: bytes
+    client: Client, services: App, content: bytes
 ) -> None:
     before = event_count(services)
     assert is_lambda_400(post(client, "/register", content, {}))

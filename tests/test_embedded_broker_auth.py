@@ -19,7 +19,7 @@ from litestar.testing import TestClient
 from iotledger.adapters.embedded.gate import SERVICE_USERNAME
 from iotledger.adapters.embedded.services import EmbeddedBroker
 from iotledger.adapters.mqtt.topics import Topics
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from iotledger.settings import DatabaseUrl, MqttUrl
 from tests.conftest import free_port, unique
 from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
@@ -36,10 +36,10 @@ READING = {"telemetry_type": "environment", "payload": {"temperature": 19.5}}
 
 
 @pytest.fixture(scope="module")
-def guarded(services: Services, mqtt_loop: LoopThread) -> Iterator[MqttUrl]:
+def guarded(services: App, mqtt_loop: LoopThread) -> Iterator[MqttUrl]:
     """An embedded broker that asks the credentials, and the `mqtt` role linked to it with
     iotledger's service account; the address devices connect to."""
-    gate = services.broker_gate()
+    gate = services.broker_gate
     broker = EmbeddedBroker("127.0.0.1", free_port(), gate)
     mqtt_loop.run(broker.start())
     service = MqttUrl("127.0.0.1", broker.port, SERVICE_USERNAME, gate.service_password)
@@ -88,7 +88,7 @@ def test_a_device_publishes_its_own_telemetry_and_it_is_stored(
     headers: dict[str, str],
     guarded: MqttUrl,
     mqtt_loop: LoopThread,
-    services: Services,
+    services: App,
 ) -> None:
     device_id = new_telemetry_device(client, headers)["id"]
     with devices(mqtt_loop) as made:
@@ -104,7 +104,7 @@ def test_a_device_may_not_publish_or_subscribe_for_another_device(
     headers: dict[str, str],
     guarded: MqttUrl,
     mqtt_loop: LoopThread,
-    services: Services,
+    services: App,
 ) -> None:
     mine, other = (new_telemetry_device(client, headers)["id"] for _ in range(2))
     topics = services.topics
@@ -172,7 +172,7 @@ def test_a_gateway_speaks_the_lambda_protocol_and_a_device_credential_cannot(
     headers: dict[str, str],
     guarded: MqttUrl,
     mqtt_loop: LoopThread,
-    services: Services,
+    services: App,
 ) -> None:
     gateway = client.post("/api/v1/gateways", json={"name": "hall"}, headers=headers).json()
     device_id = new_telemetry_device(client, headers)["id"]
@@ -206,7 +206,7 @@ def test_a_gateway_speaks_the_lambda_protocol_and_a_device_credential_cannot(
             topics.base, {"type": "sensor_reading", "sensor_id": str(sensor), "value": 21.0}
         )
         eventually(
-            lambda: services.readings.sensor_page(sensor, 10, 0), what="the gateway's reading"
+            lambda: services.views.readings.sensor_page(sensor, 10, 0), what="the gateway's reading"
         )
         assert client.get(f"/devices/{refused_id}", headers=headers).status_code == 404
 

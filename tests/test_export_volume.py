@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from iotledger.application.readings import RecordReading
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from iotledger.settings import DatabaseUrl, Settings
 from tests.conftest import start_services
 from tests.processes import serving, wait_for_http
@@ -32,7 +32,7 @@ def rss_kb(pid: int) -> int:
     return int(line.split()[1])
 
 
-async def load(services: Services, device_id: UUID, count: int) -> None:
+async def load(services: App, device_id: UUID, count: int) -> None:
     """`count` readings of one device through the shared ingest, 5,000 an append."""
     for first in range(0, count, 5000):
         batch = [

@@ -21,7 +21,7 @@ from litestar.testing import TestClient
 
 from iotledger.adapters.postgres.database import MIGRATION_LOCK
 from iotledger.api.app import create_app
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from iotledger.projections.runner import ProjectionRunner
 from iotledger.settings import DatabaseUrl, Settings
 from tests.conftest import start_services, unique
@@ -36,7 +36,7 @@ READING = {"telemetry_type": "temperature", "payload": {"celsius": 21}}
 
 
 @pytest.fixture
-def impatient(settings: Settings, fresh_database_url: DatabaseUrl) -> Iterator[Services]:
+def impatient(settings: Settings, fresh_database_url: DatabaseUrl) -> Iterator[App]:
     quick = msgspec.structs.replace(
         settings, statement_timeout=2.0, lock_timeout=0.5, read_wait_timeout=1.0, db_pool_size=4
     )
@@ -48,13 +48,9 @@ def impatient(settings: Settings, fresh_database_url: DatabaseUrl) -> Iterator[S
 
 
 @pytest.fixture
-def runners(impatient: Services) -> Iterator[list[ProjectionRunner]]:
-    running = impatient.runners()
-    for runner in running:
-        runner.start()
-    yield running
-    for runner in running:
-        runner.stop()
+def runners(impatient: App) -> Iterator[list[ProjectionRunner]]:
+    with impatient.projections.running() as running:
+        yield running
 
 
 class Fleet(msgspec.Struct):
@@ -158,7 +154,7 @@ NEEDS = {
 
 @pytest.mark.parametrize("table", sorted(NEEDS))
 def test_a_locked_table_answers_503_with_retry_after_in_time_and_stores_nothing(
-    impatient: Services,
+    impatient: App,
     runners: list[ProjectionRunner],
     fresh_database_url: DatabaseUrl,
     table: str,
@@ -182,7 +178,7 @@ def test_a_locked_table_answers_503_with_retry_after_in_time_and_stores_nothing(
 
 
 def test_a_pool_with_no_connection_free_answers_503_with_retry_after_in_time(
-    impatient: Services, runners: list[ProjectionRunner]
+    impatient: App, runners: list[ProjectionRunner]
 ) -> None:
     with TestClient(create_app(impatient)) as client:
         f = fleet(client)
@@ -201,7 +197,7 @@ def test_a_pool_with_no_connection_free_answers_503_with_retry_after_in_time(
 
 
 def test_every_connection_of_a_process_is_bounded_and_named(
-    impatient: Services, runners: list[ProjectionRunner], fresh_database_url: DatabaseUrl
+    impatient: App, runners: list[ProjectionRunner], fresh_database_url: DatabaseUrl
 ) -> None:
     with TestClient(create_app(impatient)) as client:
         fleet(client)
@@ -212,7 +208,7 @@ def test_every_connection_of_a_process_is_bounded_and_named(
         ).fetchall()
         names = {name for (name,) in seen}
     assert names >= {"iotledger-pool", "iotledger-eventstore", "iotledger-watch"}
-    assert {f"iotledger-feed-{p}" for p in impatient.views} <= names
+    assert {f"iotledger-feed-{p}" for p in impatient.views.by_name()} <= names
     assert all(name.startswith("iotledger-") for name in names), names
     timeouts = "SELECT current_setting('statement_timeout') s, current_setting('lock_timeout') l"
     with impatient.pool.connection() as conn:

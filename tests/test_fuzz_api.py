@@ -44,19 +44,15 @@ def fuzzed(
     topic = f"iotledger-fuzz-{uuid.uuid4().hex[:8]}"
     own = msgspec.structs.replace(settings, mqtt_topic=topic, db_pool_size=4)
     services = start_services(own, url)
-    runners = services.runners()
-    for runner in runners:
-        runner.start()
+    runners = services.projections.start()
     adapter = Adapter(mqtt_loop, services, mqtt_url, embedded=mqtt_url.port != 1883)
-    services.publisher = adapter.role.link
-    app = create_app(services)
+    app = create_app(services, adapter.role.link)
     try:
         with TestClient(app) as client:
             yield app, register_and_login(client)
     finally:
         adapter.close()
-        for runner in runners:
-            runner.stop()
+        services.projections.stop(runners)
         services.close()
         drop_database(server_url, url)
 

@@ -11,7 +11,7 @@ import msgspec
 from litestar.testing import TestClient
 
 from iotledger.api.app import create_app
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from tests.test_identity_support import (
     from_address,
     login_lambda,
@@ -45,7 +45,7 @@ def test_the_11th_wrong_password_within_a_minute_answers_429_while_another_accou
 
 
 def test_api_processes_racing_never_allow_more_than_10_failures_per_account(
-    client: TestClient[Any], services: Services
+    client: TestClient[Any], services: App
 ) -> None:
     victim = register(client, "lambda")
     with TestClient(create_app(services)) as other_process:
@@ -61,7 +61,7 @@ def test_api_processes_racing_never_allow_more_than_10_failures_per_account(
 
 
 def test_an_address_with_100_failures_within_a_minute_gets_429_for_every_account(
-    client: TestClient[Any], services: Services
+    client: TestClient[Any], services: App
 ) -> None:
     """The failures are recorded through the limiter that sign-in uses: 100 wrong
     passwords over HTTP would spend half a minute in argon2 for the same rows."""
@@ -75,7 +75,7 @@ def test_an_address_with_100_failures_within_a_minute_gets_429_for_every_account
 
 
 def test_ten_wrong_passwords_from_one_client_do_not_lock_the_owner_out_elsewhere(
-    services: Services,
+    services: App,
 ) -> None:
     with (
         TestClient(from_address(create_app(services), "203.0.113.5")) as guesser,
@@ -90,7 +90,7 @@ def test_ten_wrong_passwords_from_one_client_do_not_lock_the_owner_out_elsewhere
 
 
 def test_an_account_with_100_failures_from_anywhere_within_a_minute_answers_429(
-    client: TestClient[Any], services: Services
+    client: TestClient[Any], services: App
 ) -> None:
     victim = register(client, "telemetry")
     account = f"user:{victim.id}"
@@ -100,13 +100,13 @@ def test_an_account_with_100_failures_from_anywhere_within_a_minute_answers_429(
         assert_rate_limited(login_telemetry(elsewhere, victim.email, victim.password))
 
 
-def behind_proxy(services: Services, proxies: str) -> Services:
+def behind_proxy(services: App, proxies: str) -> App:
     """Another API process of the same deployment, configured with trusted proxies."""
     settings = msgspec.structs.replace(services.settings, trusted_proxies=(proxies,))
     return dataclasses.replace(services, settings=settings)
 
 
-def test_behind_a_trusted_proxy_x_forwarded_for_names_the_client(services: Services) -> None:
+def test_behind_a_trusted_proxy_x_forwarded_for_names_the_client(services: App) -> None:
     app = create_app(behind_proxy(services, "10.9.0.0/16"))
     with TestClient(from_address(app, "10.9.0.1")) as balancer:
         victim = register(balancer, "lambda")
@@ -122,7 +122,7 @@ def test_behind_a_trusted_proxy_x_forwarded_for_names_the_client(services: Servi
         assert login(victim.password, "192.0.2.11") == 200
 
 
-def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(services: Services) -> None:
+def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(services: App) -> None:
     app = create_app(behind_proxy(services, "10.9.0.0/16"))
     with TestClient(from_address(app, "192.0.2.50")) as direct:
         victim = register(direct, "telemetry")

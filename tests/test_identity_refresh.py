@@ -15,7 +15,7 @@ from litestar.testing import TestClient
 from iotledger.adapters.security.tokens import new_refresh_token, read_refresh_token
 from iotledger.api.app import create_app
 from iotledger.application.sessions import RefreshSession
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from iotledger.domain.sessions import InvalidRefreshToken
 from tests.test_identity_support import (
     TELEMETRY_AUTH,
@@ -73,7 +73,7 @@ def test_sign_in_sets_a_hardened_refresh_cookie_for_the_auth_path_only(
 
 
 def test_the_refresh_cookie_is_secure_unless_configured_otherwise(
-    services: Services, person: Person
+    services: App, person: Person
 ) -> None:
     settings = msgspec.structs.replace(services.settings, cookie_secure=True)
     with TestClient(create_app(dataclasses.replace(services, settings=settings))) as client:
@@ -97,7 +97,7 @@ def test_a_refresh_rotates_the_cookie_and_gives_a_working_access_token(
 
 
 def test_a_replayed_refresh_cookie_fails_and_kills_its_successor(
-    client: TestClient[Any], services: Services, person: Person
+    client: TestClient[Any], services: App, person: Person
 ) -> None:
     stolen = signed_in(client, person)
     assert client.post(REFRESH).status_code == 200
@@ -133,7 +133,7 @@ def test_another_sign_in_of_the_same_user_survives_a_replay_in_one_family(
     "cookie", [None, "", "garbage", "not-a-uuid.secret", "00000000-0000-4000-8000-000000000000.x"]
 )
 def test_a_refresh_without_a_valid_cookie_answers_401_and_stores_nothing(
-    client: TestClient[Any], services: Services, cookie: str | None
+    client: TestClient[Any], services: App, cookie: str | None
 ) -> None:
     before = event_count(services)
     client.cookies.clear()
@@ -180,7 +180,7 @@ def test_the_sessions_list_tells_who_signed_in_when_and_how_it_ended(
 
 
 def test_refreshes_racing_with_one_token_rotate_it_once_and_revoke_the_family(
-    client: TestClient[Any], services: Services, person: Person
+    client: TestClient[Any], services: App, person: Person
 ) -> None:
     token = read_refresh_token(signed_in(client, person))
     assert token is not None

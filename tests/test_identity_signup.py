@@ -11,7 +11,7 @@ from argon2 import PasswordHasher as Argon2Hasher
 from litestar.testing import TestClient
 
 from iotledger.application.users import RehashPassword
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from tests.test_identity_support import (
     REGISTER,
     TELEMETRY_AUTH,
@@ -59,7 +59,7 @@ def test_a_telemetry_user_signs_in_through_the_lambda_dialect(client: TestClient
 
 @pytest.mark.parametrize(("first", "second"), [("lambda", "telemetry"), ("telemetry", "lambda")])
 def test_usernames_and_emails_are_unique_across_dialects_whatever_the_case(
-    client: TestClient[Any], services: Services, first: str, second: str
+    client: TestClient[Any], services: App, first: str, second: str
 ) -> None:
     taken = register(client, first)
     before = event_count(services)
@@ -94,7 +94,7 @@ def test_a_composed_and_a_decomposed_name_are_one_user(client: TestClient[Any]) 
 
 
 def test_concurrent_sign_ups_of_one_username_leave_exactly_one_user(
-    client: TestClient[Any], services: Services
+    client: TestClient[Any], services: App
 ) -> None:
     person = someone()
 
@@ -123,7 +123,7 @@ def test_concurrent_sign_ups_of_one_username_leave_exactly_one_user(
     ],
 )
 def test_bad_telemetry_sign_up_answers_400_in_its_body_and_stores_nothing(
-    client: TestClient[Any], services: Services, body: object
+    client: TestClient[Any], services: App, body: object
 ) -> None:
     before = event_count(services)
     response = client.post(f"{TELEMETRY_AUTH}/register", json=body)
@@ -147,7 +147,7 @@ def test_bad_telemetry_sign_up_answers_400_in_its_body_and_stores_nothing(
     ],
 )
 def test_malformed_sign_in_and_sign_up_answer_400_in_the_dialects_body(
-    client: TestClient[Any], services: Services, path: str, content: bytes
+    client: TestClient[Any], services: App, path: str, content: bytes
 ) -> None:
     before = event_count(services)
     response = client.post(path, content=content, headers={"content-type": "application/json"})
@@ -175,14 +175,14 @@ def test_an_unknown_user_and_a_wrong_password_get_the_same_answer(
 
 
 def test_a_hash_with_older_parameters_is_rehashed_at_the_next_sign_in(
-    client: TestClient[Any], services: Services
+    client: TestClient[Any], services: App
 ) -> None:
     person = register(client, "lambda")
     user_id = UUID(person.id)
     current = services.ledger.user(user_id).password_hash
     weak = Argon2Hasher(time_cost=1, memory_cost=8192, parallelism=1).hash(person.password)
     services.ledger.rehash_password(RehashPassword(user_id, current, weak))
-    eventually(lambda: getattr(services.users.by_id(user_id), "password_hash", "") == weak)
+    eventually(lambda: getattr(services.views.users.by_id(user_id), "password_hash", "") == weak)
     response = login_lambda(client, person.username, person.password)
     assert response.status_code == 200
     rehashed = services.ledger.user(user_id)

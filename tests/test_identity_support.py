@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 from litestar.testing import TestClient
 
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from tests.conftest import unique
 
 TELEMETRY_AUTH = "/api/v1/auth"
@@ -32,7 +32,7 @@ def someone() -> Person:
     return Person(username, f"{username}@example.com", "secret-" + uuid.uuid4().hex[:8])
 
 
-def event_count(services: Services) -> int:
+def event_count(services: App) -> int:
     return services.ledger.recorder.max_notification_id() or 0
 
 

@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 
 from iotledger.adapters.security.tokens import AUDIENCE, ISSUER, key_id
 from iotledger.api.app import create_app
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from tests.test_identity_support import (
     TELEMETRY_AUTH,
     Person,
@@ -28,7 +28,7 @@ PROTECTED = {"lambda": "/protected", "telemetry": f"{TELEMETRY_AUTH}/me"}
 
 
 @pytest.fixture(scope="module")
-def member(services: Services) -> Iterator[Person]:
+def member(services: App) -> Iterator[Person]:
     """One user for every forgery: the forged tokens name someone who exists."""
     with TestClient(create_app(services)) as client:
         yield register(client, "telemetry")
@@ -95,7 +95,7 @@ FORGERIES = [
 
 @pytest.mark.parametrize("dialect", sorted(PROTECTED))
 def test_a_genuine_token_built_like_the_forgeries_is_accepted(
-    client: TestClient[Any], services: Services, member: Person, dialect: str
+    client: TestClient[Any], services: App, member: Person, dialect: str
 ) -> None:
     secret = services.settings.jwt_secret or ""
     response = client.get(PROTECTED[dialect], headers=bearer(forge("genuine", secret, member)))
@@ -105,7 +105,7 @@ def test_a_genuine_token_built_like_the_forgeries_is_accepted(
 @pytest.mark.parametrize("kind", FORGERIES)
 @pytest.mark.parametrize("dialect", sorted(PROTECTED))
 def test_a_forged_token_answers_401_in_the_dialects_body(
-    client: TestClient[Any], services: Services, member: Person, dialect: str, kind: str
+    client: TestClient[Any], services: App, member: Person, dialect: str, kind: str
 ) -> None:
     token = forge(kind, services.settings.jwt_secret or "", member)
     response = client.get(PROTECTED[dialect], headers=bearer(token))
@@ -162,7 +162,7 @@ def test_the_lambda_token_lasts_24_hours_and_the_telemetry_token_one_hour(
 
 @pytest.mark.parametrize("dialect", sorted(PROTECTED))
 def test_a_token_that_was_accepted_is_refused_from_the_second_it_expires(
-    client: TestClient[Any], services: Services, member: Person, dialect: str
+    client: TestClient[Any], services: App, member: Person, dialect: str
 ) -> None:
     """Tokens checked once are remembered; their expiry still holds to the second."""
     now = int(time.time())

@@ -20,7 +20,7 @@ from litestar.testing import TestClient
 
 from iotledger.api.app import create_litestar
 from iotledger.api.intake import IntakeLane
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from tests.conftest import register_and_login
 from tests.test_telemetry_devices import event_count, headers, new_telemetry_device
 
@@ -48,18 +48,18 @@ class Spy:
 
 
 @pytest.fixture(scope="module")
-def spy(services: Services) -> Spy:
+def spy(services: App) -> Spy:
     return Spy(create_litestar(services))
 
 
 @pytest.fixture(scope="module")
-def lane(services: Services, spy: Spy) -> Iterator[Client]:
+def lane(services: App, spy: Spy) -> Iterator[Client]:
     with TestClient(IntakeLane(spy, services)) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def framework(services: Services) -> Iterator[Client]:
+def framework(services: App) -> Iterator[Client]:
     with TestClient(create_litestar(services)) as client:
         yield client
 
@@ -124,7 +124,7 @@ def test_a_bad_post_is_answered_alike_and_stores_nothing(
     lane: Client,
     framework: Client,
     spy: Spy,
-    services: Services,
+    services: App,
     headers: dict[str, str],
     device: str,
     content: bytes,
@@ -179,7 +179,7 @@ def test_a_batch_is_answered_alike_by_both_and_stored_once(
 
 
 def test_what_the_lane_does_not_take_reaches_litestar(
-    lane: Client, spy: Spy, headers: dict[str, str], device: str, services: Services
+    lane: Client, spy: Spy, headers: dict[str, str], device: str, services: App
 ) -> None:
     chunked = lane.post(
         f"/api/v1/devices/{device}/telemetry",

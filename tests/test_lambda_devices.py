@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 import pytest
 from litestar.testing import TestClient
 
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from tests.test_telemetry_devices import (
     event_count,
     headers,
@@ -155,7 +155,7 @@ def test_everything_but_the_list_needs_a_token(client: Client, method: str, path
     ],
 )
 def test_a_bad_device_answers_400_and_stores_nothing(
-    client: Client, headers: dict[str, str], services: Services, body: object
+    client: Client, headers: dict[str, str], services: App, body: object
 ) -> None:
     before = event_count(services)
     response = client.post("/devices", json=body, headers=headers)
@@ -168,7 +168,7 @@ def test_a_bad_device_answers_400_and_stores_nothing(
     "body", [{"status_id": 9}, {"name": ""}, {"location": 3}, {"name": None}, []]
 )
 def test_a_bad_update_answers_400_and_changes_nothing(
-    client: Client, headers: dict[str, str], services: Services, body: object
+    client: Client, headers: dict[str, str], services: App, body: object
 ) -> None:
     device_id = new_device(client, headers)
     before = event_count(services)
@@ -179,7 +179,7 @@ def test_a_bad_update_answers_400_and_changes_nothing(
 
 
 def test_malformed_json_answers_400_in_each_dialect_and_stores_nothing(
-    client: Client, headers: dict[str, str], services: Services
+    client: Client, headers: dict[str, str], services: App
 ) -> None:
     before = event_count(services)
     headers = {**headers, "content-type": "application/json"}
@@ -252,7 +252,7 @@ def test_a_sensor_is_not_found_among_the_actors(client: Client, headers: dict[st
 
 @pytest.mark.parametrize("path", COMPONENTS)
 def test_a_component_of_an_unknown_device_answers_404_and_stores_nothing(
-    client: Client, headers: dict[str, str], services: Services, path: str
+    client: Client, headers: dict[str, str], services: App, path: str
 ) -> None:
     before = event_count(services)
     body = {"device_id": str(uuid4()), "name": "T", "type": "temp", "data_type_id": 1}
@@ -273,7 +273,7 @@ def test_a_component_of_an_unknown_device_answers_404_and_stores_nothing(
     ],
 )
 def test_a_bad_component_answers_400_and_stores_nothing(
-    client: Client, headers: dict[str, str], services: Services, change: dict[str, Any]
+    client: Client, headers: dict[str, str], services: App, change: dict[str, Any]
 ) -> None:
     device_id = new_device(client, headers)
     before = event_count(services)
@@ -308,7 +308,7 @@ def test_deleting_a_device_removes_its_sensors_and_actors(
 
 
 def test_the_lambda_dialect_never_shows_or_touches_a_private_device(
-    client: Client, headers: dict[str, str], services: Services
+    client: Client, headers: dict[str, str], services: App
 ) -> None:
     private_id = new_telemetry_device(client, headers)["id"]
     before = event_count(services)

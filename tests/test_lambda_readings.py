@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 import pytest
 from litestar.testing import TestClient
 
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from iotledger.domain.readings import Reading
 from tests.test_lambda_devices import new_component, new_device
 from tests.test_telemetry_devices import event_count, headers, new_telemetry_device
@@ -88,7 +88,7 @@ def test_a_value_may_be_a_number_a_boolean_or_a_numeric_string(
     ],
 )
 def test_a_bad_reading_answers_400_in_the_lambda_body_and_stores_nothing(
-    client: Client, services: Services, headers: dict[str, str], sensor: str, fields: Any
+    client: Client, services: App, headers: dict[str, str], sensor: str, fields: Any
 ) -> None:
     before = event_count(services)
     body = {"sensor_id": sensor, **fields} if "value" in fields else {"value": 1, **fields}
@@ -99,7 +99,7 @@ def test_a_bad_reading_answers_400_in_the_lambda_body_and_stores_nothing(
 
 
 def test_an_unknown_sensor_an_actor_or_a_private_device_answers_404_and_stores_nothing(
-    client: Client, services: Services, headers: dict[str, str]
+    client: Client, services: App, headers: dict[str, str]
 ) -> None:
     device = new_device(client, headers)
     actor = new_component(client, headers, "actors", device)
@@ -146,7 +146,7 @@ def test_a_bad_list_query_answers_400(client: Client, headers: dict[str, str], q
 
 
 def test_an_update_changes_the_reading_and_its_history_keeps_the_original(
-    client: Client, services: Services, headers: dict[str, str], sensor: str
+    client: Client, services: App, headers: dict[str, str], sensor: str
 ) -> None:
     reading_id = new_reading(client, headers, sensor, value=1, value_at="2026-01-14T10:00:00Z")
     response = client.put(f"/sensor-readings/{reading_id}", json={"value": "2.5"}, headers=headers)
@@ -170,7 +170,7 @@ def test_an_update_changes_the_reading_and_its_history_keeps_the_original(
 
 
 def test_a_deleted_reading_answers_404_and_leaves_the_list_but_not_the_history(
-    client: Client, services: Services, headers: dict[str, str], sensor: str
+    client: Client, services: App, headers: dict[str, str], sensor: str
 ) -> None:
     reading_id = new_reading(client, headers, sensor)
     response = client.delete(f"/sensor-readings/{reading_id}", headers=headers)
@@ -234,7 +234,7 @@ def test_sensor_readings_need_a_token(client: Client, method: str, path: str) ->
     assert set(response.json()) == {"error"}
 
 
-def history(services: Services, reading_id: int) -> list[Any]:
+def history(services: App, reading_id: int) -> list[Any]:
     """A reading's events, found from its Lambda id (the position of its first event)."""
     (notification,) = services.ledger.recorder.select_notifications(start=reading_id, limit=1)
     return list(services.ledger.events.get(UUID(str(notification.originator_id))))

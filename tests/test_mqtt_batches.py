@@ -22,7 +22,7 @@ from iotledger.adapters.mqtt.link import MqttLink
 from iotledger.adapters.mqtt.packets import Intake, Message
 from iotledger.adapters.postgres.ingest import Outcome, ReadingIngest
 from iotledger.application.readings import RecordReading
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from iotledger.settings import MqttUrl
 from tests.conftest import free_port
 from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
@@ -118,7 +118,7 @@ def test_a_message_is_acknowledged_only_once_its_handler_has_returned(
 
 
 def test_an_mqtt5_message_with_properties_takes_gmqtts_own_road_and_is_stored(
-    services: Services, mqtt_adapter: Adapter, mqtt_loop: LoopThread, mosquitto: MqttUrl
+    services: App, mqtt_adapter: Adapter, mqtt_loop: LoopThread, mosquitto: MqttUrl
 ) -> None:
     device_id = registered(services)
     client = gmqtt.Client(f"device-{uuid.uuid4().hex[:8]}")
@@ -129,14 +129,14 @@ def test_an_mqtt5_message_with_properties_takes_gmqtts_own_road_and_is_stored(
         mqtt_loop.loop.call_soon_threadsafe(
             lambda: client.publish(topic, telemetry("with-properties"), qos=1, **properties)
         )
-        (reading,) = eventually(lambda: services.readings.device_page(device_id, 10))
+        (reading,) = eventually(lambda: services.views.readings.device_page(device_id, 10))
         assert reading.payload == {"watts": 1}
     finally:
         mqtt_loop.run(client.disconnect())
 
 
 def test_qos0_telemetry_is_stored_too(
-    services: Services, mqtt_adapter: Adapter, mqtt_loop: LoopThread, mqtt_url: MqttUrl
+    services: App, mqtt_adapter: Adapter, mqtt_loop: LoopThread, mqtt_url: MqttUrl
 ) -> None:
     device_id = registered(services)
     with devices(mqtt_loop) as played:
@@ -146,7 +146,7 @@ def test_qos0_telemetry_is_stored_too(
         mqtt_loop.loop.call_soon_threadsafe(
             lambda: client.publish(topic, telemetry("at-most-once"), qos=0)
         )
-        eventually(lambda: services.readings.device_page(device_id, 10), what="stored")
+        eventually(lambda: services.views.readings.device_page(device_id, 10), what="stored")
 
 
 @pytest.fixture
@@ -160,7 +160,7 @@ def embedded_broker(mqtt_loop: LoopThread) -> Iterator[MqttUrl]:
 
 
 def test_a_burst_through_the_embedded_broker_is_stored_once_each(
-    services: Services, mqtt_loop: LoopThread, embedded_broker: MqttUrl
+    services: App, mqtt_loop: LoopThread, embedded_broker: MqttUrl
 ) -> None:
     device_id = registered(services)
     topic = services.topics.telemetry(device_id)
@@ -177,7 +177,7 @@ def test_a_burst_through_the_embedded_broker_is_stored_once_each(
                 ),
                 timeout=20,
             )
-        eventually(lambda: len(services.readings.device_page(device_id, 1000)) == 300)
+        eventually(lambda: len(services.views.readings.device_page(device_id, 1000)) == 300)
         assert adapter.counters["received"] == 301
     finally:
         adapter.close()
@@ -196,7 +196,7 @@ class CountingIngest:
 
 
 def test_the_readings_of_a_batch_go_in_one_submission_and_the_rest_is_handled_alone(
-    services: Services, mqtt_loop: LoopThread
+    services: App, mqtt_loop: LoopThread
 ) -> None:
     first, second, unknown = registered(services), registered(services), uuid.uuid4()
     topics = services.topics
@@ -206,7 +206,7 @@ def test_the_readings_of_a_batch_go_in_one_submission_and_the_rest_is_handled_al
         services.ledger,
         ingest,  # type: ignore[arg-type]
         directory=ledger_directory(services.ledger),
-        presence=Presence(services.dispatch.record_heard),
+        presence=Presence(services.views.dispatch.record_heard),
         topics=topics,
         counters=counters,
     )
@@ -233,5 +233,5 @@ def test_the_readings_of_a_batch_go_in_one_submission_and_the_rest_is_handled_al
         "dropped.device_mismatch": 1,
         "dropped.unknown_sensor": 1,
     }
-    eventually(lambda: len(services.readings.device_page(first, 10)) == 2)
-    eventually(lambda: len(services.readings.device_page(second, 10)) == 1)
+    eventually(lambda: len(services.views.readings.device_page(first, 10)) == 2)
+    eventually(lambda: len(services.views.readings.device_page(second, 10)) == 1)

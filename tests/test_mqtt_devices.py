@@ -14,7 +14,7 @@ from uuid import UUID
 import pytest
 from litestar.testing import TestClient
 
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from iotledger.settings import MqttUrl
 from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
 
@@ -34,7 +34,7 @@ class World:
         self,
         client: TestClient[object],
         headers: Headers,
-        services: Services,
+        services: App,
         adapter: Adapter,
         loop: LoopThread,
         url: MqttUrl,
@@ -78,7 +78,7 @@ class World:
         return self.client.get(path, headers=self.headers).json()
 
     def readings(self, device_id: UUID) -> list[Any]:
-        return self.services.readings.device_page(device_id, 100)
+        return self.services.views.readings.device_page(device_id, 100)
 
     def handled(self) -> int:
         return self.adapter.counters.get("handled", 0)
@@ -94,7 +94,7 @@ class World:
 def world(
     client: TestClient[object],
     module_auth_headers: Headers,
-    services: Services,
+    services: App,
     mqtt_adapter: Adapter,
     mqtt_loop: LoopThread,
     mqtt_url: MqttUrl,

@@ -15,8 +15,9 @@ from uuid import UUID
 import pytest
 from litestar.testing import TestClient
 
-from iotledger.adapters.mqtt.link import NoBroker
-from iotledger.bootstrap import Services
+from iotledger.adapters.mqtt.sender import MqttSender
+from iotledger.api.app import create_app
+from iotledger.bootstrap import App
 from iotledger.projections.device_checks import DeviceChecks
 from iotledger.settings import MqttUrl
 from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
@@ -26,7 +27,7 @@ Headers = dict[str, str]
 
 @pytest.fixture
 def device(
-    mqtt_adapter: Adapter, mqtt_loop: LoopThread, mqtt_url: MqttUrl, services: Services
+    mqtt_adapter: Adapter, mqtt_loop: LoopThread, mqtt_url: MqttUrl, services: App
 ) -> Iterator[Device]:
     """A device of the shared fleet, listening on `T` as Lambda devices do."""
     with devices(mqtt_loop) as made:
@@ -62,7 +63,7 @@ def lambda_get(client: TestClient[object], headers: Headers, path: str) -> Any:
 
 
 def discovered(
-    client: TestClient[object], headers: Headers, device: Device, services: Services, **kw: Any
+    client: TestClient[object], headers: Headers, device: Device, services: App, **kw: Any
 ) -> tuple[UUID, UUID, UUID]:
     """A device announced over MQTT with one sensor and one actor, once it is visible."""
     device_id, sensor, actor = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -72,7 +73,7 @@ def discovered(
 
 
 def test_discovery_creates_the_device_with_its_sensors_and_actors(
-    client: TestClient[object], module_auth_headers: Headers, device: Device, services: Services
+    client: TestClient[object], module_auth_headers: Headers, device: Device, services: App
 ) -> None:
     device_id, sensor, actor = discovered(client, module_auth_headers, device, services)
     shown = lambda_get(client, module_auth_headers, f"/devices/{device_id}")
@@ -90,7 +91,7 @@ def test_discovery_creates_the_device_with_its_sensors_and_actors(
 
 
 def test_a_second_discovery_updates_the_device_and_syncs_its_components(
-    client: TestClient[object], module_auth_headers: Headers, device: Device, services: Services
+    client: TestClient[object], module_auth_headers: Headers, device: Device, services: App
 ) -> None:
     device_id, sensor, actor = discovered(client, module_auth_headers, device, services)
     client.put(f"/devices/{device_id}", json={"status_id": 3}, headers=module_auth_headers)
@@ -107,7 +108,7 @@ def test_a_second_discovery_updates_the_device_and_syncs_its_components(
 
 
 def test_a_partial_discovery_leaves_what_it_does_not_mention(
-    client: TestClient[object], module_auth_headers: Headers, device: Device, services: Services
+    client: TestClient[object], module_auth_headers: Headers, device: Device, services: App
 ) -> None:
     device_id, sensor, actor = discovered(client, module_auth_headers, device, services)
     before = lambda_get(client, module_auth_headers, f"/api/v1/devices/{device_id}")
@@ -124,7 +125,7 @@ def test_a_partial_discovery_leaves_what_it_does_not_mention(
 
 
 def test_a_list_that_is_present_is_complete_and_one_left_out_is_kept(
-    client: TestClient[object], module_auth_headers: Headers, device: Device, services: Services
+    client: TestClient[object], module_auth_headers: Headers, device: Device, services: App
 ) -> None:
     device_id, sensor, actor = discovered(client, module_auth_headers, device, services)
     message = {"device": {"id": str(device_id)}, "sensors": []}
@@ -143,7 +144,7 @@ def test_a_discovery_that_clashes_with_another_device_is_dropped_and_counted(
     module_auth_headers: Headers,
     mqtt_adapter: Adapter,
     device: Device,
-    services: Services,
+    services: App,
     clash: str,
 ) -> None:
     holder, sensor, _ = discovered(client, module_auth_headers, device, services)
@@ -167,7 +168,7 @@ def test_sensor_readings_on_the_main_topic_are_stored(
     client: TestClient[object],
     module_auth_headers: Headers,
     device: Device,
-    services: Services,
+    services: App,
     kind: str,
     value: Any,
     stored: float,
@@ -176,8 +177,9 @@ def test_sensor_readings_on_the_main_topic_are_stored(
     message = {"type": kind, "sensor_id": str(sensor), "value": value}
     device.publish(services.topics.base, {**message, "value_at": "2026-01-14T10:00:00Z"})
     device.publish(services.topics.base, message)
+    view = services.views.readings
     readings = eventually(
-        lambda: len(r := services.readings.sensor_page(sensor, 10, 0)) == 2 and r, what="stored"
+        lambda: len(r := view.sensor_page(sensor, 10, 0)) == 2 and r, what="stored"
     )
     assert [r.value for r in readings] == [stored, stored]
     assert {r.recorded_at.year for r in readings} >= {2026}
@@ -193,7 +195,7 @@ def test_sensor_readings_on_the_main_topic_are_stored(
     ],
 )
 def test_a_reading_that_cannot_be_stored_is_dropped(
-    mqtt_adapter: Adapter, device: Device, services: Services, message: Any, reason: str
+    mqtt_adapter: Adapter, device: Device, services: App, message: Any, reason: str
 ) -> None:
     before = mqtt_adapter.counters.get(f"dropped.{reason}", 0)
     device.publish(services.topics.base, message)
@@ -205,7 +207,7 @@ def test_a_reading_with_a_non_numeric_value_is_dropped(
     module_auth_headers: Headers,
     mqtt_adapter: Adapter,
     device: Device,
-    services: Services,
+    services: App,
 ) -> None:
     _, sensor, _ = discovered(client, module_auth_headers, device, services)
     before = mqtt_adapter.counters.get("dropped.invalid", 0)
@@ -213,11 +215,11 @@ def test_a_reading_with_a_non_numeric_value_is_dropped(
         services.topics.base, {"type": "sensor_value", "sensor_id": str(sensor), "value": "hot"}
     )
     eventually(lambda: mqtt_adapter.counters.get("dropped.invalid", 0) == before + 1)
-    assert services.readings.sensor_page(sensor, 10, 0) == []
+    assert services.views.readings.sensor_page(sensor, 10, 0) == []
 
 
 def test_triggering_a_sensor_publishes_sensor_trigger(
-    client: TestClient[object], module_auth_headers: Headers, device: Device, services: Services
+    client: TestClient[object], module_auth_headers: Headers, device: Device, services: App
 ) -> None:
     device_id, sensor, _ = discovered(client, module_auth_headers, device, services)
     response = client.post(
@@ -236,7 +238,7 @@ def test_triggering_a_sensor_publishes_sensor_trigger(
 
 
 def test_a_trigger_without_a_body_reads(
-    client: TestClient[object], module_auth_headers: Headers, device: Device, services: Services
+    client: TestClient[object], module_auth_headers: Headers, device: Device, services: App
 ) -> None:
     _, sensor, _ = discovered(client, module_auth_headers, device, services)
     assert client.post(f"/sensors/{sensor}/trigger", headers=module_auth_headers).status_code == 202
@@ -245,7 +247,7 @@ def test_a_trigger_without_a_body_reads(
 
 
 def test_writing_to_an_actor_publishes_actor_command(
-    client: TestClient[object], module_auth_headers: Headers, device: Device, services: Services
+    client: TestClient[object], module_auth_headers: Headers, device: Device, services: App
 ) -> None:
     _, _, actor = discovered(client, module_auth_headers, device, services)
     body = {"action": "set", "value": {"on": True}}
@@ -262,7 +264,7 @@ def test_writing_to_an_actor_publishes_actor_command(
 
 
 def test_a_write_needs_an_action_and_a_known_actor(
-    client: TestClient[object], module_auth_headers: Headers, device: Device, services: Services
+    client: TestClient[object], module_auth_headers: Headers, device: Device, services: App
 ) -> None:
     _, _, actor = discovered(client, module_auth_headers, device, services)
     missing = client.post(f"/actors/{actor}/write", json={"value": 1}, headers=module_auth_headers)
@@ -282,7 +284,7 @@ def test_a_write_needs_an_action_and_a_known_actor(
 
 
 def test_mqttping_publishes_a_ping(
-    client: TestClient[object], module_auth_headers: Headers, device: Device, services: Services
+    client: TestClient[object], module_auth_headers: Headers, device: Device, services: App
 ) -> None:
     response = client.get("/mqttping", headers=module_auth_headers)
     assert response.status_code == 200
@@ -295,15 +297,12 @@ def test_mqttping_publishes_a_ping(
 
 
 def test_a_broker_that_cannot_take_the_message_answers_500_and_cancels_the_command(
-    client: TestClient[object], module_auth_headers: Headers, device: Device, services: Services
+    client: TestClient[object], module_auth_headers: Headers, device: Device, services: App
 ) -> None:
     device_id, sensor, _ = discovered(client, module_auth_headers, device, services)
-    publisher, services.publisher = services.publisher, NoBroker()
-    try:
-        response = client.post(f"/sensors/{sensor}/trigger", headers=module_auth_headers)
-        ping = client.get("/mqttping", headers=module_auth_headers)
-    finally:
-        services.publisher = publisher
+    with TestClient(create_app(services)) as no_broker:  # a process without a broker link
+        response = no_broker.post(f"/sensors/{sensor}/trigger", headers=module_auth_headers)
+        ping = no_broker.get("/mqttping", headers=module_auth_headers)
     assert response.status_code == ping.status_code == 500
     assert response.json() == {"error": "failed to publish to MQTT: not connected"}
     commands = lambda_get(client, module_auth_headers, f"/api/v1/devices/{device_id}/commands")
@@ -315,7 +314,7 @@ def test_device_checks_ask_every_device_and_a_silent_one_becomes_lost(
     client: TestClient[object],
     module_auth_headers: Headers,
     device: Device,
-    services: Services,
+    services: App,
     mqtt_adapter: Adapter,
     mqtt_loop: LoopThread,
 ) -> None:
@@ -325,10 +324,9 @@ def test_device_checks_ask_every_device_and_a_silent_one_becomes_lost(
     counters = mqtt_adapter.role.counters
     checks = DeviceChecks(
         services.ledger,
-        services.devices,
-        services.dispatch,
-        publish=link.publish,
-        topics=services.topics,
+        services.views.devices,
+        services.views.dispatch,
+        sender=MqttSender(link, services.topics),
         counters=counters,
         misses=2,
     )

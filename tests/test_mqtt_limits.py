@@ -11,7 +11,7 @@ from uuid import UUID
 import msgspec
 import pytest
 
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from iotledger.domain.errors import NotFound
 from iotledger.settings import MqttUrl
 from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
@@ -25,17 +25,17 @@ def padded(message: dict[str, Any], size: int) -> bytes:
     return msgspec.json.encode({**message, "padding": "x" * (size - bare)})
 
 
-def telemetry(services: Services, size: int) -> tuple[str, bytes, Callable[[], bool]]:
+def telemetry(services: App, size: int) -> tuple[str, bytes, Callable[[], bool]]:
     device_id = registered(services)
     message = {"telemetry_type": "power", "payload": {"watts": 1}, "id": "big"}
     return (
         services.topics.telemetry(device_id),
         padded(message, size),
-        lambda: bool(services.readings.device_page(device_id, 10)),
+        lambda: bool(services.views.readings.device_page(device_id, 10)),
     )
 
 
-def discovery(services: Services, size: int) -> tuple[str, bytes, Callable[[], bool]]:
+def discovery(services: App, size: int) -> tuple[str, bytes, Callable[[], bool]]:
     device_id: UUID = uuid.uuid4()
     message = announcement(device_id, [uuid.uuid4()], [])
 
@@ -51,11 +51,11 @@ def discovery(services: Services, size: int) -> tuple[str, bytes, Callable[[], b
 
 @pytest.mark.parametrize("message", [telemetry, discovery])
 def test_a_payload_over_the_body_limit_is_dropped_as_too_large_and_one_at_it_is_stored(
-    services: Services,
+    services: App,
     mqtt_adapter: Adapter,
     mqtt_loop: LoopThread,
     mqtt_url: MqttUrl,
-    message: Callable[[Services, int], tuple[str, bytes, Callable[[], bool]]],
+    message: Callable[[App, int], tuple[str, bytes, Callable[[], bool]]],
 ) -> None:
     limit = services.settings.max_body_bytes
     before = mqtt_adapter.counters.get("dropped.too_large", 0)

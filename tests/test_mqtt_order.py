@@ -18,7 +18,7 @@ import msgspec
 from iotledger.adapters.mqtt.directory import Presence, ledger_directory
 from iotledger.adapters.mqtt.inbound import Inbound
 from iotledger.adapters.mqtt.packets import Message
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from iotledger.settings import MqttUrl
 from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
 from tests.test_mqtt_lambda import announcement
@@ -26,7 +26,7 @@ from tests.test_mqtt_lambda import announcement
 READINGS = 5
 
 
-def boot(services: Services) -> tuple[UUID, list[Message]]:
+def boot(services: App) -> tuple[UUID, list[Message]]:
     """A device's boot sequence: its discovery, then readings of its sensor."""
     device_id, sensor = uuid.uuid4(), uuid.uuid4()
     topics = services.topics
@@ -38,16 +38,16 @@ def boot(services: Services) -> tuple[UUID, list[Message]]:
     return sensor, [(topics.discovery, discovery), *((topics.base, r) for r in readings)]
 
 
-def stored(services: Services, sensors: list[UUID]) -> list[int]:
-    return [len(services.readings.sensor_page(sensor, 100, 0)) for sensor in sensors]
+def stored(services: App, sensors: list[UUID]) -> list[int]:
+    return [len(services.views.readings.sensor_page(sensor, 100, 0)) for sensor in sensors]
 
 
-def inbound(services: Services, counters: Counter[str]) -> Inbound:
+def inbound(services: App, counters: Counter[str]) -> Inbound:
     return Inbound(
         services.ledger,
         services.ingest,
         directory=ledger_directory(services.ledger),
-        presence=Presence(services.dispatch.record_heard),
+        presence=Presence(services.views.dispatch.record_heard),
         topics=services.topics,
         counters=counters,
     )
@@ -59,7 +59,7 @@ async def handled_side_by_side(handler: Inbound, batches: list[list[Message]]) -
 
 
 def test_readings_right_after_discovery_in_one_batch_are_all_stored(
-    services: Services, mqtt_loop: LoopThread
+    services: App, mqtt_loop: LoopThread
 ) -> None:
     counters: Counter[str] = Counter()
     handler = inbound(services, counters)
@@ -72,7 +72,7 @@ def test_readings_right_after_discovery_in_one_batch_are_all_stored(
 
 
 def test_readings_in_the_batch_after_their_discovery_are_all_stored(
-    services: Services, mqtt_loop: LoopThread
+    services: App, mqtt_loop: LoopThread
 ) -> None:
     counters: Counter[str] = Counter()
     handler = inbound(services, counters)
@@ -85,7 +85,7 @@ def test_readings_in_the_batch_after_their_discovery_are_all_stored(
 
 
 def test_a_reading_before_its_sensors_discovery_is_unknown_and_after_it_is_stored(
-    services: Services, mqtt_loop: LoopThread
+    services: App, mqtt_loop: LoopThread
 ) -> None:
     counters: Counter[str] = Counter()
     handler = inbound(services, counters)
@@ -97,7 +97,7 @@ def test_a_reading_before_its_sensors_discovery_is_unknown_and_after_it_is_store
 
 
 def test_devices_booting_through_the_broker_lose_no_reading(
-    services: Services, mqtt_adapter: Adapter, mqtt_loop: LoopThread, mqtt_url: MqttUrl
+    services: App, mqtt_adapter: Adapter, mqtt_loop: LoopThread, mqtt_url: MqttUrl
 ) -> None:
     before = mqtt_adapter.counters.get("dropped", 0)
     boots = [boot(services) for _ in range(30)]

@@ -19,7 +19,7 @@ from iotledger.adapters.mqtt.packets import Intake
 from iotledger.adapters.postgres.ingest import Outcome
 from iotledger.application.devices import RegisterDevice
 from iotledger.application.readings import RecordReading
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from iotledger.domain.errors import Unavailable
 from iotledger.domain.vocabulary import DeviceStatus
 from iotledger.settings import MqttUrl
@@ -64,7 +64,7 @@ def broker() -> Iterator[Broker]:
         own.kill()
 
 
-def registered(services: Services) -> uuid.UUID:
+def registered(services: App) -> uuid.UUID:
     """A device of the shared fleet, straight through the ledger."""
     device_id = uuid.uuid4()
     command = RegisterDevice(
@@ -78,7 +78,7 @@ def telemetry(key: str) -> dict[str, Any]:
 
 
 def test_the_adapter_recovers_by_itself_when_the_broker_restarts(
-    broker: Broker, services: Services, mqtt_loop: LoopThread
+    broker: Broker, services: App, mqtt_loop: LoopThread
 ) -> None:
     device_id = registered(services)
     topic = services.topics.telemetry(device_id)
@@ -87,7 +87,7 @@ def test_the_adapter_recovers_by_itself_when_the_broker_restarts(
         with devices(mqtt_loop) as played:
             played.append(Device(mqtt_loop, broker.url))
             played[0].publish(topic, telemetry("before"))
-            eventually(lambda: services.readings.device_page(device_id, 10), what="stored")
+            eventually(lambda: services.views.readings.device_page(device_id, 10), what="stored")
             link = adapter.role.link
             broker.kill()
             eventually(lambda: not link.connected, what="the link to notice")
@@ -98,7 +98,7 @@ def test_the_adapter_recovers_by_itself_when_the_broker_restarts(
             played.append(Device(mqtt_loop, broker.url, (services.topics.base,)))
             played[1].publish(topic, telemetry("after"))
             eventually(
-                lambda: len(services.readings.device_page(device_id, 10)) == 2,
+                lambda: len(services.views.readings.device_page(device_id, 10)) == 2,
                 timeout=15,
                 what="the adapter back on the restarted broker",
             )
@@ -109,7 +109,7 @@ def test_the_adapter_recovers_by_itself_when_the_broker_restarts(
 
 
 def test_several_adapters_share_the_messages_without_doubling_anything(
-    services: Services, mqtt_adapter: Adapter, mqtt_loop: LoopThread, mqtt_url: MqttUrl
+    services: App, mqtt_adapter: Adapter, mqtt_loop: LoopThread, mqtt_url: MqttUrl
 ) -> None:
     if mqtt_url.port != 1883:
         pytest.skip("shared subscriptions need Mosquitto (the embedded broker has none)")
@@ -123,7 +123,7 @@ def test_several_adapters_share_the_messages_without_doubling_anything(
             played.append(Device(mqtt_loop, mqtt_url))
             for n in range(60):
                 played[0].publish(topic, telemetry(f"shared-{n}"))
-            eventually(lambda: len(services.readings.device_page(device_id, 100)) == 60)
+            eventually(lambda: len(services.views.readings.device_page(device_id, 100)) == 60)
 
             def handled() -> list[int]:
                 return [
@@ -140,7 +140,7 @@ def test_several_adapters_share_the_messages_without_doubling_anything(
 class FlakyIngest:
     """The real ingest behind a database that fails the first attempts."""
 
-    def __init__(self, services: Services, failures: int) -> None:
+    def __init__(self, services: App, failures: int) -> None:
         self._ingest = services.ingest
         self.failures = failures
 
@@ -152,7 +152,7 @@ class FlakyIngest:
 
 
 def test_a_message_is_not_done_until_it_is_stored_whatever_fails_meanwhile(
-    services: Services, mqtt_loop: LoopThread
+    services: App, mqtt_loop: LoopThread
 ) -> None:
     device_id = registered(services)
     counters: Counter[str] = Counter()
@@ -160,7 +160,7 @@ def test_a_message_is_not_done_until_it_is_stored_whatever_fails_meanwhile(
         services.ledger,
         FlakyIngest(services, failures=2),  # type: ignore[arg-type]
         directory=ledger_directory(services.ledger),
-        presence=Presence(services.dispatch.record_heard),
+        presence=Presence(services.views.dispatch.record_heard),
         topics=services.topics,
         counters=counters,
         max_backoff=0.05,
@@ -169,4 +169,5 @@ def test_a_message_is_not_done_until_it_is_stored_whatever_fails_meanwhile(
     mqtt_loop.run(inbound.handle(services.topics.telemetry(device_id), payload))
     assert counters["retried"] == 2
     assert counters["handled"] == 1
-    eventually(lambda: len(services.readings.device_page(device_id, 10)) == 1, what="stored once")
+    view = services.views.readings
+    eventually(lambda: len(view.device_page(device_id, 10)) == 1, what="stored once")

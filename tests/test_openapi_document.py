@@ -19,7 +19,7 @@ import pytest
 from litestar.testing import TestClient
 
 from iotledger.api.app import create_app
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from tests.conftest import register_and_login
 
 METHODS = ("get", "put", "post", "delete", "patch", "head")
@@ -51,7 +51,7 @@ Operation = tuple[str, str, dict[str, Any]]
 
 
 @pytest.fixture(scope="module")
-def document(services: Services) -> dict[str, Any]:
+def document(services: App) -> dict[str, Any]:
     with TestClient(create_app(services)) as client:
         response = client.get("/schema/openapi.json")
     assert response.status_code == 200

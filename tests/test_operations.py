@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import tempfile
@@ -20,7 +21,7 @@ from iotledger.adapters.postgres.database import migrate
 from iotledger.adapters.postgres.projection_status import state_of
 from iotledger.adapters.postgres.views.catalog import PROJECTIONS
 from iotledger.api.app import create_app
-from iotledger.bootstrap import Services, bootstrap
+from iotledger.bootstrap import App, build
 from iotledger.projections.failures import ProjectionHealth, ProjectionState
 from iotledger.settings import DatabaseUrl, MqttUrl, Settings, parse_database_url
 from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
@@ -117,7 +118,7 @@ def test_a_rest_reading_moves_the_ingest_and_http_counters(
 def test_an_mqtt_reading_moves_the_mqtt_counters(
     client: TestClient[object],
     auth_headers: dict[str, str],
-    services: Services,
+    services: App,
     mqtt_adapter: Adapter,
     mqtt_loop: LoopThread,
     mqtt_url: MqttUrl,
@@ -149,10 +150,10 @@ def test_an_mqtt_reading_moves_the_mqtt_counters(
 
 
 @pytest.fixture
-def idle_services(own_database: DatabaseUrl, tmp_path: Path) -> Iterator[Services]:
-    """Services on a migrated database of their own, with no projection running."""
+def idle_services(own_database: DatabaseUrl, tmp_path: Path) -> Iterator[App]:
+    """Every part on a migrated database of its own, with no projection running."""
     settings = Settings(database_url=own_database, data_dir=tmp_path, jwt_secret="s")
-    services = bootstrap(settings, own_database)
+    services = build(settings, own_database)
     migrate(own_database, services.ledger)
     try:
         yield services
@@ -160,7 +161,7 @@ def idle_services(own_database: DatabaseUrl, tmp_path: Path) -> Iterator[Service
         services.close()
 
 
-def test_ready_answers_503_when_no_runner_runs_the_projections(idle_services: Services) -> None:
+def test_ready_answers_503_when_no_runner_runs_the_projections(idle_services: App) -> None:
     with TestClient(create_app(idle_services)) as client:
         client.post("/register", json={"username": "ops", "password": "secret123"})
         answer = client.get("/ready")
@@ -171,17 +172,13 @@ def test_ready_answers_503_when_no_runner_runs_the_projections(idle_services: Se
     assert body["projections"]["users"]["lag"] >= 1
 
 
-def test_ready_answers_503_when_a_projection_lags_past_the_limit(idle_services: Services) -> None:
-    runners = idle_services.runners()
+def test_ready_answers_503_when_a_projection_lags_past_the_limit(idle_services: App) -> None:
     lagging = msgspec.structs.replace(idle_services.settings, ready_max_lag=0)
-    idle_services.settings = lagging
-    with TestClient(create_app(idle_services)) as client:
+    lagging_services = dataclasses.replace(idle_services, settings=lagging)
+    others = [name for name in PROJECTIONS if name != "users"]
+    with TestClient(create_app(lagging_services)) as client:
         client.post("/register", json={"username": "ops", "password": "secret123"})
-        idle_services.running = {r.name: r for r in runners if r.name != "users"}
-        for runner in runners:
-            if runner.name != "users":
-                runner.start()
-        try:
+        with idle_services.projections.running(others):
             body = eventually(
                 lambda: (
                     (answer := client.get("/ready").json())["projections"]["devices"]["state"]
@@ -190,9 +187,6 @@ def test_ready_answers_503_when_a_projection_lags_past_the_limit(idle_services: 
                 ),
                 what="the other projections running",
             )
-        finally:
-            for runner in runners:
-                runner.stop()
     assert body["status"] == "unready"
     assert body["projections"]["users"]["state"] == "stopped"
     assert body["projections"]["users"]["lag"] >= 1
@@ -227,7 +221,7 @@ def test_health_answers_503_in_bounded_time_when_the_database_stops_or_hangs(
     own_postgres: tuple[EmbeddedPostgres, DatabaseUrl], tmp_path: Path
 ) -> None:
     postgres, url = own_postgres
-    services = bootstrap(Settings(database_url=url, data_dir=tmp_path, jwt_secret="s"), url)
+    services = build(Settings(database_url=url, data_dir=tmp_path, jwt_secret="s"), url)
     try:
         with TestClient(create_app(services)) as client:
             assert _timed_health(client)[:2] == (200, {"status": "ok"})

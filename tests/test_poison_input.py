@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from tests.mqtt_support import Adapter, Device, LoopThread, devices
 from tests.test_mqtt_lambda import announcement
 
@@ -29,7 +29,7 @@ SURROGATE = "\\ud800"
 JSON = {"Content-Type": "application/json"}
 
 
-def event_count(services: Services) -> int:
+def event_count(services: App) -> int:
     return services.ledger.recorder.max_notification_id() or 0
 
 
@@ -70,9 +70,7 @@ def new_device(client: Client, headers: Headers) -> str:
     return str(response.json()["id"])
 
 
-def refused_by_v1(
-    client: Client, services: Services, headers: Headers, path: str, body: str
-) -> None:
+def refused_by_v1(client: Client, services: App, headers: Headers, path: str, body: str) -> None:
     before = event_count(services)
     response = post_raw(client, path, body, headers)
     assert is_telemetry_400(response), response.text
@@ -92,7 +90,7 @@ def refused_by_v1(
     ids=["name", "metadata-key", "nested-metadata-value", "device-type"],
 )
 def test_a_v1_device_with_unstorable_text_answers_400_and_stores_nothing(
-    client: Client, services: Services, module_auth_headers: Headers, template: str, bad: str
+    client: Client, services: App, module_auth_headers: Headers, template: str, bad: str
 ) -> None:
     refused_by_v1(client, services, module_auth_headers, "/api/v1/devices", template % bad)
 
@@ -107,7 +105,7 @@ def test_a_v1_device_with_unstorable_text_answers_400_and_stores_nothing(
     ids=["command-name", "payload-value", "payload-nested-key"],
 )
 def test_a_command_with_a_nul_answers_400_and_stores_nothing(
-    client: Client, services: Services, module_auth_headers: Headers, body: str
+    client: Client, services: App, module_auth_headers: Headers, body: str
 ) -> None:
     device = new_device(client, module_auth_headers)
     path = f"/api/v1/devices/{device}/commands"
@@ -123,7 +121,7 @@ def test_a_command_with_a_nul_answers_400_and_stores_nothing(
     ids=["payload", "telemetry-type"],
 )
 def test_telemetry_with_a_nul_answers_400_and_stores_nothing(
-    client: Client, services: Services, module_auth_headers: Headers, body: str
+    client: Client, services: App, module_auth_headers: Headers, body: str
 ) -> None:
     device = new_device(client, module_auth_headers)
     path = f"/api/v1/devices/{device}/telemetry"
@@ -131,7 +129,7 @@ def test_telemetry_with_a_nul_answers_400_and_stores_nothing(
 
 
 def test_a_v1_device_update_with_a_nul_answers_400_and_changes_nothing(
-    client: Client, services: Services, module_auth_headers: Headers
+    client: Client, services: App, module_auth_headers: Headers
 ) -> None:
     device = new_device(client, module_auth_headers)
     before = event_count(services)
@@ -190,7 +188,7 @@ def with_nul(tree: Any, choice: int) -> Any:
 )
 @given(tree=json_trees, choice=st.integers(min_value=0, max_value=50))
 def test_a_nul_anywhere_in_device_metadata_answers_400(
-    client: Client, services: Services, module_auth_headers: Headers, tree: Any, choice: int
+    client: Client, services: App, module_auth_headers: Headers, tree: Any, choice: int
 ) -> None:
     metadata = with_nul({"m": tree}, choice)
     before = event_count(services)
@@ -211,7 +209,7 @@ def test_a_nul_anywhere_in_device_metadata_answers_400(
     ids=["device-name", "device-description", "sensor-name", "actor-type"],
 )
 def test_the_lambda_dialect_answers_its_own_400_and_stores_nothing(
-    client: Client, services: Services, module_auth_headers: Headers, path: str, template: str
+    client: Client, services: App, module_auth_headers: Headers, path: str, template: str
 ) -> None:
     created = client.post(
         "/devices",
@@ -239,7 +237,7 @@ def test_the_lambda_dialect_answers_its_own_400_and_stores_nothing(
     ids=["lambda", "v1"],
 )
 def test_a_sign_up_with_a_nul_answers_400_and_stores_nothing(
-    client: Client, services: Services, path: str, body: str
+    client: Client, services: App, path: str, body: str
 ) -> None:
     before = event_count(services)
     response = post_raw(client, path, body)
@@ -288,7 +286,7 @@ def sender(played: list[Device], mqtt_loop: LoopThread, mqtt_url: Any) -> Device
 
 def test_mqtt_telemetry_with_a_nul_is_dropped_and_counted(
     client: Client,
-    services: Services,
+    services: App,
     module_auth_headers: Headers,
     mqtt_adapter: Adapter,
     sender: Device,
@@ -302,13 +300,13 @@ def test_mqtt_telemetry_with_a_nul_is_dropped_and_counted(
     ):
         dropped_when_sent(mqtt_adapter, sender, topic, payload)
     assert event_count(services) == events
-    assert services.readings.device_page(device, 10) == []
+    assert services.views.readings.device_page(device, 10) == []
     a_new_device_answers_at_once(client, module_auth_headers)
 
 
 def test_a_lambda_discovery_with_a_nul_is_dropped_and_counted(
     client: Client,
-    services: Services,
+    services: App,
     module_auth_headers: Headers,
     mqtt_adapter: Adapter,
     sender: Device,
@@ -322,7 +320,7 @@ def test_a_lambda_discovery_with_a_nul_is_dropped_and_counted(
 
 def test_a_command_answer_with_a_nul_is_dropped_and_the_command_waits(
     client: Client,
-    services: Services,
+    services: App,
     module_auth_headers: Headers,
     mqtt_adapter: Adapter,
     sender: Device,
@@ -350,7 +348,7 @@ def test_a_command_answer_with_a_nul_is_dropped_and_the_command_waits(
     ids=["lambda", "v1"],
 )
 def test_a_sign_in_with_a_nul_is_refused_not_an_error(
-    client: Client, services: Services, path: str, body: str
+    client: Client, services: App, path: str, body: str
 ) -> None:
     response = post_raw(client, path, body)
     assert response.status_code in (400, 401), response.text
@@ -366,7 +364,7 @@ def test_a_telemetry_filter_with_a_nul_answers_400_not_an_error(
 
 def test_a_lambda_sensor_reading_with_a_nul_is_dropped_and_stores_nothing(
     client: Client,
-    services: Services,
+    services: App,
     module_auth_headers: Headers,
     mqtt_adapter: Adapter,
     sender: Device,

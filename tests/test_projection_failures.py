@@ -19,7 +19,7 @@ import pytest
 from iotledger.adapters.postgres.database import migrate
 from iotledger.adapters.postgres.projection_failures import transient
 from iotledger.adapters.postgres.views.catalog import PROJECTIONS
-from iotledger.bootstrap import Services, bootstrap
+from iotledger.bootstrap import App, build
 from iotledger.domain.devices import FLEET, Device
 from iotledger.domain.vocabulary import DeviceStatus
 from iotledger.maintenance import rebuild, resume_projection, skip_event
@@ -32,20 +32,20 @@ from tests.test_projection_runner import append_users, head
 
 
 @pytest.fixture
-def quiet_services(settings: Settings, fresh_database_url: DatabaseUrl) -> Iterator[Services]:
-    services = bootstrap(settings, fresh_database_url)
+def quiet_services(settings: Settings, fresh_database_url: DatabaseUrl) -> Iterator[App]:
+    services = build(settings, fresh_database_url)
     migrate(fresh_database_url, services.ledger)
     yield services
     services.close()
 
 
 @pytest.fixture
-def running(quiet_services: Services) -> Iterator[dict[str, ProjectionRunner]]:
+def running(quiet_services: App) -> Iterator[dict[str, ProjectionRunner]]:
     """The users and devices projections, running, polling fast for an operator's answer."""
     runners = {
         name: ProjectionRunner(
-            PROJECTIONS[name][0](quiet_services.views[name]),
-            quiet_services.feed,
+            PROJECTIONS[name][0](quiet_services.views.by_name()[name]),
+            quiet_services.projections.feed,
             transient=transient,
             poll=0.1,
         )
@@ -58,7 +58,7 @@ def running(quiet_services: Services) -> Iterator[dict[str, ProjectionRunner]]:
         runner.stop()
 
 
-def save_device(services: Services, name: str, **fields: Any) -> tuple[UUID, int]:
+def save_device(services: App, name: str, **fields: Any) -> tuple[UUID, int]:
     """A device saved as is, without the domain's check: its id and log position."""
     device = Device.register(
         device_id=uuid4(),
@@ -76,12 +76,12 @@ def save_device(services: Services, name: str, **fields: Any) -> tuple[UUID, int
     return device.id, head(services)
 
 
-def shown(services: Services, device_id: UUID) -> bool:
-    return services.devices.device(device_id, FLEET) is not None
+def shown(services: App, device_id: UUID) -> bool:
+    return services.views.devices.device(device_id, FLEET) is not None
 
 
-def state_of(services: Services, name: str) -> Any:
-    return next(row for row in services.projection_statuses() if row.name == name)
+def state_of(services: App, name: str) -> Any:
+    return next(row for row in services.projections.statuses() if row.name == name)
 
 
 def stopped_at(runner: ProjectionRunner, position: int) -> bool:
@@ -90,7 +90,7 @@ def stopped_at(runner: ProjectionRunner, position: int) -> bool:
 
 
 def test_a_poison_event_stops_its_projection_visibly_and_the_others_go_on(
-    quiet_services: Services, running: dict[str, ProjectionRunner]
+    quiet_services: App, running: dict[str, ProjectionRunner]
 ) -> None:
     services = quiet_services
     before, _ = save_device(services, "good")
@@ -98,8 +98,8 @@ def test_a_poison_event_stops_its_projection_visibly_and_the_others_go_on(
     after, _ = save_device(services, "later")
     append_users(services, 2)
     wait_until(lambda: stopped_at(running["devices"], at), timeout=20)
-    wait_until(lambda: (services.users.position() or 0) == head(services))
-    assert len(services.users.all_users()) == 2  # another projection went on
+    wait_until(lambda: (services.views.users.position() or 0) == head(services))
+    assert len(services.views.users.all_users()) == 2  # another projection went on
     assert shown(services, before)
     assert not shown(services, poison)
     assert not shown(services, after)
@@ -113,7 +113,7 @@ def test_a_poison_event_stops_its_projection_visibly_and_the_others_go_on(
 
 
 def test_resume_with_nothing_changed_stops_again_and_skip_goes_past_that_one_event(
-    quiet_services: Services, running: dict[str, ProjectionRunner]
+    quiet_services: App, running: dict[str, ProjectionRunner]
 ) -> None:
     services = quiet_services
     runner = running["devices"]
@@ -135,7 +135,7 @@ def test_resume_with_nothing_changed_stops_again_and_skip_goes_past_that_one_eve
 
 
 def test_a_rebuild_leaves_out_the_events_operators_skipped(
-    quiet_services: Services, running: dict[str, ProjectionRunner]
+    quiet_services: App, running: dict[str, ProjectionRunner]
 ) -> None:
     services = quiet_services
     _, at = save_device(services, "bad", device_type="x\x00")
@@ -151,7 +151,7 @@ def test_a_rebuild_leaves_out_the_events_operators_skipped(
 
 
 def test_a_rebuild_that_meets_a_poison_event_stops_there_and_says_how_to_skip_it(
-    quiet_services: Services,
+    quiet_services: App,
 ) -> None:
     services = quiet_services
     good, _ = save_device(services, "good")
@@ -164,7 +164,7 @@ def test_a_rebuild_that_meets_a_poison_event_stops_there_and_says_how_to_skip_it
 
 
 def test_an_event_that_cannot_be_decoded_stops_its_projection_at_its_position(
-    quiet_services: Services, running: dict[str, ProjectionRunner]
+    quiet_services: App, running: dict[str, ProjectionRunner]
 ) -> None:
     services = quiet_services
     good, _ = save_device(services, "good")
@@ -186,7 +186,7 @@ def test_an_event_that_cannot_be_decoded_stops_its_projection_at_its_position(
 
 
 def test_the_operator_sees_the_stop_and_skips_the_event_from_the_command_line(
-    quiet_services: Services,
+    quiet_services: App,
 ) -> None:
     services = quiet_services
     _, at = save_device(services, "bad\x00")
@@ -213,12 +213,8 @@ def test_the_operator_sees_the_stop_and_skips_the_event_from_the_command_line(
     again = run("projections", "resume", "devices", env=env)
     assert again.returncode == 2
     assert "no recorded failure" in again.stderr
-    running = services.runners(["devices"])[0]
-    running.start()
-    try:
+    with services.projections.running(["devices"]):
         wait_until(lambda: shown(services, later))
-    finally:
-        running.stop()
 
 
 class Flaky(UserProjection):
@@ -236,18 +232,17 @@ class Flaky(UserProjection):
 
 
 def test_a_transient_error_is_retried_for_ever_and_never_stops_the_projection(
-    quiet_services: Services,
+    quiet_services: App,
 ) -> None:
     services = quiet_services
     append_users(services, 3)
-    projection = Flaky(services.views["users"], losses=5)
-    runner = ProjectionRunner(projection, services.feed, transient=transient)
+    projection = Flaky(services.views.users, losses=5)
+    runner = ProjectionRunner(projection, services.projections.feed, transient=transient)
     states: list[ProjectionState] = []
     runner.start()
     try:
-        wait_until(
-            lambda: states.append(runner.health().state) or len(services.users.all_users()) == 3
-        )
+        users = services.views.users
+        wait_until(lambda: states.append(runner.health().state) or len(users.all_users()) == 3)
         wait_until(lambda: runner.health().state == ProjectionState.RUNNING)
         assert runner.health().failures >= 5
         assert state_of(services, "users").state == "running"

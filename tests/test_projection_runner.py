@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from iotledger.adapters.postgres.database import migrate
-from iotledger.bootstrap import Services, bootstrap
+from iotledger.bootstrap import App, build
 from iotledger.domain.sessions import Session
 from iotledger.domain.users import EmailIndex, User, UsernameIndex
 from iotledger.maintenance import rebuild
@@ -27,15 +27,15 @@ from tests.processes import environment, serving, wait_until
 
 
 @pytest.fixture
-def quiet_services(settings: Settings, fresh_database_url: DatabaseUrl) -> Iterator[Services]:
-    """Services on a database of their own, with no projection running yet."""
-    services = bootstrap(settings, fresh_database_url)
+def quiet_services(settings: Settings, fresh_database_url: DatabaseUrl) -> Iterator[App]:
+    """Every part on a database of its own, with no projection running yet."""
+    services = build(settings, fresh_database_url)
     migrate(fresh_database_url, services.ledger)
     yield services
     services.close()
 
 
-def append_users(services: Services, count: int, chunk: int = 500) -> None:
+def append_users(services: App, count: int, chunk: int = 500) -> None:
     """Many users, appended in large saves (fast; hashing is not the point here)."""
     now = datetime.now(UTC)
     for start in range(0, count, chunk):
@@ -57,19 +57,17 @@ def append_users(services: Services, count: int, chunk: int = 500) -> None:
         services.ledger.save(*aggregates)
 
 
-def head(services: Services) -> int:
+def head(services: App) -> int:
     return services.ledger.recorder.max_notification_id() or 0
 
 
-def users_position(services: Services) -> int:
-    return services.users.position() or 0
+def users_position(services: App) -> int:
+    return services.views.users.position() or 0
 
 
-def test_a_killed_listen_connection_does_not_stop_the_projection(quiet_services: Services) -> None:
+def test_a_killed_listen_connection_does_not_stop_the_projection(quiet_services: App) -> None:
     services = quiet_services
-    runner = services.runners(["users"])[0]
-    runner.start()
-    try:
+    with services.projections.running(["users"]) as (runner,):
         append_users(services, 3)
         wait_until(lambda: users_position(services) == head(services))
         with psycopg.connect(str(services.database_url), autocommit=True) as conn:
@@ -80,14 +78,12 @@ def test_a_killed_listen_connection_does_not_stop_the_projection(quiet_services:
         assert killed, "the runner had no LISTEN connection to kill"
         append_users(services, 3)
         wait_until(lambda: users_position(services) == head(services))
-        assert len(services.users.all_users()) == 6
+        assert len(services.views.users.all_users()) == 6
         assert runner.restarts >= 1
-    finally:
-        runner.stop()
 
 
 def test_a_projection_process_killed_mid_stream_resumes_without_loss_or_duplicates(
-    quiet_services: Services, mqtt_url: MqttUrl
+    quiet_services: App, mqtt_url: MqttUrl
 ) -> None:
     services = quiet_services
     total = 6000
@@ -101,35 +97,29 @@ def test_a_projection_process_killed_mid_stream_resumes_without_loss_or_duplicat
     assert 0 < stopped_at < head(services), "the kill should land mid-stream"
     with serving("--role", "projections", env=env):
         wait_until(lambda: users_position(services) == head(services), timeout=300)
-    users = services.users.all_users()
+    users = services.views.users.all_users()
     assert len(users) == total
     assert len({u.id for u in users}) == total
 
 
-def test_a_rebuild_reproduces_the_read_model_exactly(quiet_services: Services) -> None:
+def test_a_rebuild_reproduces_the_read_model_exactly(quiet_services: App) -> None:
     services = quiet_services
     append_users(services, 40)
-    runner = services.runners(["users"])[0]
-    runner.start()
-    wait_until(lambda: users_position(services) == head(services))
-    runner.stop()
-    before = services.users.all_users()
+    with services.projections.running(["users"]):
+        wait_until(lambda: users_position(services) == head(services))
+    before = services.views.users.all_users()
     progress: list[tuple[str, int, int]] = []
     rebuild(services, ["users"], lambda *step: progress.append(step))
-    assert services.users.all_users() == before
+    assert services.views.users.all_users() == before
     assert users_position(services) == head(services)
     assert progress[-1] == ("users", head(services), head(services))
 
 
-def test_a_rebuild_refuses_while_the_projection_runs_elsewhere(quiet_services: Services) -> None:
-    runner = quiet_services.runners(["users"])[0]
-    runner.start()
-    try:
+def test_a_rebuild_refuses_while_the_projection_runs_elsewhere(quiet_services: App) -> None:
+    with quiet_services.projections.running(["users"]) as (runner,):
         assert runner.active.wait(10)
         with pytest.raises(Exception, match="running in another process"):
             rebuild(quiet_services, ["users"], lambda *_: None)
-    finally:
-        runner.stop()
 
 
 class Counted(UserProjection):
@@ -147,11 +137,11 @@ class Counted(UserProjection):
 
 
 def test_a_paced_projection_applies_a_stream_in_few_batches_and_a_lone_event_at_once(
-    quiet_services: Services,
+    quiet_services: App,
 ) -> None:
     services = quiet_services
-    projection = Counted(services.views["users"])
-    runner = ProjectionRunner(projection, services.feed)
+    projection = Counted(services.views.users)
+    runner = ProjectionRunner(projection, services.projections.feed)
     runner.start()
     try:
         append_users(services, 1)
@@ -167,26 +157,29 @@ def test_a_paced_projection_applies_a_stream_in_few_batches_and_a_lone_event_at_
             time.sleep(0.02)
         wait_until(lambda: users_position(services) == head(services))
         assert projection.batches - batches <= 4  # about 100 appends over 2.5 paces
-        assert len(services.users.all_users()) == head(services) // 3
+        assert len(services.views.users.all_users()) == head(services) // 3
     finally:
         runner.stop()
 
 
 def test_a_runner_that_lost_its_projection_to_another_cannot_apply_a_batch_twice(
-    quiet_services: Services,
+    quiet_services: App,
 ) -> None:
     """The old runner (cut off from its lock, not knowing it yet) and its successor start
     from one position; the batch that commits second is refused, with all its rows."""
     services, now = quiet_services, datetime.now(UTC)
     session = Session(uuid4(), uuid4(), "token-0", now, now + timedelta(days=1), by="test")
     services.ledger.save(session)
-    old, new = (ProjectionRunner(SessionProjection(services.sessions), services.feed) for _ in "ab")
+    old, new = (
+        ProjectionRunner(SessionProjection(services.views.sessions), services.projections.feed)
+        for _ in "ab"
+    )
 
     def refresh(n: int) -> None:
         session.rotate(f"token-{n - 1}", f"token-{n}", now, now + timedelta(days=1))
         services.ledger.save(session)
 
-    with services.feed() as feed:
+    with services.projections.feed() as feed:
         old.catch_up(feed)
         new.position = old.position  # the successor takes over before the old one's batch
         refresh(1)
@@ -194,4 +187,4 @@ def test_a_runner_that_lost_its_projection_to_another_cannot_apply_a_batch_twice
         refresh(2)
         with pytest.raises(LostRace):
             new.catch_up(feed)  # the first refresh again, and the second
-    assert [s.refreshes for s in services.sessions.of_user(session.user_id)] == [1]
+    assert [s.refreshes for s in services.views.sessions.of_user(session.user_id)] == [1]

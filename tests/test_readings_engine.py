@@ -31,7 +31,7 @@ from iotledger.adapters.postgres.views.readings import copy_rows
 from iotledger.application.devices import DEVICE_NOT_FOUND, DeleteDevice, RegisterDevice
 from iotledger.application.readings import CorrectReading, DeleteReading, RecordReading
 from iotledger.application.service import Written
-from iotledger.bootstrap import Services, bootstrap
+from iotledger.bootstrap import App, build
 from iotledger.domain.devices import DeviceAccess
 from iotledger.domain.errors import NotFound, Unavailable
 from iotledger.domain.readings import Reading
@@ -55,33 +55,33 @@ def a_reading(device_id: UUID, *, seconds: float = 0, **changes: Any) -> RecordR
     return RecordReading(**(fields | changes))
 
 
-def submit(services: Services, cmds: Sequence[RecordReading]) -> list[Outcome]:
+def submit(services: App, cmds: Sequence[RecordReading]) -> list[Outcome]:
     return services.ingest.enqueue(cmds).result(timeout=30)
 
 
-def queryable(services: Services, position: int, timeout: float = 10.0) -> None:
+def queryable(services: App, position: int, timeout: float = 10.0) -> None:
     """Wait until the readings read model has applied `position`."""
     deadline = time.monotonic() + timeout
-    while (services.readings.position() or 0) < position:
+    while (services.views.readings.position() or 0) < position:
         assert time.monotonic() < deadline, f"readings projection never reached {position}"
         time.sleep(0.01)
 
 
-def submitted(services: Services, cmds: Sequence[RecordReading]) -> list[Outcome]:
+def submitted(services: App, cmds: Sequence[RecordReading]) -> list[Outcome]:
     outcomes = submit(services, cmds)
     queryable(services, max(o.position for o in outcomes))
     return outcomes
 
 
-def rows_of(services: Services, device_id: UUID, **filters: Any) -> list[ReadingRow]:
-    return services.readings.device_page(device_id, 1000, **filters)
+def rows_of(services: App, device_id: UUID, **filters: Any) -> list[ReadingRow]:
+    return services.views.readings.device_page(device_id, 1000, **filters)
 
 
-def stored_events(services: Services, reading_id: UUID) -> list[Any]:
+def stored_events(services: App, reading_id: UUID) -> list[Any]:
     return list(services.ledger.events.get(reading_id))
 
 
-def test_a_redelivered_reading_is_stored_once(services: Services) -> None:
+def test_a_redelivered_reading_is_stored_once(services: App) -> None:
     device = uuid4()
     first, again = submit(services, [a_reading(device)]), submitted(services, [a_reading(device)])
     assert first[0].new
@@ -91,7 +91,7 @@ def test_a_redelivered_reading_is_stored_once(services: Services) -> None:
     assert [row.id for row in rows_of(services, device)] == [first[0].id]
 
 
-def test_a_batch_with_a_duplicate_still_stores_the_others(services: Services) -> None:
+def test_a_batch_with_a_duplicate_still_stores_the_others(services: App) -> None:
     device = uuid4()
     (original,) = submit(services, [a_reading(device, key="a")])
     batch = [a_reading(device, key="b"), a_reading(device, key="a"), a_reading(device, key="c")]
@@ -103,7 +103,7 @@ def test_a_batch_with_a_duplicate_still_stores_the_others(services: Services) ->
 
 
 def test_concurrent_submitters_all_get_outcomes_and_every_reading_is_queryable(
-    services: Services,
+    services: App,
 ) -> None:
     device = uuid4()
     chunks = [[a_reading(device, key=f"{c}-{i}") for i in range(25)] for c in range(40)]
@@ -135,7 +135,7 @@ def test_concurrent_submitters_all_get_outcomes_and_every_reading_is_queryable(
     assert len(rows_of(services, device)) == 1000
 
 
-def test_the_fast_paths_events_load_through_the_ledger_repository(services: Services) -> None:
+def test_the_fast_paths_events_load_through_the_ledger_repository(services: App) -> None:
     cmd = a_reading(uuid4(), sensor_id=uuid4(), value=21.5, payload={"value": 21.5})
     (outcome,) = submit(services, [cmd])
     reading = services.ledger.repository.get(outcome.id)
@@ -154,7 +154,7 @@ def test_the_fast_paths_events_load_through_the_ledger_repository(services: Serv
 )
 @given(st.lists(readings, min_size=1, max_size=5))
 def test_stored_readings_decode_to_the_events_the_aggregate_would_record(
-    services: Services, cmds: list[RecordReading]
+    services: App, cmds: list[RecordReading]
 ) -> None:
     for cmd, outcome in zip(cmds, submit(services, cmds), strict=True):
         stored = services.ledger.recorder.select_events(outcome.id)
@@ -221,7 +221,7 @@ def psycopg_copy(types: Sequence[str], rows: list[tuple[Any, ...]]) -> bytes:
 
 
 def test_a_correction_keeps_the_original_and_shows_in_the_read_model(
-    services: Services,
+    services: App,
 ) -> None:
     device = uuid4()
     (outcome,) = submitted(services, [a_reading(device, payload={"temperature": 99})])
@@ -245,18 +245,18 @@ def test_a_correction_keeps_the_original_and_shows_in_the_read_model(
         fixed_at,
         outcome.position,
     )
-    assert services.readings.latest(device) == [row]
+    assert services.views.readings.latest(device) == [row]
 
 
-def test_the_latest_value_follows_device_time_not_arrival(services: Services) -> None:
+def test_the_latest_value_follows_device_time_not_arrival(services: App) -> None:
     device = uuid4()
     (newer,) = submitted(services, [a_reading(device, seconds=60)])
     submitted(services, [a_reading(device, seconds=10)])  # a late reading of the past
-    assert [r.id for r in services.readings.latest(device)] == [newer.id]
+    assert [r.id for r in services.views.readings.latest(device)] == [newer.id]
     (newest,) = submitted(services, [a_reading(device, seconds=120)])
-    assert [r.id for r in services.readings.latest(device)] == [newest.id]
+    assert [r.id for r in services.views.readings.latest(device)] == [newest.id]
     power = submitted(services, [a_reading(device, seconds=5, telemetry_type="power")])
-    latest = services.readings.latest(device)
+    latest = services.views.readings.latest(device)
     assert [(r.telemetry_type, r.id) for r in latest] == [
         ("environment", newest.id),
         ("power", power[0].id),
@@ -264,7 +264,7 @@ def test_the_latest_value_follows_device_time_not_arrival(services: Services) ->
 
 
 def test_the_latest_of_a_batch_is_its_newest_device_time_and_then_its_last(
-    services: Services,
+    services: App,
 ) -> None:
     device = uuid4()
     outcomes = submitted(
@@ -277,16 +277,16 @@ def test_the_latest_of_a_batch_is_its_newest_device_time_and_then_its_last(
             a_reading(device, seconds=2),
         ],
     )
-    assert [r.id for r in services.readings.latest(device)] == [outcomes[3].id]
+    assert [r.id for r in services.views.readings.latest(device)] == [outcomes[3].id]
 
 
-def test_deleting_the_latest_reading_falls_back_to_the_next_newest(services: Services) -> None:
+def test_deleting_the_latest_reading_falls_back_to_the_next_newest(services: App) -> None:
     device = uuid4()
     older, newer = submitted(services, [a_reading(device, seconds=1), a_reading(device, seconds=2)])
     written = services.ledger.delete_reading(DeleteReading(reading_id=newer.id, by="user:1"))
     queryable(services, written.position)
     assert [r.id for r in rows_of(services, device)] == [older.id]
-    assert [r.id for r in services.readings.latest(device)] == [older.id]
+    assert [r.id for r in services.views.readings.latest(device)] == [older.id]
     assert [type(e) for e in stored_events(services, newer.id)] == [
         Reading.Recorded,
         Reading.Deleted,
@@ -295,7 +295,7 @@ def test_deleting_the_latest_reading_falls_back_to_the_next_newest(services: Ser
         services.ledger.correct_reading(CorrectReading(reading_id=newer.id, by="user:1", value=1))
 
 
-def test_a_device_page_is_newest_first_and_filtered_by_time_and_type(services: Services) -> None:
+def test_a_device_page_is_newest_first_and_filtered_by_time_and_type(services: App) -> None:
     device = uuid4()
     outcomes = submitted(
         services,
@@ -305,10 +305,10 @@ def test_a_device_page_is_newest_first_and_filtered_by_time_and_type(services: S
         ],
     )
     by_time = {o.id: s for s, o in enumerate(outcomes)}
-    first = services.readings.device_page(device, 4)
+    first = services.views.readings.device_page(device, 4)
     assert [by_time[r.id] for r in first] == [9, 8, 7, 6]
     end = (first[-1].recorded_at, first[-1].lambda_id)
-    after = services.readings.device_page(device, 4, after=end)
+    after = services.views.readings.device_page(device, 4, after=end)
     assert [by_time[r.id] for r in after] == [5, 4, 3, 2]
     window = rows_of(
         services,
@@ -321,7 +321,7 @@ def test_a_device_page_is_newest_first_and_filtered_by_time_and_type(services: S
 
 
 def test_a_failed_append_fails_every_caller_and_stores_nothing(
-    services: Services, database_url: DatabaseUrl
+    services: App, database_url: DatabaseUrl
 ) -> None:
     recorder = cast(PostgresApplicationRecorder, services.ledger.recorder)
     impatient = ReadingIngest.for_recorder(recorder, str(database_url), lock_timeout=0.2)
@@ -353,9 +353,9 @@ def test_a_rebuild_reproduces_the_readings_read_model(
         services.ledger.correct_reading(CorrectReading(outcomes[7].id, "user:1", value=7.5))
         services.ledger.delete_reading(DeleteReading(outcomes[49].id, "user:1"))
         rebuild(services, ["readings"], lambda *_: None)
-        before = (rows_of(services, device), services.readings.latest(device))
+        before = (rows_of(services, device), services.views.readings.latest(device))
         rebuild(services, ["readings"], lambda *_: None)
-        after = (rows_of(services, device), services.readings.latest(device))
+        after = (rows_of(services, device), services.views.readings.latest(device))
     assert before == after
     assert [r.lambda_id for r in before[0]] == [o.position for o in reversed(outcomes[:49])]
     assert [r.id for r in before[1]] == [outcomes[48].id]
@@ -363,9 +363,9 @@ def test_a_rebuild_reproduces_the_readings_read_model(
 
 
 @contextmanager
-def quiet_services(settings: Settings, url: DatabaseUrl) -> Iterator[Services]:
-    """Services on a database of their own, with no projection running."""
-    services = bootstrap(settings, url)
+def quiet_services(settings: Settings, url: DatabaseUrl) -> Iterator[App]:
+    """Every part on a database of its own, with no projection running."""
+    services = build(settings, url)
     migrate(url, services.ledger)
     try:
         yield services
@@ -373,23 +373,23 @@ def quiet_services(settings: Settings, url: DatabaseUrl) -> Iterator[Services]:
         services.close()
 
 
-def shown(services: Services, written: Written) -> UUID:
+def shown(services: App, written: Written) -> UUID:
     """The id a write names, once the devices read model shows the write."""
     deadline = time.monotonic() + 10
-    while (services.devices.position() or 0) < written.position:
+    while (services.views.devices.position() or 0) < written.position:
         assert time.monotonic() < deadline, "the devices projection never caught up"
         time.sleep(0.01)
     return written.id
 
 
-def registered(services: Services, owner: UUID | None) -> UUID:
+def registered(services: App, owner: UUID | None) -> UUID:
     """A device of `owner` (None: the shared fleet), shown by the devices read model."""
     command = RegisterDevice(uuid4(), owner, "gated", DeviceStatus.OK, "test", datetime.now(UTC))
     return shown(services, services.ledger.register_device(command))
 
 
 def test_the_ingest_admits_only_devices_the_caller_may_see_and_stores_nothing_else(
-    services: Services,
+    services: App,
 ) -> None:
     me, stranger = uuid4(), uuid4()
     mine, theirs, fleet = (registered(services, owner) for owner in (me, stranger, None))

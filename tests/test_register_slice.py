@@ -7,11 +7,11 @@ from uuid import UUID
 import pytest
 from litestar.testing import TestClient
 
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from tests.conftest import unique
 
 
-def event_count(services: Services) -> int:
+def event_count(services: App) -> int:
     return services.ledger.recorder.max_notification_id() or 0
 
 
@@ -25,14 +25,14 @@ def test_registering_answers_201_with_the_new_users_id(client: TestClient[object
 
 
 def test_a_registered_user_is_in_the_read_model_at_once(
-    client: TestClient[object], services: Services
+    client: TestClient[object], services: App
 ) -> None:
     username = unique()
     response = client.post(
         "/register",
         json={"username": username, "password": "secret123", "email": f"{username}@example.com"},
     )
-    found = services.users.by_username(username.upper())
+    found = services.views.users.by_username(username.upper())
     assert found is not None
     assert str(found.id) == response.json()["id"]
     assert found.email == f"{username}@example.com"
@@ -40,7 +40,7 @@ def test_a_registered_user_is_in_the_read_model_at_once(
 
 
 def test_a_second_registration_of_the_same_username_answers_409(
-    client: TestClient[object], services: Services
+    client: TestClient[object], services: App
 ) -> None:
     username = unique()
     assert (
@@ -70,7 +70,7 @@ def test_a_second_registration_of_the_same_username_answers_409(
     ],
 )
 def test_bad_sign_up_input_answers_400_in_the_lambda_body_and_stores_nothing(
-    client: TestClient[object], services: Services, body: object
+    client: TestClient[object], services: App, body: object
 ) -> None:
     before = event_count(services)
     response = client.post("/register", json=body)
@@ -81,7 +81,7 @@ def test_bad_sign_up_input_answers_400_in_the_lambda_body_and_stores_nothing(
 
 
 def test_malformed_json_answers_400_and_stores_nothing(
-    client: TestClient[object], services: Services
+    client: TestClient[object], services: App
 ) -> None:
     before = event_count(services)
     response = client.post(
@@ -93,7 +93,7 @@ def test_malformed_json_answers_400_and_stores_nothing(
 
 
 def test_a_body_over_the_limit_answers_413_and_stores_nothing(
-    client: TestClient[object], services: Services
+    client: TestClient[object], services: App
 ) -> None:
     before = event_count(services)
     huge = {"username": unique(), "password": "x" * (2 * 1024 * 1024)}

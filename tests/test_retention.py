@@ -11,7 +11,7 @@ from litestar.testing import TestClient
 
 from iotledger.adapters.postgres.retention import ReadingRetention
 from iotledger.api.app import create_app
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from iotledger.settings import DatabaseUrl, Settings, load_settings
 from tests.conftest import register_and_login, start_services
 from tests.test_telemetry_devices import event_count, new_telemetry_device
@@ -22,18 +22,13 @@ NOW = datetime.now(UTC)
 
 
 @pytest.fixture
-def own(settings: Settings, fresh_database_url: DatabaseUrl) -> Iterator[tuple[Client, Services]]:
+def own(settings: Settings, fresh_database_url: DatabaseUrl) -> Iterator[tuple[Client, App]]:
     """A client and its services on a database of their own: pruning touches every device."""
     services = start_services(settings, fresh_database_url)
-    runners = services.runners()
-    for runner in runners:
-        runner.start()
     try:
-        with TestClient(create_app(services)) as client:
+        with services.projections.running(), TestClient(create_app(services)) as client:
             yield client, services
     finally:
-        for runner in runners:
-            runner.stop()
         services.close()
 
 
@@ -42,7 +37,7 @@ def days_ago(days: float) -> str:
 
 
 def test_readings_past_the_retention_leave_the_read_model_and_the_log_keeps_them(
-    own: tuple[Client, Services],
+    own: tuple[Client, App],
 ) -> None:
     client, services = own
     headers = register_and_login(client)

@@ -22,7 +22,7 @@ import uvicorn
 from litestar.testing import TestClient
 
 from iotledger.api.app import create_app
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from tests.conftest import free_port
 
 PAGES = ("/schema", "/schema/swagger", "/schema/redoc")
@@ -50,7 +50,7 @@ def test_a_documents_page_loads_nothing_from_another_host(client: Client, page: 
 
 
 @pytest.fixture(scope="module")
-def server(services: Services) -> Iterator[str]:
+def server(services: App) -> Iterator[str]:
     """The application served over TCP, as a browser reaches it."""
     port = free_port()
     config = uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="error")

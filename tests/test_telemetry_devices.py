@@ -10,7 +10,7 @@ import pytest
 from litestar.testing import TestClient
 
 from iotledger.api.app import create_app
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from iotledger.settings import DatabaseUrl, Settings
 from tests.conftest import register_and_login, start_services
 
@@ -23,7 +23,7 @@ DEVICE = {
 }
 
 
-def event_count(services: Services) -> int:
+def event_count(services: App) -> int:
     return services.ledger.recorder.max_notification_id() or 0
 
 
@@ -43,7 +43,7 @@ def is_telemetry_error(response: Any, status: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def headers(services: Services) -> dict[str, str]:
+def headers(services: App) -> dict[str, str]:
     """One signed-in user for the module: signing in (argon2) is the slow part of a test."""
     with TestClient(create_app(services)) as client:
         return register_and_login(client)
@@ -53,15 +53,13 @@ def headers(services: Services) -> dict[str, str]:
 def own_client(settings: Settings, fresh_database_url: DatabaseUrl) -> Iterator[Client]:
     """A client on a database of its own, where no other test's devices are listed."""
     services = start_services(settings, fresh_database_url)
-    runners = services.runners(["users", "devices"])
-    for runner in runners:
-        runner.start()
     try:
-        with TestClient(create_app(services)) as client:
+        with (
+            services.projections.running(["users", "devices"]),
+            TestClient(create_app(services)) as client,
+        ):
             yield client
     finally:
-        for runner in runners:
-            runner.stop()
         services.close()
 
 
@@ -193,7 +191,7 @@ def test_a_user_lists_their_own_devices_and_the_shared_fleet_only(
 
 
 def test_another_users_device_answers_404_on_every_path_and_stays_unchanged(
-    client: Client, headers: dict[str, str], services: Services
+    client: Client, headers: dict[str, str], services: App
 ) -> None:
     device = new_telemetry_device(client, headers)
     path = f"/api/v1/devices/{device['id']}"
@@ -241,7 +239,7 @@ def test_the_owner_can_delete_a_device_and_then_it_is_gone(
     ],
 )
 def test_bad_input_answers_400_in_the_telemetry_body_and_stores_nothing(
-    client: Client, headers: dict[str, str], services: Services, body: object
+    client: Client, headers: dict[str, str], services: App, body: object
 ) -> None:
     device_id = new_telemetry_device(client, headers)["id"]
     before = event_count(services)

@@ -9,7 +9,7 @@ from uuid import uuid4
 import pytest
 from litestar.testing import TestClient
 
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from tests.conftest import register_and_login
 from tests.test_telemetry_devices import (
     event_count,
@@ -90,7 +90,7 @@ def test_a_reading_without_recorded_at_is_recorded_now(
     ],
 )
 def test_a_bad_reading_answers_400_and_stores_nothing(
-    client: Client, services: Services, headers: dict[str, str], device: str, body: Any
+    client: Client, services: App, headers: dict[str, str], device: str, body: Any
 ) -> None:
     before = event_count(services)
     response = client.post(f"/api/v1/devices/{device}/telemetry", json=body, headers=headers)
@@ -99,7 +99,7 @@ def test_a_bad_reading_answers_400_and_stores_nothing(
 
 
 def test_another_users_device_answers_404_and_stores_nothing(
-    client: Client, services: Services, headers: dict[str, str], device: str
+    client: Client, services: App, headers: dict[str, str], device: str
 ) -> None:
     stranger = register_and_login(client)
     before = event_count(services)
@@ -172,7 +172,7 @@ def test_latest_follows_device_time_per_type_not_arrival(
 
 
 def test_a_reading_posted_again_with_its_id_is_stored_once(
-    client: Client, services: Services, headers: dict[str, str], device: str
+    client: Client, services: App, headers: dict[str, str], device: str
 ) -> None:
     first = post(client, headers, device, id="reading-1")
     before = event_count(services)

@@ -8,15 +8,15 @@ Europe/Berlin start at `+01:00` and `+02:00`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from litestar.params import QueryParameter
+from psycopg_pool import ConnectionPool
 
 from iotledger.adapters.postgres.views.aggregates import BucketWidth, Window, aggregate
 from iotledger.api.deps import off_loop
-from iotledger.bootstrap import Services
 from iotledger.domain.errors import InvalidInput
 from iotledger.domain.storable import check_storable
 
@@ -60,10 +60,10 @@ def field_path(field: str) -> tuple[str, ...]:
     return keys
 
 
-async def buckets(services: Services, window: Window) -> list[AggregateBucket]:
+async def buckets(pool: ConnectionPool[Any], window: Window) -> list[AggregateBucket]:
     """The aggregate over `window`, oldest bucket first, in the window's zone."""
     tz = zone(window.tz)
-    found = await off_loop(aggregate, services.pool, window, MAX_BUCKETS + 1)
+    found = await off_loop(aggregate, pool, window, MAX_BUCKETS + 1)
     if len(found) > MAX_BUCKETS:
         raise InvalidInput(f"more than {MAX_BUCKETS} buckets: narrow from/to or widen bucket")
     return [

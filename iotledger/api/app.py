@@ -6,15 +6,19 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.types import ASGIApp
 
+from iotledger.adapters.mqtt.auth import Enforcer, ReadModelEnforcer
+from iotledger.adapters.mqtt.link import NoBroker, Publisher
 from iotledger.api.auth import provide_caller, provide_principal
 from iotledger.api.bodies import JsonBodyRequest
+from iotledger.api.deps import Parts, constant, dependencies
 from iotledger.api.errors import EXCEPTION_HANDLERS
+from iotledger.api.identity import Identities
 from iotledger.api.intake import IntakeLane
 from iotledger.api.lambda_iot.bulk import LambdaBulkController
 from iotledger.api.lambda_iot.components import LambdaActorsController, LambdaSensorsController
 from iotledger.api.lambda_iot.credentials import LambdaCredentialsController
 from iotledger.api.lambda_iot.devices import LambdaDevicesController
-from iotledger.api.lambda_iot.mqtt_actions import MqttActionsController
+from iotledger.api.lambda_iot.mqtt_actions import Broadcast, MqttActionsController
 from iotledger.api.lambda_iot.readings import LambdaReadingsController
 from iotledger.api.lambda_iot.system import SystemController
 from iotledger.api.lambda_iot.users import LambdaUsersController
@@ -22,6 +26,7 @@ from iotledger.api.observer import HttpObserver
 from iotledger.api.openapi import describe
 from iotledger.api.operations import OperationsController
 from iotledger.api.schema_pages import openapi_config, schema_routes
+from iotledger.api.signin import Accounts
 from iotledger.api.telemetry.auth import TelemetryAuthController
 from iotledger.api.telemetry.bulk import TelemetryBulkController
 from iotledger.api.telemetry.commands import TelemetryCommandsController
@@ -30,22 +35,30 @@ from iotledger.api.telemetry.identity import (
     TelemetryDeviceIdentityController,
     TelemetryGatewaysController,
 )
-from iotledger.api.telemetry.stream import StreamController
-from iotledger.api.telemetry.telemetry import TelemetryController
-from iotledger.bootstrap import Services
+from iotledger.api.telemetry.stream import Live, StreamController
+from iotledger.api.telemetry.telemetry import TelemetryController, TelemetryIntake
 
 
-def create_app(services: Services) -> ASGIApp:
+def create_app(
+    parts: Parts,
+    publisher: Publisher | None = None,
+    enforcer: Enforcer | None = None,
+) -> ASGIApp:
     """What `serve` runs: the observer (metrics, access log), then the intake lane in
-    front of the Litestar application."""
-    lane = IntakeLane(create_litestar(services), services)
-    return HttpObserver(lane, access_log=services.settings.access_log)
+    front of the Litestar application. `publisher` is the broker link of the process
+    (none: nothing can be published), `enforcer` tells the broker of credentials (none:
+    the broker asks the read model itself, or nobody enforces)."""
+    lane = IntakeLane(create_litestar(parts, publisher, enforcer), parts)
+    return HttpObserver(lane, access_log=parts.settings.access_log)
 
 
-def create_litestar(services: Services) -> Litestar:
-    def provide_services() -> Services:
-        return services
-
+def create_litestar(
+    parts: Parts,
+    publisher: Publisher | None = None,
+    enforcer: Enforcer | None = None,
+) -> Litestar:
+    publisher, enforcer = publisher or NoBroker(), enforcer or ReadModelEnforcer()
+    given = dependencies(parts, publisher, enforcer)
     app = Litestar(
         route_handlers=[
             SystemController,
@@ -66,16 +79,21 @@ def create_litestar(services: Services) -> Litestar:
             StreamController,
             TelemetryBulkController,
             LambdaBulkController,
-            *schema_routes(services.settings),
+            *schema_routes(parts.settings),
         ],
         dependencies={
-            "services": Provide(provide_services, sync_to_thread=False),
+            **given,
+            "intake": constant(TelemetryIntake.of(parts)),
+            "accounts": constant(Accounts.of(parts)),
+            "identities": constant(Identities(parts.ledger, parts.watch, enforcer)),
+            "live": constant(Live.of(parts)),
+            "broadcast": constant(Broadcast(parts.ledger, parts.watch, publisher, parts.topics)),
             "principal": Provide(provide_principal),
             "caller": Provide(provide_caller),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=JsonBodyRequest,
-        request_max_body_size=services.settings.max_body_bytes,
+        request_max_body_size=parts.settings.max_body_bytes,
         logging_config=None,  # the process's logging is set once (`adapters.observability.logs`)
         openapi_config=openapi_config(),
     )

@@ -16,7 +16,8 @@ import msgspec
 from litestar import Request
 from litestar.di import NamedDependency
 
-from iotledger.bootstrap import Services
+from iotledger.adapters.security.credentials import CachedCredentials
+from iotledger.adapters.security.tokens import TokenIssuer
 from iotledger.domain.credentials import CredentialKind
 from iotledger.domain.errors import Unauthorized
 
@@ -49,9 +50,9 @@ def bearer_token(authorization: str) -> str:
     return token.strip()
 
 
-def principal_of(services: Services, authorization: str) -> Principal:
+def principal_of(tokens: TokenIssuer, authorization: str) -> Principal:
     """Who an Authorization header speaks for; Unauthorized unless its token holds."""
-    claims = services.tokens.verify(bearer_token(authorization))
+    claims = tokens.verify(bearer_token(authorization))
     return Principal(user_id=claims.user_id, username=claims.sub, exp=claims.exp)
 
 
@@ -70,12 +71,14 @@ def basic_credentials(authorization: str) -> tuple[str, str] | None:
     return username, password
 
 
-async def caller_of(services: Services, authorization: str, device_id: UUID | None) -> Caller:
+async def caller_of(
+    tokens: TokenIssuer, credentials: CachedCredentials, authorization: str, device_id: UUID | None
+) -> Caller:
     """A user with a bearer token, or the device `device_id` with its own credentials."""
     basic = basic_credentials(authorization)
     if basic is None:
-        return principal_of(services, authorization)
-    credential = await services.credentials.verify_async(*basic)
+        return principal_of(tokens, authorization)
+    credential = await credentials.verify_async(*basic)
     if (
         credential is None
         or credential.kind != CredentialKind.DEVICE
@@ -86,18 +89,21 @@ async def caller_of(services: Services, authorization: str, device_id: UUID | No
 
 
 async def provide_principal(
-    request: Request[Any, Any, Any], services: NamedDependency[Services]
+    request: Request[Any, Any, Any], tokens: NamedDependency[TokenIssuer]
 ) -> Principal:
     """The dependency `principal`: declare it on a handler to require a signed-in user."""
-    return principal_of(services, request.headers.get("authorization", ""))
+    return principal_of(tokens, request.headers.get("authorization", ""))
 
 
 async def provide_caller(
-    request: Request[Any, Any, Any], services: NamedDependency[Services]
+    request: Request[Any, Any, Any],
+    tokens: NamedDependency[TokenIssuer],
+    credentials: NamedDependency[CachedCredentials],
 ) -> Caller:
     """The dependency `caller`: a signed-in user, or the device its path names."""
     authorization = request.headers.get("authorization", "")
-    return await caller_of(services, authorization, _uuid(request.path_params.get("device_id")))
+    device_id = _uuid(request.path_params.get("device_id"))
+    return await caller_of(tokens, credentials, authorization, device_id)
 
 
 def _uuid(text: object) -> UUID | None:

@@ -22,9 +22,14 @@ from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
 
 from iotledger.api.auth import caller_of
 from iotledger.api.bodies import decode_json
+from iotledger.api.deps import Parts
 from iotledger.api.errors import REQUIRED, answer_or_log, describe_body_error, error_body
-from iotledger.api.telemetry.telemetry import Created, TelemetryBody, record_telemetry
-from iotledger.bootstrap import Services
+from iotledger.api.telemetry.telemetry import (
+    Created,
+    TelemetryBody,
+    TelemetryIntake,
+    record_telemetry,
+)
 from iotledger.domain.errors import InvalidInput
 
 _TELEMETRY = re.compile(
@@ -40,10 +45,12 @@ _encode = msgspec.json.Encoder().encode
 class IntakeLane:
     """ASGI: the lane for telemetry posts, in front of `app` (the Litestar application)."""
 
-    def __init__(self, app: ASGIApp, services: Services) -> None:
+    def __init__(self, app: ASGIApp, parts: Parts) -> None:
         self.app = app
-        self.services = services
-        self.max_body = services.settings.max_body_bytes
+        self.tokens = parts.tokens
+        self.credentials = parts.credentials
+        self.intake = TelemetryIntake.of(parts)
+        self.max_body = parts.settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP and scope["method"] == "POST":
@@ -83,14 +90,15 @@ class IntakeLane:
     async def _record(self, scope: HTTPScope, device_id: UUID, body: bytes) -> Created:
         """In Litestar's order: a body that is not JSON, then the caller, then the fields."""
         value = decode_json(body) if body else None
-        caller = await caller_of(self.services, _header(scope, b"authorization"), device_id)
+        authorization = _header(scope, b"authorization")
+        caller = await caller_of(self.tokens, self.credentials, authorization, device_id)
         if not body:
             raise InvalidInput(f"data: {REQUIRED}")
         try:
             data = msgspec.convert(value, TelemetryBody, strict=False)
         except msgspec.ValidationError as e:
             raise InvalidInput(describe_body_error(e)) from None
-        return await record_telemetry(self.services, device_id, data, caller)
+        return await record_telemetry(self.intake, device_id, data, caller)
 
 
 async def _body(receive: Receive) -> bytes | None:

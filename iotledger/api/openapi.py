@@ -59,9 +59,6 @@ SECURITY_SCHEMES = {
 SCHEMES_OF_DEPENDENCY = {"principal": (BEARER,), "caller": (BEARER, BASIC)}
 """A handler that needs this dependency (directly or through another) needs one of these."""
 
-DATABASE = "services"
-"""The dependency through which a handler reaches PostgreSQL (which may time out: 503);
-`principal` needs it too, but only for the token's key."""
 
 RAISES = "raises"
 RETRY_AFTER = OpenAPIHeader(
@@ -160,8 +157,17 @@ def failures_of(handler: HTTPRouteHandler, operation: Operation, method: str) ->
     statuses |= {404} if ParamType.PATH in places else set()
     statuses |= {413} if has_body else set()
     statuses |= {401} if schemes_of(handler) else set()
-    statuses |= {503} if DATABASE in handler.parsed_fn_signature.parameters else set()
+    statuses |= {503} if touches_parts(handler) else set()
     return statuses
+
+
+def touches_parts(handler: HTTPRouteHandler) -> bool:
+    """Whether the handler declares a part of the process (`api.deps`: PostgreSQL above
+    all, which may time out: 503); who is calling (`principal`, `caller`) does not count,
+    though it reads the token's key."""
+    provided = handler.resolve_dependencies()
+    declared = set(handler.parsed_fn_signature.parameters) & set(provided)
+    return bool(declared - set(SCHEMES_OF_DEPENDENCY))
 
 
 def describe_failures(

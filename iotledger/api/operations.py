@@ -9,11 +9,14 @@ import msgspec
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
+from prometheus_client import CollectorRegistry
 
 from iotledger.adapters.mqtt.link import MqttLink, Publisher
 from iotledger.adapters.observability.metrics import CONTENT_TYPE, exposition
+from iotledger.adapters.postgres.health import DatabaseProbe
 from iotledger.adapters.postgres.projection_status import ProjectionStatus, State
-from iotledger.bootstrap import Services
+from iotledger.adapters.postgres.runners import ProjectionRunners
+from iotledger.settings import Settings
 
 Up = Literal["up", "down"]
 READY_STATES: frozenset[State] = frozenset({"running", "standby"})
@@ -38,20 +41,23 @@ def broker_state(publisher: Publisher) -> Literal["up", "down", "none"]:
     return "up" if publisher.connected else "down"
 
 
-async def readiness(services: Services, timeout: float = 2.5) -> ReadyReply:
+async def readiness(
+    probe: DatabaseProbe,
+    projections: ProjectionRunners,
+    publisher: Publisher,
+    max_lag: int,
+    timeout: float = 2.5,
+) -> ReadyReply:
     """Unready when the database or the broker is down, or a projection is failing,
     stopped, or more than `IOTLEDGER_READY_MAX_LAG` events behind."""
     statuses: list[ProjectionStatus] = []
-    database: Up = "up" if await services.database_probe.reachable() else "down"
+    database: Up = "up" if await probe.reachable() else "down"
     if database == "up":
         try:
-            statuses = await asyncio.wait_for(
-                asyncio.to_thread(services.projection_statuses), timeout
-            )
+            statuses = await asyncio.wait_for(asyncio.to_thread(projections.statuses), timeout)
         except Exception:
             database = "down"
-    broker = broker_state(services.publisher)
-    max_lag = services.settings.ready_max_lag
+    broker = broker_state(publisher)
     ready = (
         database == "up"
         and broker != "down"
@@ -69,12 +75,19 @@ class OperationsController(Controller):
     tags = ["Operations"]
 
     @get("/ready", responses={503: ResponseSpec(ReadyReply, description="Not ready: see why")})
-    async def ready(self, services: NamedDependency[Services]) -> Response[ReadyReply]:
+    async def ready(
+        self,
+        database_probe: NamedDependency[DatabaseProbe],
+        projections: NamedDependency[ProjectionRunners],
+        publisher: NamedDependency[Publisher],
+        settings: NamedDependency[Settings],
+    ) -> Response[ReadyReply]:
         """200 when this process can serve: database and broker up, projections keeping up."""
-        reply = await readiness(services)
+        max_lag = settings.ready_max_lag
+        reply = await readiness(database_probe, projections, publisher, max_lag)
         return Response(reply, status_code=200 if reply.status == "ready" else 503)
 
     @get("/metrics", sync_to_thread=True, include_in_schema=False)
-    def metrics(self, services: NamedDependency[Services]) -> Response[bytes]:
+    def metrics(self, metrics: NamedDependency[CollectorRegistry]) -> Response[bytes]:
         """Prometheus text format."""
-        return Response(exposition(services.metrics), media_type=CONTENT_TYPE)
+        return Response(exposition(metrics), media_type=CONTENT_TYPE)

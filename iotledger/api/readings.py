@@ -18,12 +18,13 @@ from uuid import UUID
 
 import msgspec
 
-from iotledger.adapters.postgres.ingest import Outcome
+from iotledger.adapters.postgres.ingest import Outcome, ReadingIngest
+from iotledger.adapters.postgres.log_head import LogHead
 from iotledger.adapters.postgres.views.readings import Bounds, DeviceReadings, PostgresReadingView
+from iotledger.adapters.postgres.watch import ProjectionWatch
 from iotledger.api.deps import off_loop
 from iotledger.application.devices import DEVICE_NOT_FOUND
 from iotledger.application.readings import RecordReading
-from iotledger.bootstrap import LOG_HEAD, Services
 from iotledger.domain.devices import DeviceAccess
 from iotledger.domain.errors import InvalidInput, NotFound
 from iotledger.projections.readings import ReadingProjection, ReadingRow
@@ -33,16 +34,16 @@ Instant = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 async def record_readings(
-    services: Services, readings: Sequence[RecordReading], access: DeviceAccess | None = None
+    ingest: ReadingIngest, readings: Sequence[RecordReading], access: DeviceAccess | None = None
 ) -> list[Outcome]:
     """Through the shared ingest; answers once the readings are committed to the log.
     With `access`: NotFound, nothing stored, unless each reading's device is one it allows
     (checked by the ingest, on a query that starts after this call)."""
-    return await services.ingest.submit(readings, access, source="rest")
+    return await ingest.submit(readings, access, source="rest")
 
 
 async def device_readings(
-    services: Services, access: DeviceAccess, read: Callable[[], DeviceReadings | None]
+    watch: ProjectionWatch, access: DeviceAccess, read: Callable[[], DeviceReadings | None]
 ) -> list[ReadingRow]:
     """A device's readings as `read` finds them, showing every reading acknowledged
     before this call; NotFound when the caller may not see the device.
@@ -53,25 +54,28 @@ async def device_readings(
     """
     seen = await off_loop(read)
     if seen is not None and seen.applied < seen.head:
-        await services.watch.wait(seen.head, ReadingProjection.name)
+        await watch.wait(seen.head, ReadingProjection.name)
         seen = await off_loop(read)
     if seen is None or not access.allows(seen.owner):
         raise NotFound(DEVICE_NOT_FOUND)
     return seen.rows
 
 
-async def visible_device(services: Services, access: DeviceAccess, device_id: UUID) -> None:
+async def visible_device(
+    watch: ProjectionWatch, readings: PostgresReadingView, access: DeviceAccess, device_id: UUID
+) -> None:
     """Returns once the readings read model shows every reading acknowledged before this
     call, if the caller may see the device; else NotFound. (`device_readings` of one row.)"""
-    one = partial(services.readings.device_page_as_seen, device_id, 1, Bounds())
-    await device_readings(services, access, one)
+    one = partial(readings.device_page_as_seen, device_id, 1, Bounds())
+    await device_readings(watch, access, one)
 
 
-async def settled_readings(services: Services) -> PostgresReadingView:
+async def settled_readings(
+    log_head: LogHead, watch: ProjectionWatch, readings: PostgresReadingView
+) -> PostgresReadingView:
     """The readings read model, once it shows every reading acknowledged before this call."""
-    head = await services.log_head.get(LOG_HEAD)
-    await services.watch.wait(head or 0, ReadingProjection.name)
-    return services.readings
+    await watch.wait(await log_head.get(), ReadingProjection.name)
+    return readings
 
 
 def instant(text: str | None, name: str) -> datetime | None:

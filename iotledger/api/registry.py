@@ -12,10 +12,10 @@ from typing import TypeVar
 
 from msgspec import UnsetType
 
+from iotledger.adapters.postgres.watch import ProjectionWatch
 from iotledger.api.auth import Caller, DeviceCaller
 from iotledger.api.deps import off_loop
 from iotledger.application.service import Written
-from iotledger.bootstrap import Services
 from iotledger.domain.devices import DeviceAccess, caused_by_device, caused_by_user
 from iotledger.domain.errors import NotFound
 from iotledger.projections.devices import DeviceProjection
@@ -24,9 +24,9 @@ C = TypeVar("C")
 T = TypeVar("T")
 
 
-async def record(services: Services, write: Callable[[C], Written], command: C) -> Written:
+async def record(watch: ProjectionWatch, write: Callable[[C], Written], command: C) -> Written:
     written = await off_loop(write, command)
-    await services.watch.wait(written.position, DeviceProjection.name)
+    await watch.wait(written.position, DeviceProjection.name)
     return written
 
 

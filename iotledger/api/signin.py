@@ -7,15 +7,19 @@ one dialect can always sign in through the other with the same password.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID, uuid4
 
 import msgspec
 
-from iotledger.api.deps import off_loop
+from iotledger.adapters.postgres.watch import ProjectionWatch
+from iotledger.adapters.security.passwords import PasswordHasher
+from iotledger.adapters.security.ratelimit import LoginLimiter
+from iotledger.api.deps import Parts, off_loop
+from iotledger.application.ledger import Ledger
 from iotledger.application.users import RegisterUser, RehashPassword
-from iotledger.bootstrap import Services
 from iotledger.domain.storable import check_storable
 from iotledger.domain.users import InvalidCredentials, normalise
 from iotledger.projections.users import UserSummary
@@ -57,9 +61,23 @@ class NewUser(msgspec.Struct):
     email: str | None
 
 
-async def sign_up(services: Services, username: str, email: str | None, password: str) -> NewUser:
+@dataclass(frozen=True)
+class Accounts:
+    """What signing up and signing in take, in both dialects (the dependency `accounts`)."""
+
+    ledger: Ledger
+    watch: ProjectionWatch
+    hasher: PasswordHasher
+    limiter: LoginLimiter
+
+    @classmethod
+    def of(cls, parts: Parts) -> Accounts:
+        return cls(parts.ledger, parts.watch, parts.hasher, parts.login_limiter)
+
+
+async def sign_up(accounts: Accounts, username: str, email: str | None, password: str) -> NewUser:
     """Register a user; Conflict when the username or the email is taken, in any case."""
-    password_hash = await off_loop(services.hasher.hash, password)
+    password_hash = await off_loop(accounts.hasher.hash, password)
     command = RegisterUser(
         user_id=uuid4(),
         username=username,
@@ -67,13 +85,13 @@ async def sign_up(services: Services, username: str, email: str | None, password
         password_hash=password_hash,
         at=datetime.now(UTC),
     )
-    written = await off_loop(services.ledger.register_user, command)
-    await services.watch.wait(written.position, "users")
+    written = await off_loop(accounts.ledger.register_user, command)
+    await accounts.watch.wait(written.position, "users")
     return NewUser(id=written.id, username=username, email=email)
 
 
 async def sign_in(
-    services: Services, lookup: Lookup, name: str, password: str, client: str
+    accounts: Accounts, lookup: Lookup, name: str, password: str, client: str
 ) -> UserSummary:
     """The user, or InvalidCredentials, or TooManyRequests before any password is checked.
 
@@ -84,18 +102,18 @@ async def sign_in(
     check_storable(name, "username or email")
     user = await off_loop(lookup, name)
     account = f"name:{normalise(name)}" if user is None else f"user:{user.id}"
-    attempt = await off_loop(services.login_limiter.begin, account, client)
+    attempt = await off_loop(accounts.limiter.begin, account, client)
     password_hash = None if user is None else user.password_hash
-    if not await off_loop(services.hasher.verify, password_hash, password) or user is None:
+    if not await off_loop(accounts.hasher.verify, password_hash, password) or user is None:
         raise InvalidCredentials("invalid credentials")
-    await off_loop(services.login_limiter.succeeded, attempt)
-    if services.hasher.needs_rehash(user.password_hash):
-        await rehash(services, user, password)
+    await off_loop(accounts.limiter.succeeded, attempt)
+    if accounts.hasher.needs_rehash(user.password_hash):
+        await rehash(accounts, user, password)
     return user
 
 
-async def rehash(services: Services, user: UserSummary, password: str) -> None:
+async def rehash(accounts: Accounts, user: UserSummary, password: str) -> None:
     """Bring a hash made with older argon2 parameters up to the current ones."""
-    new_hash = await off_loop(services.hasher.hash, password)
+    new_hash = await off_loop(accounts.hasher.hash, password)
     command = RehashPassword(user_id=user.id, old_hash=user.password_hash, new_hash=new_hash)
-    await off_loop(services.ledger.rehash_password, command)
+    await off_loop(accounts.ledger.rehash_password, command)

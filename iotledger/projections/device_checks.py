@@ -18,25 +18,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from uuid import UUID
 
 import msgspec
 
-from iotledger.adapters.mqtt.link import BrokerUnavailable
-from iotledger.adapters.mqtt.topics import Topics
-from iotledger.adapters.postgres.views.devices import PostgresDeviceView
-from iotledger.adapters.postgres.views.dispatch import PostgresDispatchView
 from iotledger.application.discovery import ReportDeviceStatus
 from iotledger.application.ledger import Ledger
 from iotledger.domain.devices import FLEET
 from iotledger.domain.vocabulary import DeviceStatus
 from iotledger.projections.devices import DeviceSummary
+from iotledger.projections.ports import Fleet, LastHeard, Sender, Unreachable
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[str, bytes], Awaitable[None]]
 PAGE = 1000
 CONCURRENT_PUBLISHES = 100
 ANSWERING = frozenset({DeviceStatus.OK, DeviceStatus.PENDING})
@@ -60,19 +56,17 @@ class DeviceChecks:
     def __init__(
         self,
         ledger: Ledger,
-        devices: PostgresDeviceView,
-        presence: PostgresDispatchView,
+        devices: Fleet,
+        presence: LastHeard,
         *,
-        publish: Publish,
-        topics: Topics,
+        sender: Sender,
         counters: Counter[str],
         misses: int,
     ) -> None:
         self._ledger = ledger
         self._devices = devices
         self._presence = presence
-        self._publish = publish
-        self._topics = topics
+        self._sender = sender
         self.counters = counters
         self.misses = misses
         self._asked: dict[UUID, datetime] = {}
@@ -116,13 +110,13 @@ class DeviceChecks:
             chunk = fleet[start : start + CONCURRENT_PUBLISHES]
             try:
                 await asyncio.gather(*(self._request(device.id, at) for device in chunk))
-            except BrokerUnavailable as error:
+            except Unreachable as error:
                 log.info("device checks wait for the broker: %s", error)
                 return
 
     async def _request(self, device_id: UUID, at: datetime) -> None:
         message = CheckRequest(device_id=device_id, requested_at=rfc3339(at))
-        await self._publish(self._topics.base, _encode(message))
+        await self._sender.to_fleet(_encode(message))
         self._asked[device_id] = at
         self.counters["checks.requested"] += 1
 
@@ -132,7 +126,7 @@ class DeviceChecks:
                 del table[device_id]
 
 
-def _pages(devices: PostgresDeviceView) -> Iterator[DeviceSummary]:
+def _pages(devices: Fleet) -> Iterator[DeviceSummary]:
     offset = 0
     while page := devices.fleet(PAGE, offset):
         yield from page

@@ -2,12 +2,13 @@
 
 Each round (in one process at a time, see `leadership`) it first expires the
 commands never sent whose time to live has passed (`Command.Expired`), then
-sends what the dispatch view says is due to `T/devices/{id}/commands` and
-records `Command.Dispatched`. It publishes first and records after the
-broker's PUBACK, so a crash between the two sends the command again (the
-device recognises it by its id) and never records a dispatch that did not
-happen. A command cancelled or expired in that instant may still reach the
-device; its history says what it is, and a later report of it is refused.
+sends what the dispatch view says is due to its device (over MQTT:
+`T/devices/{id}/commands`) and records `Command.Dispatched`. It sends first and
+records once the message is taken (the broker's PUBACK), so a crash between the
+two sends the command again (the device recognises it by its id) and never
+records a dispatch that did not happen. A command cancelled or expired in that
+instant may still reach the device; its history says what it is, and a later
+report of it is refused.
 """
 
 from __future__ import annotations
@@ -15,23 +16,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import msgspec
 
-from iotledger.adapters.mqtt.link import BrokerUnavailable
-from iotledger.adapters.mqtt.topics import Topics
-from iotledger.adapters.postgres.views.dispatch import Due, PostgresDispatchView
 from iotledger.application.commands import DispatchCommand, ExpireCommand
 from iotledger.application.ledger import Ledger
 from iotledger.domain.errors import Conflict
+from iotledger.projections.ports import DispatchQueue, Due, Sender, Unreachable
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[str, bytes], Awaitable[None]]
 SYSTEM = "system"
 
 
@@ -51,15 +49,13 @@ class Dispatcher:
     def __init__(
         self,
         ledger: Ledger,
-        view: PostgresDispatchView,
-        publish: Publish,
-        topics: Topics,
+        view: DispatchQueue,
+        sender: Sender,
         counters: Counter[str],
     ) -> None:
         self._ledger = ledger
         self._view = view
-        self._publish = publish
-        self._topics = topics
+        self._sender = sender
         self.counters = counters
         self._sent: dict[UUID, int] = {}
         """Sent and recorded, for this coming-online of its device, but not yet in the view."""
@@ -82,8 +78,8 @@ class Dispatcher:
             command.id, command.command_name, command.payload, command.issued_at.astimezone(UTC)
         )
         try:
-            await self._publish(self._topics.commands(command.device_id), _encode(message))
-        except BrokerUnavailable as error:
+            await self._sender.to_device(command.device_id, _encode(message))
+        except Unreachable as error:
             log.info("commands wait for the broker: %s", error)
             return False
         await self._record(self._ledger.dispatch_command, DispatchCommand(command.id, SYSTEM, at))

@@ -2,10 +2,11 @@
 
 One place wires it, for `iotledger serve` and for tests alike: the link
 (subscribed to everything devices send, and a member of the deployment's share
-group that leaves it on stop unless it is the last: `mqtt_group`), the inbound
-handler behind it, the dispatcher and the device checks (each in one process at
-a time), the presence writer, and a log line of the counters every minute (the same
-counts are Prometheus counters: `adapters.observability.metrics.MqttCounters`).
+group that leaves it on stop unless it is the last: `mqtt_group`), made with the
+inbound handler behind it; the dispatcher and the device checks (each in one
+process at a time), which send through that link (`adapters.mqtt.sender`); the
+presence writer, and a log line of the counters every minute (the same counts are
+Prometheus counters: `adapters.observability.metrics.MqttCounters`).
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 from iotledger.adapters.mqtt.directory import Presence, ledger_directory
 from iotledger.adapters.mqtt.group import GroupMembership
 from iotledger.adapters.mqtt.inbound import Inbound
-from iotledger.adapters.mqtt.link import MqttLink
+from iotledger.adapters.mqtt.link import Handler, MqttLink
 from iotledger.adapters.mqtt.names import share_group
+from iotledger.adapters.mqtt.sender import MqttSender
 from iotledger.adapters.mqtt.tls import tls_context
 from iotledger.adapters.observability.metrics import MqttCounters
 from iotledger.adapters.postgres.leadership import lead
-from iotledger.bootstrap import Services
+from iotledger.bootstrap import App
 from iotledger.projections.device_checks import DeviceChecks
 from iotledger.projections.dispatcher import Dispatcher
 from iotledger.settings import MqttUrl, Settings
@@ -60,6 +62,8 @@ def link_for(
     client_id: str,
     embedded: bool,
     subscriptions: tuple[str, ...] = (),
+    *,
+    handler: Handler | None = None,
     **kw: Any,
 ) -> MqttLink:
     """MQTT 5 with the deployment's shared subscriptions and a session that expires, for a
@@ -68,6 +72,7 @@ def link_for(
         url,
         client_id,
         subscriptions,
+        handler=handler,
         version=MQTTv311 if embedded else MQTTv50,
         share_group=None if embedded else share_group(settings.mqtt_topic),
         session_expiry=settings.mqtt_session_expiry,
@@ -78,58 +83,55 @@ def link_for(
 
 @contextlib.asynccontextmanager
 async def mqtt_role(
-    services: Services,
+    app: App,
     url: MqttUrl,
     *,
     client_id: str,
     embedded: bool = False,
     timing: Timing = Timing(),
 ) -> AsyncIterator[MqttRole]:
-    settings = services.settings
-    topics = services.topics
+    settings, topics, ledger, views = app.settings, app.topics, app.ledger, app.views
     counters: Counter[str] = MqttCounters()
-    link = link_for(
-        settings,
-        url,
-        client_id,
-        embedded,
-        topics.subscriptions(),
-        counters=counters,
-        reconnect_delay=timing.reconnect_delay,
-    )
-    presence = Presence(services.dispatch.record_heard)
+    presence = Presence(views.dispatch.record_heard)
     inbound = Inbound(
-        services.ledger,
-        services.ingest,
-        directory=ledger_directory(services.ledger),
+        ledger,
+        app.ingest,
+        directory=ledger_directory(ledger),
         presence=presence,
         topics=topics,
         counters=counters,
         max_payload=settings.max_body_bytes,
         max_batch_readings=settings.max_batch_readings,
     )
-    link.handler = inbound.handle_many
-    dispatcher = Dispatcher(services.ledger, services.dispatch, link.publish, topics, counters)
+    link = link_for(
+        settings,
+        url,
+        client_id,
+        embedded,
+        topics.subscriptions(),
+        handler=inbound.handle_many,
+        counters=counters,
+        reconnect_delay=timing.reconnect_delay,
+    )
+    sender = MqttSender(link, topics)
+    dispatcher = Dispatcher(ledger, views.dispatch, sender, counters)
     checks = DeviceChecks(
-        services.ledger,
-        services.devices,
-        services.dispatch,
-        publish=link.publish,
-        topics=topics,
+        ledger,
+        views.devices,
+        views.dispatch,
+        sender=sender,
         counters=counters,
         misses=settings.device_check_misses,
     )
     check_every = timing.check_interval or settings.device_check_interval
     background: list[Coroutine[Any, Any, None]] = [  # each leader's connection named after it
-        lead(
-            services.conninfo("dispatcher"), "dispatcher", dispatcher.round, timing.dispatch_every
-        ),
-        lead(services.conninfo("device-checks"), "device-checks", checks.round, check_every),
+        lead(app.conninfo("dispatcher"), "dispatcher", dispatcher.round, timing.dispatch_every),
+        lead(app.conninfo("device-checks"), "device-checks", checks.round, check_every),
         presence.run(timing.presence_every),
         log_counters(counters, timing.counters_every),
     ]
     group = link.share_group
-    membership = None if group is None else GroupMembership(services.conninfo("mqtt-group"), group)
+    membership = None if group is None else GroupMembership(app.conninfo("mqtt-group"), group)
     await link.start()
     if membership is not None:
         await membership.join()

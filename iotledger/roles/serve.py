@@ -15,10 +15,13 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
+from litestar.types import ASGIApp
 
 from iotledger.adapters.embedded.gate import BrokerGate
 from iotledger.adapters.embedded.services import EmbeddedBroker, EmbeddedPostgres
 from iotledger.adapters.mqtt import names as mqtt_names
+from iotledger.adapters.mqtt.auth import Enforcer, ReadModelEnforcer
+from iotledger.adapters.mqtt.link import NoBroker, Publisher
 from iotledger.adapters.mqtt.tls import tls_context
 from iotledger.adapters.observability.metrics import metrics_server
 from iotledger.adapters.observability.runtime import freeze_startup_objects
@@ -27,7 +30,7 @@ from iotledger.adapters.postgres.database import check_reachable, migrate, schem
 from iotledger.adapters.postgres.leadership import lead
 from iotledger.adapters.postgres.retention import EVERY, ReadingRetention
 from iotledger.api.app import create_app
-from iotledger.bootstrap import Services, bootstrap
+from iotledger.bootstrap import App, build
 from iotledger.roles.dynsec import NO_ADMIN, dynsec_accounts
 from iotledger.roles.mqtt import Timing, link_for, mqtt_role
 from iotledger.settings import (
@@ -64,16 +67,16 @@ def database(settings: Settings) -> Iterator[DatabaseUrl]:
 
 @contextlib.asynccontextmanager
 async def broker(
-    services: Services, roles: tuple[str, ...], gate: BrokerGate | None = None
+    app: App, roles: tuple[str, ...], gate: BrokerGate | None = None
 ) -> AsyncIterator[MqttUrl]:
-    """Where iotledger's links connect (`Services.mqtt_link`); without IOTLEDGER_MQTT_URL,
+    """Where iotledger's links connect (`App.mqtt_link`); without IOTLEDGER_MQTT_URL,
     an embedded broker for as long as we run (guarded by `gate`, if given)."""
-    url = services.mqtt_link
-    if services.settings.mqtt_url is not None or "mqtt" not in roles:
+    url = app.mqtt_link
+    if app.settings.mqtt_url is not None or "mqtt" not in roles:
         # A lone api process publishes through the embedded broker of an mqtt process.
         yield url
         return
-    embedded = EmbeddedBroker("127.0.0.1", services.settings.embedded_mqtt_port, gate)
+    embedded = EmbeddedBroker("127.0.0.1", app.settings.embedded_mqtt_port, gate)
     await embedded.start()
     guarded = "admitting issued credentials only" if gate else "admitting anyone"
     log.info("no IOTLEDGER_MQTT_URL: started embedded MQTT broker at %s, %s", embedded.url, guarded)
@@ -84,9 +87,9 @@ async def broker(
         await embedded.stop()
 
 
-def broker_gate(services: Services) -> BrokerGate | None:
+def broker_gate(app: App) -> BrokerGate | None:
     """Who the broker admits, by `IOTLEDGER_MQTT_AUTH`; None: the embedded gate is not used."""
-    settings = services.settings
+    settings = app.settings
     mode = mqtt_auth_mode(settings)
     external = settings.mqtt_url is not None
     if mode == "devices" and external:
@@ -101,7 +104,7 @@ def broker_gate(services: Services) -> BrokerGate | None:
             "IOTLEDGER_MQTT_AUTH=off: iotledger enforces no device credentials on MQTT;"
             " any client the broker admits can speak for any device"
         )
-    return services.broker_gate() if mode == "devices" else None
+    return app.broker_gate if mode == "devices" else None
 
 
 class _Server(uvicorn.Server):
@@ -112,10 +115,10 @@ class _Server(uvicorn.Server):
         yield
 
 
-def prepare_schema(services: Services, roles: tuple[str, ...]) -> None:
+def prepare_schema(app: App, roles: tuple[str, ...]) -> None:
     if set(roles) == set(ROLES):
-        migrate(services.database_url, services.ledger)
-    elif not schema_exists(services.database_url, Bounds.of(services.settings)):
+        migrate(app.database_url, app.ledger)
+    elif not schema_exists(app.database_url, Bounds.of(app.settings)):
         raise SettingsError(
             "IOTLEDGER_DATABASE_URL: the database has no iotledger tables; "
             "run `iotledger migrate` once before starting single roles"
@@ -129,84 +132,80 @@ async def run(settings: Settings, roles: tuple[str, ...]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     with database(settings) as db_url:
-        services = await asyncio.to_thread(bootstrap, settings, db_url)
+        app = await asyncio.to_thread(build, settings, db_url)
         try:
-            await asyncio.to_thread(prepare_schema, services, roles)
-            await _run_roles(services, roles, stop)
+            await asyncio.to_thread(prepare_schema, app, roles)
+            await _run_roles(app, roles, stop)
         finally:
-            await asyncio.to_thread(services.close)
+            await asyncio.to_thread(app.close)
 
 
-async def _run_roles(services: Services, roles: tuple[str, ...], stop: asyncio.Event) -> None:
-    runners = services.runners() if "projections" in roles else []
-    services.running = {runner.name: runner for runner in runners}
-    for runner in runners:
-        runner.start()
-    try:
-        async with contextlib.AsyncExitStack() as stack:
-            if "projections" in roles:
-                _prune_readings(services, stack)
-            if "mqtt" in roles or "api" in roles:
-                await _connect_mqtt(services, roles, stack)
-            if "api" in roles:
-                services.watch.start()
-                await _serve_http(services, stop)
-            else:
-                _serve_metrics(services, stack)
-                log.info("iotledger running roles %s", ", ".join(roles))
-                await stop.wait()
-    finally:
-        for runner in runners:
-            await asyncio.to_thread(runner.stop)
+async def _run_roles(app: App, roles: tuple[str, ...], stop: asyncio.Event) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        if "projections" in roles:
+            runners = app.projections.start()
+            stack.push_async_callback(asyncio.to_thread, app.projections.stop, runners)
+            _prune_readings(app, stack)
+        publisher: Publisher = NoBroker()
+        enforcer: Enforcer = ReadModelEnforcer()
+        if "mqtt" in roles or "api" in roles:
+            publisher, enforcer = await _connect_mqtt(app, roles, stack)
+        if "api" in roles:
+            app.watch.start()
+            await _serve_http(app, create_app(app, publisher, enforcer), stop)
+        else:
+            _serve_metrics(app, stack)
+            log.info("iotledger running roles %s", ", ".join(roles))
+            await stop.wait()
 
 
-def _prune_readings(services: Services, stack: contextlib.AsyncExitStack) -> None:
+def _prune_readings(app: App, stack: contextlib.AsyncExitStack) -> None:
     """With a retention set, one process of those running projections prunes the readings."""
-    days = services.settings.readings_retention_days
+    days = app.settings.readings_retention_days
     if days is None:
         return
-    retention = ReadingRetention(services.pool, days)
-    conninfo = services.conninfo("leader")
+    retention = ReadingRetention(app.pool, days)
+    conninfo = app.conninfo("leader")
     task = asyncio.create_task(lead(conninfo, "readings-retention", retention.round, EVERY))
     stack.callback(task.cancel)
 
 
-def _serve_metrics(services: Services, stack: contextlib.AsyncExitStack) -> None:
+def _serve_metrics(app: App, stack: contextlib.AsyncExitStack) -> None:
     """A role without the HTTP API serves `/metrics` on IOTLEDGER_METRICS_PORT, if set."""
-    settings = services.settings
+    settings = app.settings
     if settings.metrics_port is not None:
-        stack.enter_context(metrics_server(services.metrics, settings.host, settings.metrics_port))
+        stack.enter_context(metrics_server(app.metrics, settings.host, settings.metrics_port))
         log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
 
 
 async def _connect_mqtt(
-    services: Services, roles: tuple[str, ...], stack: contextlib.AsyncExitStack
-) -> None:
-    """The broker link: the whole `mqtt` role, or (api alone) a link to publish through."""
-    settings = services.settings
-    url = await stack.enter_async_context(broker(services, roles, broker_gate(services)))
+    app: App, roles: tuple[str, ...], stack: contextlib.AsyncExitStack
+) -> tuple[Publisher, Enforcer]:
+    """The broker link: the whole `mqtt` role, or (api alone) a link to publish through;
+    with the enforcer the API tells of credentials (`IOTLEDGER_MQTT_AUTH`)."""
+    settings = app.settings
+    url = await stack.enter_async_context(broker(app, roles, broker_gate(app)))
+    enforcer: Enforcer = ReadModelEnforcer()
     if mqtt_auth_mode(settings) == "dynsec":  # before our links: it creates their account
-        await stack.enter_async_context(dynsec_accounts(services))
+        enforcer = await stack.enter_async_context(dynsec_accounts(app))
     embedded = settings.mqtt_url is None
     client_id = mqtt_names.client_id(settings.mqtt_topic, settings.mqtt_client_id, roles)
     if "mqtt" in roles:
         timing = Timing(presence_every=min(1.0, settings.device_check_interval / 5))
-        role = mqtt_role(services, url, client_id=client_id, embedded=embedded, timing=timing)
-        services.publisher = (await stack.enter_async_context(role)).link
-        return
+        role = mqtt_role(app, url, client_id=client_id, embedded=embedded, timing=timing)
+        return (await stack.enter_async_context(role)).link, enforcer
     # A publish-only link keeps no session: each api process connects with its own id.
     link = link_for(settings, url, client_id, embedded)
     await link.start()
     stack.push_async_callback(link.stop)
-    services.publisher = link
+    return link, enforcer
 
 
-async def _serve_http(services: Services, stop: asyncio.Event) -> None:
-    settings = services.settings
-    app = create_app(services)
+async def _serve_http(app: App, http: ASGIApp, stop: asyncio.Event) -> None:
+    settings = app.settings
     freeze_startup_objects()
     config = uvicorn.Config(
-        app,
+        http,
         host=settings.host,
         port=settings.port,
         log_config=None,  # the process's logging is set once (`adapters.observability.logs`)
@@ -219,7 +218,7 @@ async def _serve_http(services: Services, stop: asyncio.Event) -> None:
     async def stop_on_signal() -> None:
         await stop.wait()
         server.should_exit = True
-        services.log_wake.close()  # live streams end, so that the server can stop
+        app.log_wake.close()  # live streams end, so that the server can stop
 
     cannot_listen = SettingsError(
         f"IOTLEDGER_PORT: cannot listen on {settings.host}:{settings.port} "

@@ -128,6 +128,7 @@ class MqttLink:
         client_id: str,
         subscriptions: tuple[str, ...] = (),
         *,
+        handler: Handler | None = None,
         version: int = MQTTv50,
         share_group: str | None = None,
         session_expiry: int = 0,
@@ -144,7 +145,8 @@ class MqttLink:
         self.version = version
         self.share_group = share_group if version >= MQTTv50 else None
         self.counters: Counter[str] = MqttCounters() if counters is None else counters
-        self.handler: Handler | None = None
+        self.handler = handler
+        """What is done with the messages of `subscriptions` (a link that subscribes needs one)."""
         self._connected = asyncio.Event()
         self._subscribed = asyncio.Event()
         self._closing = False

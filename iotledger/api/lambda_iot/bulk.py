@@ -8,16 +8,20 @@ streams); the aggregate is of the readings' `value`.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
+from psycopg_pool import ConnectionPool
 
+from iotledger.adapters.postgres.log_head import LogHead
 from iotledger.adapters.postgres.views.aggregates import Window
-from iotledger.adapters.postgres.views.readings import Bounds
+from iotledger.adapters.postgres.views.devices import PostgresDeviceView
+from iotledger.adapters.postgres.views.readings import Bounds, PostgresReadingView
+from iotledger.adapters.postgres.watch import ProjectionWatch
 from iotledger.api.aggregates import AggregateBucket, Width, Zone, buckets, zone
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
@@ -25,7 +29,6 @@ from iotledger.api.export import CHUNK, ExportFormat, chunks, export_response
 from iotledger.api.lambda_iot.readings import LambdaReading, fleet_sensor, lambda_reading
 from iotledger.api.openapi import raises
 from iotledger.api.readings import instant, settled_readings
-from iotledger.bootstrap import Services
 from iotledger.domain.errors import NotFound
 from iotledger.projections.readings import ReadingRow
 
@@ -45,9 +48,12 @@ class LambdaBulkController(Controller):
     async def export_readings(
         self,
         sensor_id: FromQuery[UUID],
-        services: NamedDependency[Services],
-        principal: NamedDependency[Principal],
         *,
+        devices: NamedDependency[PostgresDeviceView],
+        log_head: NamedDependency[LogHead],
+        watch: NamedDependency[ProjectionWatch],
+        readings: NamedDependency[PostgresReadingView],
+        principal: NamedDependency[Principal],
         since: Since = None,
         until: Until = None,
         format: Format = ExportFormat.NDJSON,
@@ -59,14 +65,14 @@ class LambdaBulkController(Controller):
             sensor_id=sensor_id,
             oldest_first=True,
         )
-        sensor = await fleet_sensor(services, sensor_id)
-        readings = await settled_readings(services)
+        sensor = await fleet_sensor(devices, sensor_id)
+        settled = await settled_readings(log_head, watch, readings)
 
         async def more(last: ReadingRow) -> list[ReadingRow]:
             after = bounds._replace(after=(last.recorded_at, last.lambda_id))
-            return await off_loop(readings.device_rows, sensor.device_id, CHUNK, after)
+            return await off_loop(settled.device_rows, sensor.device_id, CHUNK, after)
 
-        rows = await off_loop(readings.device_rows, sensor.device_id, CHUNK, bounds)
+        rows = await off_loop(settled.device_rows, sensor.device_id, CHUNK, bounds)
         fields = LambdaReading.__struct_fields__
         name = f"sensor-readings-{sensor_id}"
         return export_response(chunks(rows, more), lambda_reading, fields, format, name)
@@ -76,16 +82,20 @@ class LambdaBulkController(Controller):
         self,
         sensor_id: FromQuery[UUID],
         bucket: Width,
-        services: NamedDependency[Services],
-        principal: NamedDependency[Principal],
         *,
+        devices: NamedDependency[PostgresDeviceView],
+        log_head: NamedDependency[LogHead],
+        watch: NamedDependency[ProjectionWatch],
+        readings: NamedDependency[PostgresReadingView],
+        pool: NamedDependency[ConnectionPool[Any]],
+        principal: NamedDependency[Principal],
         since: Since = None,
         until: Until = None,
         tz: Zone = None,
     ) -> list[AggregateBucket]:
         """Per bucket of `value_at`, oldest first: count, min, max, avg, first, last value."""
         since_at, until_at, key = instant(since, "from"), instant(until, "to"), zone(tz).key
-        sensor = await fleet_sensor(services, sensor_id)
-        await settled_readings(services)
+        sensor = await fleet_sensor(devices, sensor_id)
+        await settled_readings(log_head, watch, readings)
         window = Window(sensor.device_id, bucket, key, since_at, until_at, None, sensor_id, VALUE)
-        return await buckets(services, window)
+        return await buckets(pool, window)

@@ -18,6 +18,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from msgspec import UNSET, UnsetType
 
+from iotledger.adapters.postgres.views.devices import PostgresDeviceView
+from iotledger.adapters.postgres.watch import ProjectionWatch
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.lambda_iot.devices import (
@@ -31,7 +33,7 @@ from iotledger.api.openapi import raises
 from iotledger.api.pagination import PageNumber
 from iotledger.api.registry import cause, found, given, now, record
 from iotledger.application.devices import AddComponent, RemoveComponent, UpdateComponent
-from iotledger.bootstrap import Services
+from iotledger.application.ledger import Ledger
 from iotledger.domain.devices import (
     FLEET,
     Component,
@@ -90,7 +92,8 @@ class ComponentsController(Controller):
     async def create_component(
         self,
         data: JSONBody[NewComponent],
-        services: NamedDependency[Services],
+        ledger: NamedDependency[Ledger],
+        watch: NamedDependency[ProjectionWatch],
         principal: NamedDependency[Principal],
     ) -> Created:
         command = AddComponent(
@@ -101,29 +104,29 @@ class ComponentsController(Controller):
             by=cause(principal),
             at=now(),
         )
-        written = await record(services, services.ledger.add_component, command)
+        written = await record(watch, ledger.add_component, command)
         return Created(id=written.id)
 
     @get("/")
     async def list_components(
         self,
-        services: NamedDependency[Services],
+        devices: NamedDependency[PostgresDeviceView],
         principal: NamedDependency[Principal],
         limit: ListLimit = None,
         page: PageNumber = 0,
     ) -> list[LambdaComponent]:
         offset = offset_of(limit, page)
-        components = await off_loop(services.devices.fleet_components, self.kind, limit, offset)
+        components = await off_loop(devices.fleet_components, self.kind, limit, offset)
         return [lambda_component(component) for component in components]
 
     @get("/{component_id:str}")
     async def get_component(
         self,
         component_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        devices: NamedDependency[PostgresDeviceView],
         principal: NamedDependency[Principal],
     ) -> LambdaComponent:
-        component = await off_loop(services.devices.fleet_component, self.kind, component_id)
+        component = await off_loop(devices.fleet_component, self.kind, component_id)
         return lambda_component(found(component, f"{self.kind} not found"))
 
     @put("/{component_id:str}", opt=raises(Conflict))
@@ -131,7 +134,9 @@ class ComponentsController(Controller):
         self,
         component_id: FromPath[UUID],
         data: JSONBody[ComponentEdit],
-        services: NamedDependency[Services],
+        *,
+        ledger: NamedDependency[Ledger],
+        watch: NamedDependency[ProjectionWatch],
         principal: NamedDependency[Principal],
     ) -> Message:
         changes = ComponentChanges(
@@ -140,18 +145,19 @@ class ComponentsController(Controller):
         command = UpdateComponent(
             self.kind, component_id, FLEET, changes, by=cause(principal), at=now()
         )
-        await record(services, services.ledger.update_component, command)
+        await record(watch, ledger.update_component, command)
         return Message(message=f"{self.kind} updated")
 
     @delete("/{component_id:str}", status_code=200)
     async def delete_component(
         self,
         component_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        ledger: NamedDependency[Ledger],
+        watch: NamedDependency[ProjectionWatch],
         principal: NamedDependency[Principal],
     ) -> Message:
         command = RemoveComponent(self.kind, component_id, FLEET, by=cause(principal), at=now())
-        await record(services, services.ledger.remove_component, command)
+        await record(watch, ledger.remove_component, command)
         return Message(message=f"{self.kind} deleted")
 
 

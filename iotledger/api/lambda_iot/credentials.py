@@ -13,13 +13,13 @@ from litestar.params import FromPath
 
 from iotledger.api.auth import Principal
 from iotledger.api.identity import (
+    Identities,
     IssuedCredentials,
     issue_device_credentials,
     revoke_device_credentials,
 )
 from iotledger.api.lambda_iot.devices import Message
 from iotledger.api.registry import cause
-from iotledger.bootstrap import Services
 from iotledger.domain.devices import FLEET
 
 
@@ -31,18 +31,18 @@ class LambdaCredentialsController(Controller):
     async def issue_credentials(
         self,
         device_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        identities: NamedDependency[Identities],
         principal: NamedDependency[Principal],
     ) -> IssuedCredentials:
         """The password is shown only here; a second POST rotates (the old one stops)."""
-        return await issue_device_credentials(services, device_id, FLEET, cause(principal))
+        return await issue_device_credentials(identities, device_id, FLEET, cause(principal))
 
     @delete("/", status_code=200)
     async def revoke_credentials(
         self,
         device_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        identities: NamedDependency[Identities],
         principal: NamedDependency[Principal],
     ) -> Message:
-        await revoke_device_credentials(services, device_id, FLEET, cause(principal))
+        await revoke_device_credentials(identities, device_id, FLEET, cause(principal))
         return Message(message="credentials revoked")

@@ -16,9 +16,11 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from msgspec import UNSET, UnsetType
 
+from iotledger.adapters.postgres.views.devices import PostgresDeviceView
+from iotledger.adapters.postgres.watch import ProjectionWatch
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
-from iotledger.api.identity import delete_device
+from iotledger.api.identity import Identities, delete_device
 from iotledger.api.pagination import LAMBDA_MAX_LIMIT, PageNumber
 from iotledger.api.registry import cause, found, given, now, record
 from iotledger.application.devices import (
@@ -27,7 +29,7 @@ from iotledger.application.devices import (
     RegisterDevice,
     UpdateDevice,
 )
-from iotledger.bootstrap import Services
+from iotledger.application.ledger import Ledger
 from iotledger.domain.devices import FLEET, DeviceChanges, Label, Name, Text
 from iotledger.domain.vocabulary import STATUS_ID_MAX, STATUS_ID_MIN, from_status_id, status_id
 from iotledger.projections.devices import DeviceSummary
@@ -98,16 +100,20 @@ class LambdaDevicesController(Controller):
 
     @get("/", summary="List all devices (public)")
     async def list_devices(
-        self, services: NamedDependency[Services], limit: ListLimit = None, page: PageNumber = 0
+        self,
+        devices: NamedDependency[PostgresDeviceView],
+        limit: ListLimit = None,
+        page: PageNumber = 0,
     ) -> list[LambdaDevice]:
-        devices = await off_loop(services.devices.fleet, limit, offset_of(limit, page))
-        return [lambda_device(device) for device in devices]
+        fleet = await off_loop(devices.fleet, limit, offset_of(limit, page))
+        return [lambda_device(device) for device in fleet]
 
     @post("/", status_code=201)
     async def create_device(
         self,
         data: JSONBody[NewDevice],
-        services: NamedDependency[Services],
+        ledger: NamedDependency[Ledger],
+        watch: NamedDependency[ProjectionWatch],
         principal: NamedDependency[Principal],
     ) -> Created:
         command = RegisterDevice(
@@ -120,17 +126,17 @@ class LambdaDevicesController(Controller):
             by=cause(principal),
             at=now(),
         )
-        written = await record(services, services.ledger.register_device, command)
+        written = await record(watch, ledger.register_device, command)
         return Created(id=written.id)
 
     @get("/{device_id:str}")
     async def get_device(
         self,
         device_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        devices: NamedDependency[PostgresDeviceView],
         principal: NamedDependency[Principal],
     ) -> LambdaDevice:
-        device = await off_loop(services.devices.device, device_id, FLEET)
+        device = await off_loop(devices.device, device_id, FLEET)
         return lambda_device(found(device, DEVICE_NOT_FOUND))
 
     @put("/{device_id:str}")
@@ -138,7 +144,9 @@ class LambdaDevicesController(Controller):
         self,
         device_id: FromPath[UUID],
         data: JSONBody[DeviceEdit],
-        services: NamedDependency[Services],
+        *,
+        ledger: NamedDependency[Ledger],
+        watch: NamedDependency[ProjectionWatch],
         principal: NamedDependency[Principal],
     ) -> Message:
         changes = DeviceChanges(
@@ -148,16 +156,16 @@ class LambdaDevicesController(Controller):
             status=None if data.status_id is UNSET else from_status_id(data.status_id),
         )
         command = UpdateDevice(device_id, FLEET, changes, by=cause(principal), at=now())
-        await record(services, services.ledger.update_device, command)
+        await record(watch, ledger.update_device, command)
         return Message(message="device updated")
 
     @delete("/{device_id:str}", status_code=200)
     async def delete_device(
         self,
         device_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        identities: NamedDependency[Identities],
         principal: NamedDependency[Principal],
     ) -> Message:
         command = DeleteDevice(device_id, FLEET, by=cause(principal), at=now())
-        await delete_device(services, command)
+        await delete_device(identities, command)
         return Message(message="device deleted")

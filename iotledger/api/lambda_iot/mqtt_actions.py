@@ -10,6 +10,7 @@ the broker cannot take the message the command is cancelled and the answer is
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID, uuid4
@@ -19,7 +20,10 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from iotledger.adapters.mqtt.link import BrokerUnavailable
+from iotledger.adapters.mqtt.link import BrokerUnavailable, Publisher
+from iotledger.adapters.mqtt.topics import Topics
+from iotledger.adapters.postgres.views.devices import PostgresDeviceView
+from iotledger.adapters.postgres.watch import ProjectionWatch
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.errors import error_response
@@ -28,7 +32,7 @@ from iotledger.api.openapi import raises
 from iotledger.api.registry import cause, found, now
 from iotledger.api.telemetry.commands import record_command
 from iotledger.application.commands import CancelCommand, DispatchCommand, IssueCommand
-from iotledger.bootstrap import Services
+from iotledger.application.ledger import Ledger
 from iotledger.domain.commands import Delivery
 from iotledger.domain.devices import FLEET, ComponentKind
 
@@ -81,8 +85,19 @@ def publish_failed(request: Request[Any, Any, Any], exc: BrokerUnavailable) -> R
     return error_response(request, PUBLISH_FAILED, str(exc))
 
 
+@dataclass(frozen=True)
+class Broadcast:
+    """What sending a command on `T` takes (the dependency `broadcast`): the publisher
+    is the broker link of the process (`api.app.create_app`)."""
+
+    ledger: Ledger
+    watch: ProjectionWatch
+    publisher: Publisher
+    topics: Topics
+
+
 async def send_command(
-    services: Services,
+    broadcast: Broadcast,
     principal: Principal,
     device_id: UUID,
     message: SensorTrigger | ActorCommand,
@@ -101,17 +116,18 @@ async def send_command(
         by=cause(principal),
         at=message.requested_at,
     )
-    await off_loop(services.ledger.issue_command, command)
-    topic = services.topics.base
+    ledger, watch = broadcast.ledger, broadcast.watch
+    await off_loop(ledger.issue_command, command)
+    topic = broadcast.topics.base
     try:
-        await services.publisher.publish(topic, _encode(message))
+        await broadcast.publisher.publish(topic, _encode(message))
     except BrokerUnavailable:
         reason = "the broker could not take it"
         cancel = CancelCommand(command.command_id, reason, SYSTEM, now())
-        await record_command(services, services.ledger.cancel_command, cancel)
+        await record_command(watch, ledger.cancel_command, cancel)
         raise
     dispatch = DispatchCommand(command.command_id, SYSTEM, now())
-    await record_command(services, services.ledger.dispatch_command, dispatch)
+    await record_command(watch, ledger.dispatch_command, dispatch)
     return Published(status="published", topic=topic)
 
 
@@ -123,33 +139,38 @@ class MqttActionsController(Controller):
     async def trigger_sensor(
         self,
         sensor_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        devices: NamedDependency[PostgresDeviceView],
+        broadcast: NamedDependency[Broadcast],
         principal: NamedDependency[Principal],
         data: JSONBody[TriggerBody | None] = None,
     ) -> Published:
-        sensor = await off_loop(services.devices.fleet_component, ComponentKind.SENSOR, sensor_id)
+        sensor = await off_loop(devices.fleet_component, ComponentKind.SENSOR, sensor_id)
         device_id = found(sensor, "sensor not found").device_id
         action = TriggerBody() if data is None else data
         message = SensorTrigger(sensor_id, action.action, rfc3339(now()))
-        return await send_command(services, principal, device_id, message)
+        return await send_command(broadcast, principal, device_id, message)
 
     @post("/actors/{actor_id:str}/write", status_code=202, opt=raises(PUBLISH_FAILED))
     async def write_actor(
         self,
         actor_id: FromPath[UUID],
         data: JSONBody[WriteBody],
-        services: NamedDependency[Services],
+        devices: NamedDependency[PostgresDeviceView],
+        broadcast: NamedDependency[Broadcast],
         principal: NamedDependency[Principal],
     ) -> Published:
-        actor = await off_loop(services.devices.fleet_component, ComponentKind.ACTOR, actor_id)
+        actor = await off_loop(devices.fleet_component, ComponentKind.ACTOR, actor_id)
         device_id = found(actor, "actor not found").device_id
         message = ActorCommand(actor_id, data.action, data.value, rfc3339(now()))
-        return await send_command(services, principal, device_id, message)
+        return await send_command(broadcast, principal, device_id, message)
 
     @get("/mqttping", opt=raises(PUBLISH_FAILED))
     async def mqtt_ping(
-        self, services: NamedDependency[Services], principal: NamedDependency[Principal]
+        self,
+        publisher: NamedDependency[Publisher],
+        topics: NamedDependency[Topics],
+        principal: NamedDependency[Principal],
     ) -> PingReply:
         message = Ping(timestamp=rfc3339(now()))
-        await services.publisher.publish(services.topics.base, _encode(message))
-        return PingReply(timestamp=message.timestamp, topic=services.topics.base)
+        await publisher.publish(topics.base, _encode(message))
+        return PingReply(timestamp=message.timestamp, topic=topics.base)

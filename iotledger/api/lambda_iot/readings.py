@@ -20,6 +20,11 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, Parameter, QueryParameter
 from msgspec import UNSET, UnsetType
 
+from iotledger.adapters.postgres.ingest import ReadingIngest
+from iotledger.adapters.postgres.log_head import LogHead
+from iotledger.adapters.postgres.views.devices import PostgresDeviceView
+from iotledger.adapters.postgres.views.readings import PostgresReadingView
+from iotledger.adapters.postgres.watch import ProjectionWatch
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.lambda_iot.devices import Message
@@ -27,8 +32,8 @@ from iotledger.api.openapi import raises
 from iotledger.api.pagination import LAMBDA_MAX_LIMIT, PageNumber
 from iotledger.api.readings import Instant, record_readings, settled_readings
 from iotledger.api.registry import cause, found, given, now
+from iotledger.application.ledger import Ledger
 from iotledger.application.readings import CorrectReading, DeleteReading, RecordReading
-from iotledger.bootstrap import Services
 from iotledger.domain.devices import ComponentKind
 from iotledger.domain.errors import NotFound
 from iotledger.domain.readings import lambda_value
@@ -80,9 +85,9 @@ def lambda_reading(row: ReadingRow) -> LambdaReading:
     return LambdaReading(row.lambda_id, row.sensor_id, row.value, row.recorded_at)
 
 
-async def fleet_sensor(services: Services, sensor_id: UUID) -> ComponentSummary:
+async def fleet_sensor(devices: PostgresDeviceView, sensor_id: UUID) -> ComponentSummary:
     """A sensor of the shared fleet, or 404."""
-    component = services.devices.fleet_component
+    component = devices.fleet_component
     return found(await off_loop(component, ComponentKind.SENSOR, sensor_id), SENSOR_NOT_FOUND)
 
 
@@ -94,10 +99,11 @@ class LambdaReadingsController(Controller):
     async def create_reading(
         self,
         data: JSONBody[NewSensorReading],
-        services: NamedDependency[Services],
+        devices: NamedDependency[PostgresDeviceView],
+        ingest: NamedDependency[ReadingIngest],
         principal: NamedDependency[Principal],
     ) -> CreatedReading:
-        sensor = await fleet_sensor(services, data.sensor_id)
+        sensor = await fleet_sensor(devices, data.sensor_id)
         value = lambda_value(data.value)
         reading = RecordReading(
             device_id=sensor.device_id,
@@ -108,13 +114,17 @@ class LambdaReadingsController(Controller):
             sensor_id=sensor.id,
             value=value,
         )
-        (outcome,) = await record_readings(services, [reading])
+        (outcome,) = await record_readings(ingest, [reading])
         return CreatedReading(id=outcome.position)
 
     @get("/", opt=raises(NotFound))
     async def list_readings(
         self,
-        services: NamedDependency[Services],
+        *,
+        devices: NamedDependency[PostgresDeviceView],
+        log_head: NamedDependency[LogHead],
+        watch: NamedDependency[ProjectionWatch],
+        readings: NamedDependency[PostgresReadingView],
         principal: NamedDependency[Principal],
         sensor_id: FromQuery[UUID | None] = None,
         limit: ReadingLimit = 100,
@@ -122,29 +132,35 @@ class LambdaReadingsController(Controller):
     ) -> list[LambdaReading]:
         """Oldest first (by id); `sensor_id` narrows it to one sensor of the fleet."""
         if sensor_id is not None:
-            await fleet_sensor(services, sensor_id)
-        readings = await settled_readings(services)
-        rows = await off_loop(readings.sensor_page, sensor_id, limit, page * limit)
+            await fleet_sensor(devices, sensor_id)
+        settled = await settled_readings(log_head, watch, readings)
+        rows = await off_loop(settled.sensor_page, sensor_id, limit, page * limit)
         return [lambda_reading(row) for row in rows]
 
     @get("/{reading_id:str}")
     async def get_reading(
         self,
         reading_id: ReadingId,
-        services: NamedDependency[Services],
+        log_head: NamedDependency[LogHead],
+        watch: NamedDependency[ProjectionWatch],
+        readings: NamedDependency[PostgresReadingView],
         principal: NamedDependency[Principal],
     ) -> LambdaReading:
-        return lambda_reading(await self._reading(services, reading_id))
+        return lambda_reading(await self._reading(log_head, watch, readings, reading_id))
 
     @put("/{reading_id:str}")
     async def update_reading(
         self,
         reading_id: ReadingId,
         data: JSONBody[SensorReadingEdit],
-        services: NamedDependency[Services],
+        *,
+        ledger: NamedDependency[Ledger],
+        log_head: NamedDependency[LogHead],
+        watch: NamedDependency[ProjectionWatch],
+        readings: NamedDependency[PostgresReadingView],
         principal: NamedDependency[Principal],
     ) -> Message:
-        row = await self._reading(services, reading_id)
+        row = await self._reading(log_head, watch, readings, reading_id)
         value = None if isinstance(data.value, UnsetType) else lambda_value(data.value)
         command = CorrectReading(
             reading_id=row.id,
@@ -153,27 +169,37 @@ class LambdaReadingsController(Controller):
             payload=None if value is None else {"value": value},
             recorded_at=given(data.value_at),
         )
-        written = await off_loop(services.ledger.correct_reading, command)
-        await services.watch.wait(written.position, ReadingProjection.name)
+        written = await off_loop(ledger.correct_reading, command)
+        await watch.wait(written.position, ReadingProjection.name)
         return Message(message="sensor reading updated")
 
     @delete("/{reading_id:str}", status_code=200)
     async def delete_reading(
         self,
         reading_id: ReadingId,
-        services: NamedDependency[Services],
+        *,
+        ledger: NamedDependency[Ledger],
+        log_head: NamedDependency[LogHead],
+        watch: NamedDependency[ProjectionWatch],
+        readings: NamedDependency[PostgresReadingView],
         principal: NamedDependency[Principal],
     ) -> Message:
-        row = await self._reading(services, reading_id)
+        row = await self._reading(log_head, watch, readings, reading_id)
         command = DeleteReading(reading_id=row.id, by=cause(principal))
-        written = await off_loop(services.ledger.delete_reading, command)
-        await services.watch.wait(written.position, ReadingProjection.name)
+        written = await off_loop(ledger.delete_reading, command)
+        await watch.wait(written.position, ReadingProjection.name)
         return Message(message="sensor reading deleted")
 
-    async def _reading(self, services: Services, reading_id: int) -> ReadingRow:
+    async def _reading(
+        self,
+        log_head: LogHead,
+        watch: ProjectionWatch,
+        readings: PostgresReadingView,
+        reading_id: int,
+    ) -> ReadingRow:
         """A sensor reading by its integer id, or 404 (telemetry of the other dialect too)."""
-        readings = await settled_readings(services)
-        row = await off_loop(readings.by_lambda_id, reading_id)
+        settled = await settled_readings(log_head, watch, readings)
+        row = await off_loop(settled.by_lambda_id, reading_id)
         if row is None or row.sensor_id is None:
             raise NotFound(READING_NOT_FOUND)
         return row

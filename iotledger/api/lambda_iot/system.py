@@ -11,7 +11,7 @@ from litestar import Controller, Response, get, head
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 
-from iotledger.bootstrap import Services
+from iotledger.adapters.postgres.health import DatabaseProbe
 
 
 class HealthReply(msgspec.Struct):
@@ -29,9 +29,9 @@ class SystemController(Controller):
     tags = ["Lambda IoT Core: system"]
 
     @get("/health", responses={503: ResponseSpec(HealthReply, description=UNREACHABLE)})
-    async def health(self, services: NamedDependency[Services]) -> Response[HealthReply]:
+    async def health(self, database_probe: NamedDependency[DatabaseProbe]) -> Response[HealthReply]:
         """200 while this process reaches PostgreSQL; 503 within about 2 s when it cannot."""
-        if await services.database_probe.reachable():
+        if await database_probe.reachable():
             return Response(HealthReply(status="ok"))
         return Response(HealthReply(status="unavailable"), status_code=503)
 
@@ -40,9 +40,9 @@ class SystemController(Controller):
         return HelloReply(message="hello from lambdaiot")
 
     @head("/health", responses={503: ResponseSpec(None, description=UNREACHABLE)})
-    async def health_probe(self, services: NamedDependency[Services]) -> Response[None]:
+    async def health_probe(self, database_probe: NamedDependency[DatabaseProbe]) -> Response[None]:
         """HEAD /health: the status GET would give, no body."""
-        reachable = await services.database_probe.reachable()
+        reachable = await database_probe.reachable()
         return Response(None, status_code=200 if reachable else 503)
 
     @head("/hello", sync_to_thread=False, status_code=200)

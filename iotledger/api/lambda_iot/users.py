@@ -11,10 +11,13 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
+from iotledger.adapters.postgres.views.users import PostgresUserView
+from iotledger.adapters.security.tokens import TokenIssuer
 from iotledger.api.auth import Principal
 from iotledger.api.clients import client_address
 from iotledger.api.openapi import raises
 from iotledger.api.signin import (
+    Accounts,
     Email,
     LoginName,
     LoginPassword,
@@ -23,9 +26,9 @@ from iotledger.api.signin import (
     sign_in,
     sign_up,
 )
-from iotledger.bootstrap import Services
 from iotledger.domain.errors import Conflict, TooManyRequests
 from iotledger.domain.users import InvalidCredentials
+from iotledger.settings import Settings
 
 TOKEN_TTL = timedelta(hours=24)
 
@@ -65,9 +68,9 @@ class LambdaUsersController(Controller):
 
     @post("/register", status_code=201, opt=raises(Conflict))
     async def register(
-        self, data: JSONBody[RegisterBody], services: NamedDependency[Services]
+        self, data: JSONBody[RegisterBody], accounts: NamedDependency[Accounts]
     ) -> RegisterReply:
-        user = await sign_up(services, data.username, data.email, data.password)
+        user = await sign_up(accounts, data.username, data.email, data.password)
         return RegisterReply(id=user.id, username=user.username)
 
     @post("/login", status_code=200, opt=raises(InvalidCredentials, TooManyRequests))
@@ -75,17 +78,21 @@ class LambdaUsersController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[LoginBody],
-        services: NamedDependency[Services],
+        *,
+        accounts: NamedDependency[Accounts],
+        users: NamedDependency[PostgresUserView],
+        tokens: NamedDependency[TokenIssuer],
+        settings: NamedDependency[Settings],
     ) -> LoginReply:
         user = await sign_in(
-            services,
-            services.users.by_username,
+            accounts,
+            users.by_username,
             data.username,
             data.password,
-            client_address(request, services.settings.trusted_proxies),
+            client_address(request, settings.trusted_proxies),
         )
         now = datetime.now(UTC)
-        return LoginReply(token=services.tokens.issue(user.id, user.username, now, TOKEN_TTL))
+        return LoginReply(token=tokens.issue(user.id, user.username, now, TOKEN_TTL))
 
     @get("/protected")
     async def protected(self, principal: NamedDependency[Principal]) -> ProtectedReply:

@@ -18,12 +18,21 @@ from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.params import CookieParameter, JSONBody
 
-from iotledger.adapters.security.tokens import RefreshToken, new_refresh_token, read_refresh_token
+from iotledger.adapters.postgres.views.sessions import PostgresSessionView
+from iotledger.adapters.postgres.views.users import PostgresUserView
+from iotledger.adapters.postgres.watch import ProjectionWatch
+from iotledger.adapters.security.tokens import (
+    RefreshToken,
+    TokenIssuer,
+    new_refresh_token,
+    read_refresh_token,
+)
 from iotledger.api.auth import Principal
 from iotledger.api.clients import client_address
 from iotledger.api.deps import off_loop
 from iotledger.api.openapi import raises
 from iotledger.api.signin import (
+    Accounts,
     Email,
     LoginName,
     LoginPassword,
@@ -32,8 +41,8 @@ from iotledger.api.signin import (
     sign_in,
     sign_up,
 )
+from iotledger.application.ledger import Ledger
 from iotledger.application.sessions import CloseSession, OpenSession, RefreshSession
-from iotledger.bootstrap import Services
 from iotledger.domain.errors import Conflict, TooManyRequests, Unauthorized
 from iotledger.domain.sessions import InvalidRefreshToken
 from iotledger.domain.users import InvalidCredentials
@@ -84,12 +93,15 @@ def refresh_cookie(settings: Settings, token: RefreshToken | None) -> Cookie:
     )
 
 
-def tokens(services: Services, user: UserSummary, refresh: RefreshToken) -> Response[TokenReply]:
+def signed_in(
+    tokens: TokenIssuer, settings: Settings, user: UserSummary, refresh: RefreshToken
+) -> Response[TokenReply]:
+    """The access token in the body, the refresh token in its cookie."""
     now = datetime.now(UTC)
-    access = services.tokens.issue(user.id, user.username, now, ACCESS_TTL)
+    access = tokens.issue(user.id, user.username, now, ACCESS_TTL)
     return Response(
         TokenReply(access_token=access, expires_in=int(ACCESS_TTL.total_seconds())),
-        cookies=[refresh_cookie(services.settings, refresh)],
+        cookies=[refresh_cookie(settings, refresh)],
     )
 
 
@@ -106,9 +118,9 @@ class TelemetryAuthController(Controller):
 
     @post("/register", status_code=201, opt=raises(Conflict))
     async def register(
-        self, data: JSONBody[RegisterBody], services: NamedDependency[Services]
+        self, data: JSONBody[RegisterBody], accounts: NamedDependency[Accounts]
     ) -> UserReply:
-        user = await sign_up(services, data.username, data.email, data.password)
+        user = await sign_up(accounts, data.username, data.email, data.password)
         return UserReply(id=user.id, username=user.username, email=user.email)
 
     @post("/login", status_code=200, opt=raises(InvalidCredentials, TooManyRequests))
@@ -116,61 +128,76 @@ class TelemetryAuthController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[LoginBody],
-        services: NamedDependency[Services],
+        *,
+        accounts: NamedDependency[Accounts],
+        users: NamedDependency[PostgresUserView],
+        tokens: NamedDependency[TokenIssuer],
+        settings: NamedDependency[Settings],
     ) -> Response[TokenReply]:
         user = await sign_in(
-            services,
-            services.users.by_email,
+            accounts,
+            users.by_email,
             data.email,
             data.password,
-            client_address(request, services.settings.trusted_proxies),
+            client_address(request, settings.trusted_proxies),
         )
         now = datetime.now(UTC)
         refresh = new_refresh_token(uuid4())
         command = OpenSession(refresh.session_id, user.id, refresh.hash, now, now + REFRESH_TTL)
-        written = await off_loop(services.ledger.open_session, command)
-        await services.watch.wait(written.position, "sessions")
-        return tokens(services, user, refresh)
+        written = await off_loop(accounts.ledger.open_session, command)
+        await accounts.watch.wait(written.position, "sessions")
+        return signed_in(tokens, settings, user, refresh)
 
     @post("/refresh", status_code=200, opt=raises(InvalidRefreshToken))
     async def refresh(
-        self, services: NamedDependency[Services], refresh_token: RefreshCookie = None
+        self,
+        *,
+        ledger: NamedDependency[Ledger],
+        watch: NamedDependency[ProjectionWatch],
+        users: NamedDependency[PostgresUserView],
+        tokens: NamedDependency[TokenIssuer],
+        settings: NamedDependency[Settings],
+        refresh_token: RefreshCookie = None,
     ) -> Response[TokenReply]:
         old = presented(refresh_token)
         new = new_refresh_token(old.session_id)
         now = datetime.now(UTC)
         command = RefreshSession(old.session_id, old.hash, new.hash, now, now + REFRESH_TTL)
-        refreshed = await off_loop(services.ledger.refresh_session, command)
-        await services.watch.wait(refreshed.position, "sessions")
-        user = await off_loop(services.users.by_id, refreshed.user_id)
+        refreshed = await off_loop(ledger.refresh_session, command)
+        await watch.wait(refreshed.position, "sessions")
+        user = await off_loop(users.by_id, refreshed.user_id)
         if user is None:
             raise InvalidRefreshToken("invalid refresh token")
-        return tokens(services, user, new)
+        return signed_in(tokens, settings, user, new)
 
     @post("/logout", status_code=204)
     async def logout(
-        self, services: NamedDependency[Services], refresh_token: RefreshCookie = None
+        self,
+        ledger: NamedDependency[Ledger],
+        watch: NamedDependency[ProjectionWatch],
+        settings: NamedDependency[Settings],
+        refresh_token: RefreshCookie = None,
     ) -> Response[None]:
         """Revoke the cookie's session, if it names a live one, and clear the cookie anyway."""
         token = read_refresh_token(refresh_token)
         if token is not None:
             command = CloseSession(token.session_id, token.hash, datetime.now(UTC))
-            position = await off_loop(services.ledger.close_session, command)
-            await services.watch.wait(position or 0, "sessions")
-        return Response(None, status_code=204, cookies=[refresh_cookie(services.settings, None)])
+            position = await off_loop(ledger.close_session, command)
+            await watch.wait(position or 0, "sessions")
+        return Response(None, status_code=204, cookies=[refresh_cookie(settings, None)])
 
     @get("/me")
     async def me(
-        self, principal: NamedDependency[Principal], services: NamedDependency[Services]
+        self, principal: NamedDependency[Principal], users: NamedDependency[PostgresUserView]
     ) -> UserReply:
-        user = await off_loop(services.users.by_id, principal.user_id)
+        user = await off_loop(users.by_id, principal.user_id)
         if user is None:
             raise Unauthorized("invalid credentials")
         return UserReply(id=user.id, username=user.username, email=user.email)
 
     @get("/sessions")
     async def sessions(
-        self, principal: NamedDependency[Principal], services: NamedDependency[Services]
+        self, principal: NamedDependency[Principal], sessions: NamedDependency[PostgresSessionView]
     ) -> list[SessionSummary]:
         """The caller's sign-ins, newest first: when, how often refreshed, how each ended."""
-        return await off_loop(services.sessions.of_user, principal.user_id)
+        return await off_loop(sessions.of_user, principal.user_id)

@@ -9,16 +9,18 @@ chunk shows every reading acknowledged before the request.
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Stream
+from psycopg_pool import ConnectionPool
 
 from iotledger.adapters.postgres.views.aggregates import Window
-from iotledger.adapters.postgres.views.readings import Bounds
+from iotledger.adapters.postgres.views.readings import Bounds, PostgresReadingView
+from iotledger.adapters.postgres.watch import ProjectionWatch
 from iotledger.api.aggregates import AggregateBucket, Width, Zone, buckets, field_path, zone
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
@@ -27,7 +29,7 @@ from iotledger.api.readings import device_readings, instant, visible_device
 from iotledger.api.registry import access_of
 from iotledger.api.telemetry.devices import HistoryEntry, history_entries
 from iotledger.api.telemetry.telemetry import Since, TelemetryReading, Until, telemetry_reading
-from iotledger.bootstrap import Services
+from iotledger.application.ledger import Ledger
 from iotledger.domain.readings import MAX_TYPE_LENGTH
 from iotledger.domain.storable import check_storable
 from iotledger.projections.readings import ReadingRow
@@ -54,7 +56,8 @@ class TelemetryBulkController(Controller):
     async def export_telemetry(
         self,
         device_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        watch: NamedDependency[ProjectionWatch],
+        readings: NamedDependency[PostgresReadingView],
         principal: NamedDependency[Principal],
         *,
         since: Since = None,
@@ -64,14 +67,13 @@ class TelemetryBulkController(Controller):
     ) -> Stream:
         """Every reading in the range (`from` inclusive, `to` exclusive), oldest first."""
         bounds = export_bounds(since, until, telemetry_type)
-        readings = services.readings
 
         async def more(last: ReadingRow) -> list[ReadingRow]:
             after = bounds._replace(after=(last.recorded_at, last.lambda_id))
             return await off_loop(readings.device_rows, device_id, CHUNK, after)
 
         first = partial(readings.device_page_as_seen, device_id, CHUNK, bounds)
-        rows = await device_readings(services, access_of(principal), first)
+        rows = await device_readings(watch, access_of(principal), first)
         fields = TelemetryReading.__struct_fields__
         name = f"telemetry-{device_id}"
         return export_response(chunks(rows, more), telemetry_reading, fields, format, name)
@@ -80,12 +82,12 @@ class TelemetryBulkController(Controller):
     async def export_history(
         self,
         device_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        ledger: NamedDependency[Ledger],
         principal: NamedDependency[Principal],
         format: Format = ExportFormat.NDJSON,
     ) -> Stream:
         """Every event of the device, oldest first, each as `GET .../history` lists it."""
-        history, access = services.ledger.device_history, access_of(principal)
+        history, access = ledger.device_history, access_of(principal)
 
         async def more(last: HistoryEntry) -> list[HistoryEntry]:
             return history_entries(await off_loop(history, device_id, access, last.version, CHUNK))
@@ -101,9 +103,11 @@ class TelemetryBulkController(Controller):
         device_id: FromPath[UUID],
         field: FromQuery[str],
         bucket: Width,
-        services: NamedDependency[Services],
-        principal: NamedDependency[Principal],
         *,
+        watch: NamedDependency[ProjectionWatch],
+        readings: NamedDependency[PostgresReadingView],
+        pool: NamedDependency[ConnectionPool[Any]],
+        principal: NamedDependency[Principal],
         since: Since = None,
         until: Until = None,
         tz: Zone = None,
@@ -120,8 +124,8 @@ class TelemetryBulkController(Controller):
             telemetry_type,
             path=field_path(field),
         )
-        await visible_device(services, access_of(principal), device_id)
-        return await buckets(services, window)
+        await visible_device(watch, readings, access_of(principal), device_id)
+        return await buckets(pool, window)
 
 
 def _same(entry: HistoryEntry) -> HistoryEntry:

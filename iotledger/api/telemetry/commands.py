@@ -24,6 +24,9 @@ from litestar import Controller, Response, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 
+from iotledger.adapters.postgres.views.commands import PostgresCommandView
+from iotledger.adapters.postgres.views.devices import PostgresDeviceView
+from iotledger.adapters.postgres.watch import ProjectionWatch
 from iotledger.api.auth import Caller, Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.openapi import raises
@@ -32,8 +35,8 @@ from iotledger.api.registry import access_of, cause, found, now
 from iotledger.api.telemetry.devices import HistoryEntry, history_entries
 from iotledger.application.commands import COMMAND_NOT_FOUND, IssueCommand, ReportCommand
 from iotledger.application.devices import DEVICE_NOT_FOUND
+from iotledger.application.ledger import Ledger
 from iotledger.application.service import Written
-from iotledger.bootstrap import Services
 from iotledger.domain.commands import MAX_NAME_LENGTH, CommandStatus, Delivery
 from iotledger.domain.errors import Conflict, InvalidInput
 from iotledger.domain.vocabulary import (
@@ -137,7 +140,8 @@ class TelemetryCommandsController(Controller):
         self,
         device_id: FromPath[UUID],
         data: JSONBody[NewCommand],
-        services: NamedDependency[Services],
+        ledger: NamedDependency[Ledger],
+        watch: NamedDependency[ProjectionWatch],
         principal: NamedDependency[Principal],
     ) -> TelemetryCommand:
         at = now()
@@ -153,7 +157,7 @@ class TelemetryCommandsController(Controller):
             at=at,
             expires_at=None if ttl is None else at + timedelta(seconds=ttl),
         )
-        await record_command(services, services.ledger.issue_command, command)
+        await record_command(watch, ledger.issue_command, command)
         return TelemetryCommand(
             id=command.command_id,
             command_name=command.command_name,
@@ -167,7 +171,8 @@ class TelemetryCommandsController(Controller):
     async def list_commands(
         self,
         device_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        devices: NamedDependency[PostgresDeviceView],
+        commands: NamedDependency[PostgresCommandView],
         principal: NamedDependency[Principal],
         *,
         limit: Limit = 10,
@@ -175,11 +180,11 @@ class TelemetryCommandsController(Controller):
         status: StatusFilter = None,
     ) -> Response[list[TelemetryCommand]]:
         statuses = None if status is None else command_statuses(status)
-        await visible_device(services, device_id, principal)
+        await visible_device(devices, device_id, principal)
         (after,) = decode_cursor(CommandProjection.name, cursor) or (0,)
-        page = services.commands.page
-        commands, more = await off_loop(page, device_id, after, limit, statuses)
-        items = [telemetry_command(command) for command in commands]
+        page = commands.page
+        listed, more = await off_loop(page, device_id, after, limit, statuses)
+        items = [telemetry_command(command) for command in listed]
         return page_response(items, CommandProjection.name, limit, None if more is None else [more])
 
     @get("/{command_id:str}")
@@ -187,11 +192,12 @@ class TelemetryCommandsController(Controller):
         self,
         device_id: FromPath[UUID],
         command_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        devices: NamedDependency[PostgresDeviceView],
+        commands: NamedDependency[PostgresCommandView],
         principal: NamedDependency[Principal],
     ) -> TelemetryCommand:
-        await visible_device(services, device_id, principal)
-        return await _current(services, device_id, command_id)
+        await visible_device(devices, device_id, principal)
+        return await _current(commands, device_id, command_id)
 
     @patch("/{command_id:str}", opt=raises(Conflict))
     async def update_command(
@@ -199,7 +205,10 @@ class TelemetryCommandsController(Controller):
         device_id: FromPath[UUID],
         command_id: FromPath[UUID],
         data: JSONBody[CommandUpdate],
-        services: NamedDependency[Services],
+        *,
+        ledger: NamedDependency[Ledger],
+        watch: NamedDependency[ProjectionWatch],
+        commands: NamedDependency[PostgresCommandView],
         caller: NamedDependency[Caller],
     ) -> TelemetryCommand:
         """A device may answer its own commands with its credentials (HTTP Basic)."""
@@ -213,34 +222,38 @@ class TelemetryCommandsController(Controller):
             executed_at=data.executed_at,
             result=data.result,
         )
-        await record_command(services, services.ledger.report_command, report)
-        return await _current(services, device_id, command_id)
+        await record_command(watch, ledger.report_command, report)
+        return await _current(commands, device_id, command_id)
 
     @get("/{command_id:str}/history")
     async def command_history(
         self,
         device_id: FromPath[UUID],
         command_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        ledger: NamedDependency[Ledger],
         principal: NamedDependency[Principal],
     ) -> list[HistoryEntry]:
-        history = services.ledger.command_history
+        history = ledger.command_history
         events = await off_loop(history, device_id, command_id, access_of(principal))
         return history_entries(events)
 
 
-async def record_command(services: Services, write: Callable[[C], Written], command: C) -> None:
+async def record_command(watch: ProjectionWatch, write: Callable[[C], Written], command: C) -> None:
     """Write, then wait until the commands read model shows it (read-your-writes)."""
     written = await off_loop(write, command)
-    await services.watch.wait(written.position, CommandProjection.name)
+    await watch.wait(written.position, CommandProjection.name)
 
 
-async def visible_device(services: Services, device_id: UUID, principal: Principal) -> None:
+async def visible_device(
+    devices: PostgresDeviceView, device_id: UUID, principal: Principal
+) -> None:
     """The device exists and is the caller's to see; else NotFound, as if absent."""
-    device = await off_loop(services.devices.device, device_id, access_of(principal))
+    device = await off_loop(devices.device, device_id, access_of(principal))
     found(device, DEVICE_NOT_FOUND)
 
 
-async def _current(services: Services, device_id: UUID, command_id: UUID) -> TelemetryCommand:
-    command = await off_loop(services.commands.command, device_id, command_id)
+async def _current(
+    commands: PostgresCommandView, device_id: UUID, command_id: UUID
+) -> TelemetryCommand:
+    command = await off_loop(commands.command, device_id, command_id)
     return telemetry_command(found(command, COMMAND_NOT_FOUND))

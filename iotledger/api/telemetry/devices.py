@@ -21,9 +21,11 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, UnsetType
 
+from iotledger.adapters.postgres.views.devices import PostgresDeviceView
+from iotledger.adapters.postgres.watch import ProjectionWatch
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
-from iotledger.api.identity import delete_device
+from iotledger.api.identity import Identities, delete_device
 from iotledger.api.pagination import PAGE_HEADERS, Cursor, Limit, decode_cursor, page_response
 from iotledger.api.registry import access_of, cause, found, given, now, record
 from iotledger.application.devices import (
@@ -32,7 +34,7 @@ from iotledger.application.devices import (
     RegisterDevice,
     UpdateDevice,
 )
-from iotledger.bootstrap import Services
+from iotledger.application.ledger import Ledger
 from iotledger.domain.devices import Device, DeviceChanges, Label, Metadata, Name
 from iotledger.domain.errors import InvalidInput
 from iotledger.domain.vocabulary import TelemetryStatus, from_telemetry_status, telemetry_status
@@ -118,7 +120,9 @@ class TelemetryDevicesController(Controller):
     async def create_device(
         self,
         data: JSONBody[NewTelemetryDevice],
-        services: NamedDependency[Services],
+        ledger: NamedDependency[Ledger],
+        watch: NamedDependency[ProjectionWatch],
+        devices: NamedDependency[PostgresDeviceView],
         principal: NamedDependency[Principal],
     ) -> TelemetryDevice:
         command = RegisterDevice(
@@ -131,33 +135,34 @@ class TelemetryDevicesController(Controller):
             by=cause(principal),
             at=now(),
         )
-        written = await record(services, services.ledger.register_device, command)
-        return await self._current(services, written.id, principal)
+        written = await record(watch, ledger.register_device, command)
+        return await self._current(devices, written.id, principal)
 
     @get("/", response_headers=PAGE_HEADERS)
     async def list_devices(
         self,
-        services: NamedDependency[Services],
+        devices: NamedDependency[PostgresDeviceView],
         principal: NamedDependency[Principal],
         limit: Limit = 10,
         cursor: Cursor = None,
     ) -> Response[list[TelemetryDevice]]:
         (after,) = decode_cursor(DeviceProjection.name, cursor) or (0,)
-        devices, more = await off_loop(services.devices.page, access_of(principal), after, limit)
-        items = [telemetry_device(device) for device in devices]
+        page, more = await off_loop(devices.page, access_of(principal), after, limit)
+        items = [telemetry_device(device) for device in page]
         return page_response(items, DeviceProjection.name, limit, None if more is None else [more])
 
     @get("/{device_id:str}", description="`as_of` (RFC 3339): the device as it was then.")
     async def get_device(
         self,
         device_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        ledger: NamedDependency[Ledger],
+        devices: NamedDependency[PostgresDeviceView],
         principal: NamedDependency[Principal],
         as_of: FromQuery[str | None] = None,
     ) -> TelemetryDevice:
         if as_of is None:
-            return await self._current(services, device_id, principal)
-        rebuild = services.ledger.device_as_of
+            return await self._current(devices, device_id, principal)
+        rebuild = ledger.device_as_of
         device = await off_loop(rebuild, device_id, access_of(principal), moment(as_of))
         return telemetry_device(device)
 
@@ -166,7 +171,10 @@ class TelemetryDevicesController(Controller):
         self,
         device_id: FromPath[UUID],
         data: JSONBody[TelemetryDeviceEdit],
-        services: NamedDependency[Services],
+        *,
+        ledger: NamedDependency[Ledger],
+        watch: NamedDependency[ProjectionWatch],
+        devices: NamedDependency[PostgresDeviceView],
         principal: NamedDependency[Principal],
     ) -> TelemetryDevice:
         changes = DeviceChanges(
@@ -176,31 +184,31 @@ class TelemetryDevicesController(Controller):
             metadata=given(data.metadata),
         )
         command = UpdateDevice(device_id, access_of(principal), changes, cause(principal), now())
-        await record(services, services.ledger.update_device, command)
-        return await self._current(services, device_id, principal)
+        await record(watch, ledger.update_device, command)
+        return await self._current(devices, device_id, principal)
 
     @delete("/{device_id:str}")
     async def delete_device(
         self,
         device_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        identities: NamedDependency[Identities],
         principal: NamedDependency[Principal],
     ) -> None:
         command = DeleteDevice(device_id, access_of(principal), cause(principal), now())
-        await delete_device(services, command)
+        await delete_device(identities, command)
 
     @get("/{device_id:str}/history")
     async def device_history(
         self,
         device_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        ledger: NamedDependency[Ledger],
         principal: NamedDependency[Principal],
     ) -> list[HistoryEntry]:
-        history = services.ledger.device_history
+        history = ledger.device_history
         return history_entries(await off_loop(history, device_id, access_of(principal)))
 
     async def _current(
-        self, services: Services, device_id: UUID, principal: Principal
+        self, devices: PostgresDeviceView, device_id: UUID, principal: Principal
     ) -> TelemetryDevice:
-        device = await off_loop(services.devices.device, device_id, access_of(principal))
+        device = await off_loop(devices.device, device_id, access_of(principal))
         return telemetry_device(found(device, DEVICE_NOT_FOUND))

@@ -16,9 +16,13 @@ from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from iotledger.adapters.postgres.views.credentials import PostgresCredentialView
+from iotledger.adapters.postgres.views.devices import PostgresDeviceView
+from iotledger.adapters.postgres.watch import ProjectionWatch
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.identity import (
+    Identities,
     IssuedCredentials,
     issue_device_credentials,
     new_secret,
@@ -29,7 +33,7 @@ from iotledger.api.registry import access_of, cause, found, now, record
 from iotledger.api.telemetry.devices import TelemetryDevice, telemetry_device
 from iotledger.application.devices import DEVICE_NOT_FOUND
 from iotledger.application.identity import ClaimDevice, RegisterGateway, RevokeGateway
-from iotledger.bootstrap import Services
+from iotledger.application.ledger import Ledger
 from iotledger.domain.credentials import CredentialKind, secret_hash, username_of
 from iotledger.domain.devices import Name
 from iotledger.projections.credentials import GatewaySummary
@@ -72,36 +76,39 @@ class TelemetryDeviceIdentityController(Controller):
     async def issue_credentials(
         self,
         device_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        identities: NamedDependency[Identities],
         principal: NamedDependency[Principal],
     ) -> IssuedCredentials:
         """The password is shown only here; a second POST rotates (the old one stops)."""
         access, by = access_of(principal), cause(principal)
-        return await issue_device_credentials(services, device_id, access, by)
+        return await issue_device_credentials(identities, device_id, access, by)
 
     @delete("/credentials")
     async def revoke_credentials(
         self,
         device_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        identities: NamedDependency[Identities],
         principal: NamedDependency[Principal],
     ) -> None:
         access, by = access_of(principal), cause(principal)
-        await revoke_device_credentials(services, device_id, access, by)
+        await revoke_device_credentials(identities, device_id, access, by)
 
     @post("/claim", status_code=200)
     async def claim_device(
         self,
         device_id: FromPath[UUID],
         data: JSONBody[Claim],
-        services: NamedDependency[Services],
+        *,
+        ledger: NamedDependency[Ledger],
+        watch: NamedDependency[ProjectionWatch],
+        devices: NamedDependency[PostgresDeviceView],
         principal: NamedDependency[Principal],
     ) -> TelemetryDevice:
         """The device's offered secret makes it the caller's (400 `CLAIM_REFUSED` if wrong
         or expired)."""
         claim = ClaimDevice(device_id, principal.user_id, secret_hash(data.secret_key), now())
-        await record(services, services.ledger.claim_device, claim)
-        device = await off_loop(services.devices.device, device_id, access_of(principal))
+        await record(watch, ledger.claim_device, claim)
+        device = await off_loop(devices.device, device_id, access_of(principal))
         return telemetry_device(found(device, DEVICE_NOT_FOUND))
 
 
@@ -113,30 +120,32 @@ class TelemetryGatewaysController(Controller):
     async def register_gateway(
         self,
         data: JSONBody[NewGateway],
-        services: NamedDependency[Services],
+        identities: NamedDependency[Identities],
         principal: NamedDependency[Principal],
     ) -> RegisteredGateway:
         password, at = new_secret(), now()
         command = RegisterGateway(uuid4(), principal.user_id, data.name, secret_hash(password), at)
-        await record_identity(services, services.ledger.register_gateway, command)
-        await services.enforcer.issue(CredentialKind.GATEWAY, command.gateway_id, password)
+        await record_identity(identities.watch, identities.ledger.register_gateway, command)
+        await identities.enforcer.issue(CredentialKind.GATEWAY, command.gateway_id, password)
         username = username_of(CredentialKind.GATEWAY, command.gateway_id)
         return RegisteredGateway(command.gateway_id, data.name, username, password, at)
 
     @get("/")
     async def list_gateways(
-        self, services: NamedDependency[Services], principal: NamedDependency[Principal]
+        self,
+        credential_view: NamedDependency[PostgresCredentialView],
+        principal: NamedDependency[Principal],
     ) -> list[TelemetryGateway]:
-        gateways = await off_loop(services.credential_view.gateways_of, principal.user_id)
+        gateways = await off_loop(credential_view.gateways_of, principal.user_id)
         return [telemetry_gateway(gateway) for gateway in gateways]
 
     @delete("/{gateway_id:str}")
     async def revoke_gateway(
         self,
         gateway_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        identities: NamedDependency[Identities],
         principal: NamedDependency[Principal],
     ) -> None:
         command = RevokeGateway(gateway_id, principal.user_id, now())
-        await record_identity(services, services.ledger.revoke_gateway, command)
-        await services.enforcer.revoke(CredentialKind.GATEWAY, gateway_id)
+        await record_identity(identities.watch, identities.ledger.revoke_gateway, command)
+        await identities.enforcer.revoke(CredentialKind.GATEWAY, gateway_id)

@@ -11,6 +11,7 @@ change. Without a position the stream starts at the head of the log: what comes 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, NamedTuple
 from uuid import UUID
@@ -21,16 +22,18 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, Parameter
 from litestar.types import ASGIApp
 
-from iotledger.adapters.postgres.device_log import STREAM_TOPICS, Entry
+from iotledger.adapters.postgres.device_log import STREAM_TOPICS, DeviceLog, Entry
+from iotledger.adapters.postgres.log_wake import LogWake
+from iotledger.adapters.postgres.views.devices import PostgresDeviceView
 from iotledger.api.auth import Principal
-from iotledger.api.deps import off_loop
+from iotledger.api.deps import Parts, off_loop
 from iotledger.api.event_stream import EventStream, Frames, frame
 from iotledger.api.registry import access_of, found
 from iotledger.api.telemetry.commands import telemetry_command, visible_device
 from iotledger.api.telemetry.devices import TelemetryDevice, telemetry_device
 from iotledger.api.telemetry.telemetry import telemetry_reading
 from iotledger.application.commands import COMMAND_NOT_FOUND
-from iotledger.bootstrap import Services
+from iotledger.application.ledger import Ledger
 from iotledger.domain.devices import Device, DeviceAccess
 from iotledger.domain.errors import InvalidInput
 from iotledger.domain.vocabulary import TelemetryStatus, telemetry_status
@@ -71,7 +74,8 @@ class StreamController(Controller):
     async def device_stream(
         self,
         device_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        devices: NamedDependency[PostgresDeviceView],
+        live: NamedDependency[Live],
         principal: NamedDependency[Principal],
         *,
         types: Types = None,
@@ -80,15 +84,15 @@ class StreamController(Controller):
     ) -> ASGIApp:
         """Every event of the device as it is recorded: `event:` is its kind, `id:` its
         log position, `data:` its JSON."""
-        await visible_device(services, device_id, principal)
+        await visible_device(devices, device_id, principal)
         return await _stream(
-            services, access_of(principal), _scope(types, device_id), last_event_id or after
+            live, access_of(principal), _scope(types, device_id), last_event_id or after
         )
 
     @get("/api/v1/stream", media_type="text/event-stream")
     async def stream(
         self,
-        services: NamedDependency[Services],
+        live: NamedDependency[Live],
         principal: NamedDependency[Principal],
         *,
         types: Types = None,
@@ -97,7 +101,7 @@ class StreamController(Controller):
     ) -> ASGIApp:
         """As the device stream, for every device the caller may see (theirs and the
         shared fleet's); each event's data also names its `device_id`."""
-        return await _stream(services, access_of(principal), _scope(types), last_event_id or after)
+        return await _stream(live, access_of(principal), _scope(types), last_event_id or after)
 
 
 class Scope(NamedTuple):
@@ -106,20 +110,40 @@ class Scope(NamedTuple):
     """None: every device the caller may see."""
 
 
+@dataclass(frozen=True)
+class Live:
+    """What a live stream reads (the dependency `live`): the log, folded by the ledger,
+    woken by its appends, paced by the stream settings."""
+
+    device_log: DeviceLog
+    ledger: Ledger
+    log_wake: LogWake
+    heartbeat: float
+    stall_timeout: float
+
+    @classmethod
+    def of(cls, parts: Parts) -> Live:
+        settings = parts.settings
+        return cls(
+            parts.device_log,
+            parts.ledger,
+            parts.log_wake,
+            settings.stream_heartbeat,
+            settings.stream_stall_timeout,
+        )
+
+
 async def _stream(
-    services: Services, access: DeviceAccess, scope: Scope, after: str | int | None
+    live: Live, access: DeviceAccess, scope: Scope, after: str | int | None
 ) -> ASGIApp:
     start = _position(after)
     if start is None:
-        start = await off_loop(services.device_log.head)
+        start = await off_loop(live.device_log.head)
 
     async def read(after: int) -> Frames:
-        return await off_loop(_frames, services, scope, access, after)
+        return await off_loop(_frames, live, scope, access, after)
 
-    settings = services.settings
-    return EventStream(
-        read, start, services.log_wake, settings.stream_heartbeat, settings.stream_stall_timeout
-    )
+    return EventStream(read, start, live.log_wake, live.heartbeat, live.stall_timeout)
 
 
 def _scope(types: str | None, device_id: UUID | None = None) -> Scope:
@@ -140,32 +164,32 @@ def _position(after: str | int | None) -> int | None:
     return int(after)
 
 
-def _frames(services: Services, scope: Scope, access: DeviceAccess, after: int) -> Frames:
+def _frames(live: Live, scope: Scope, access: DeviceAccess, after: int) -> Frames:
     """The next page of events after `after`, rendered (in a worker thread: devices and
     commands are folded from their events)."""
-    page = services.device_log.page(after, scope.kinds, access, scope.device_id)
+    page = live.device_log.page(after, scope.kinds, access, scope.device_id)
     of_many = scope.device_id is None
     body = b"".join(
-        frame(entry.position, entry.kind, _data(services, entry, of_many)) for entry in page.entries
+        frame(entry.position, entry.kind, _data(live.ledger, entry, of_many))
+        for entry in page.entries
     )
     return Frames(body, page.end, page.full)
 
 
-def _data(services: Services, entry: Entry, of_many: bool) -> bytes:
+def _data(ledger: Ledger, entry: Entry, of_many: bool) -> bytes:
     """The event's data; in a stream of many devices, with its `device_id` first."""
-    data = _encode(_render(services, entry))
+    data = _encode(_render(ledger, entry))
     if of_many:  # every rendering is a non-empty JSON object
         return b'{"device_id":"%s",%s' % (str(entry.device_id).encode(), data[1:])
     return data
 
 
-def _render(services: Services, entry: Entry) -> msgspec.Struct:
+def _render(ledger: Ledger, entry: Entry) -> msgspec.Struct:
     event: Any = entry.event
     if entry.kind == "telemetry":
         return telemetry_reading(row_of(entry.position, event))
     if entry.kind == "status":
         return StatusChange(telemetry_status(event.status), event.timestamp)
-    ledger = services.ledger
     if entry.kind == "command":
         life = ledger.events.get(event.originator_id, lte=event.originator_version)
         return telemetry_command(found(command_after(life), COMMAND_NOT_FOUND))

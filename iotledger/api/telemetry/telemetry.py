@@ -13,6 +13,7 @@ tenancy: another user's device answers 404.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Annotated, Any
@@ -23,10 +24,12 @@ from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from iotledger.adapters.postgres.ingest import Outcome
-from iotledger.adapters.postgres.views.readings import Bounds
+from iotledger.adapters.postgres.ingest import Outcome, ReadingIngest
+from iotledger.adapters.postgres.log_head import LogHead
+from iotledger.adapters.postgres.views.readings import Bounds, PostgresReadingView
+from iotledger.adapters.postgres.watch import ProjectionWatch
 from iotledger.api.auth import Caller, Principal
-from iotledger.api.deps import off_loop
+from iotledger.api.deps import Parts, off_loop
 from iotledger.api.openapi import raises
 from iotledger.api.pagination import (
     INVALID_CURSOR,
@@ -45,7 +48,6 @@ from iotledger.api.readings import (
 )
 from iotledger.api.registry import access_of, cause, now
 from iotledger.application.readings import RecordReading, batch_readings
-from iotledger.bootstrap import Services
 from iotledger.domain.errors import Conflict, InvalidInput
 from iotledger.domain.readings import MAX_KEY_LENGTH, MAX_TYPE_LENGTH
 from iotledger.domain.storable import check_storable
@@ -113,19 +115,20 @@ class TelemetryController(Controller):
         self,
         device_id: FromPath[UUID],
         data: JSONBody[TelemetryBody],
-        services: NamedDependency[Services],
         caller: NamedDependency[Caller],
+        intake: NamedDependency[TelemetryIntake],
     ) -> Created:
         """The common request is answered before Litestar sees it (`api.intake`), by
         `record_telemetry` too: what comes here is the rest (chunked bodies and the like).
         A device may post its own readings with its credentials (HTTP Basic)."""
-        return await record_telemetry(services, device_id, data, caller)
+        return await record_telemetry(intake, device_id, data, caller)
 
     @get("/", response_headers=PAGE_HEADERS)
     async def list_telemetry(
         self,
         device_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        watch: NamedDependency[ProjectionWatch],
+        readings: NamedDependency[PostgresReadingView],
         principal: NamedDependency[Principal],
         *,
         limit: Limit = 10,
@@ -142,8 +145,8 @@ class TelemetryController(Controller):
             until=instant(until, "to"),
             telemetry_type=telemetry_type,
         )
-        page = partial(services.readings.device_page_as_seen, device_id, limit + 1, bounds)
-        rows = await device_readings(services, access_of(principal), page)
+        page = partial(readings.device_page_as_seen, device_id, limit + 1, bounds)
+        rows = await device_readings(watch, access_of(principal), page)
         more = len(rows) > limit
         items = [telemetry_reading(row) for row in rows[:limit]]
         return page_response(items, LIST_NAME, limit, page_key(rows[limit - 1]) if more else None)
@@ -152,27 +155,45 @@ class TelemetryController(Controller):
     async def latest_telemetry(
         self,
         device_id: FromPath[UUID],
-        services: NamedDependency[Services],
+        watch: NamedDependency[ProjectionWatch],
+        readings: NamedDependency[PostgresReadingView],
         principal: NamedDependency[Principal],
     ) -> list[TelemetryReading]:
         """Per telemetry type, the reading with the newest device time."""
-        latest = partial(services.readings.latest_as_seen, device_id)
-        rows = await device_readings(services, access_of(principal), latest)
+        latest = partial(readings.latest_as_seen, device_id)
+        rows = await device_readings(watch, access_of(principal), latest)
         return [telemetry_reading(row) for row in rows]
 
 
+@dataclass(frozen=True)
+class TelemetryIntake:
+    """What recording telemetry takes, for the handler (the dependency `intake`) and the
+    intake lane alike."""
+
+    ingest: ReadingIngest
+    log_head: LogHead
+    watch: ProjectionWatch
+    readings: PostgresReadingView
+    max_batch_readings: int
+
+    @classmethod
+    def of(cls, parts: Parts) -> TelemetryIntake:
+        max_batch = parts.settings.max_batch_readings
+        return cls(parts.ingest, parts.log_head, parts.watch, parts.views.readings, max_batch)
+
+
 async def record_telemetry(
-    services: Services, device_id: UUID, data: TelemetryBody, caller: Caller
+    intake: TelemetryIntake, device_id: UUID, data: TelemetryBody, caller: Caller
 ) -> Created:
     """A reading, or a batch of them stored whole or not at all (a list: answered with the
     list), of a device the caller may see (else 404, as if it did not exist)."""
     reading = partial(_reading, device_id, cause(caller))
     if isinstance(data, list):
-        readings = batch_readings(data, services.settings.max_batch_readings, reading)
+        readings = batch_readings(data, intake.max_batch_readings, reading)
     else:
         readings = [reading(data)]
-    outcomes = await record_readings(services, readings, access_of(caller))
-    stored = await _stored(services, readings, outcomes, batch=isinstance(data, list))
+    outcomes = await record_readings(intake.ingest, readings, access_of(caller))
+    stored = await _stored(intake, readings, outcomes, batch=isinstance(data, list))
     return stored if isinstance(data, list) else stored[0]
 
 
@@ -188,7 +209,7 @@ def _reading(device_id: UUID, by: str, data: NewTelemetry) -> RecordReading:
 
 
 async def _stored(
-    services: Services, readings: list[RecordReading], outcomes: list[Outcome], *, batch: bool
+    intake: TelemetryIntake, readings: list[RecordReading], outcomes: list[Outcome], *, batch: bool
 ) -> list[TelemetryReading]:
     """Each reading as stored: a new one as it will be listed (in UTC), a repeat as it
     was first stored (from the read model, unless this batch itself first stored it)."""
@@ -201,7 +222,8 @@ async def _stored(
     }
     earlier = [outcome.position for outcome in outcomes if outcome.id not in created]
     if earlier:
-        rows = await off_loop((await settled_readings(services)).by_lambda_ids, earlier)
+        settled = await settled_readings(intake.log_head, intake.watch, intake.readings)
+        rows = await off_loop(settled.by_lambda_ids, earlier)
         created |= {row.id: telemetry_reading(row) for row in rows.values()}
     for index, outcome in enumerate(outcomes):
         if outcome.id not in created:

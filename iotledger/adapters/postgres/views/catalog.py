@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+from psycopg_pool import ConnectionPool
 
 from iotledger.adapters.postgres.views.base import PostgresView
 from iotledger.adapters.postgres.views.commands import PostgresCommandView
@@ -30,3 +33,33 @@ PROJECTIONS: dict[str, tuple[type[Projection[Any]], type[PostgresView[Any]]]] = 
     DispatchProjection.name: (DispatchProjection, PostgresDispatchView),
     CredentialProjection.name: (CredentialProjection, PostgresCredentialView),
 }
+
+
+@dataclass(frozen=True)
+class Views:
+    """Every view once, each with its own type, named as its projection: what the
+    handlers, the policies and the runners of a process read and write."""
+
+    users: PostgresUserView
+    readings: PostgresReadingView
+    sessions: PostgresSessionView
+    devices: PostgresDeviceView
+    commands: PostgresCommandView
+    dispatch: PostgresDispatchView
+    credentials: PostgresCredentialView
+
+    @classmethod
+    def on(cls, pool: ConnectionPool[Any]) -> Views:
+        return cls(
+            users=PostgresUserView(pool, UserProjection.name),
+            readings=PostgresReadingView(pool, ReadingProjection.name),
+            sessions=PostgresSessionView(pool, SessionProjection.name),
+            devices=PostgresDeviceView(pool, DeviceProjection.name),
+            commands=PostgresCommandView(pool, CommandProjection.name),
+            dispatch=PostgresDispatchView(pool, DispatchProjection.name),
+            credentials=PostgresCredentialView(pool, CredentialProjection.name),
+        )
+
+    def by_name(self) -> dict[str, PostgresView[Any]]:
+        """Each view by its projection's name, in the order of `PROJECTIONS`."""
+        return {name: getattr(self, name) for name in PROJECTIONS}

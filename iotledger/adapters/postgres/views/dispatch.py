@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 
 from iotledger.adapters.postgres.views.base import PostgresView
 from iotledger.projections.dispatch import DispatchRows, QueuedCommand
+from iotledger.projections.ports import Due
 
 _DUE = (
     "SELECT q.command_id AS id, q.device_id, q.command_name, q.payload, q.issued_at,"
@@ -41,13 +42,6 @@ _HEARD = (
     " ON CONFLICT (device_id) DO UPDATE"
     " SET heard_at = GREATEST(device_presence.heard_at, excluded.heard_at)"
 )
-
-
-class Due(msgspec.Struct, frozen=True):
-    """A command to send now, and the moment (log position) its device came online."""
-
-    command: QueuedCommand
-    online_seq: int
 
 
 class PostgresDispatchRows(DispatchRows):
