@@ -10,7 +10,7 @@ only its hash), so the enforcer is `mqtt_dynsec.enforcer.DynsecEnforcer`.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 from uuid import UUID
 
 from iotledger.adapters.embedded.gate import SERVICE_USERNAME
@@ -19,6 +19,7 @@ from iotledger.domain.credentials import CredentialKind
 from iotledger.settings import MqttUrl, Settings, mqtt_auth_mode
 
 
+@runtime_checkable  # a handler's dependency: Litestar checks what it is given
 class Enforcer(Protocol):
     """Told after a credential's event is appended; `issue` raises `Unavailable` when the
     broker could not be told (the event stays: issuing again rotates)."""

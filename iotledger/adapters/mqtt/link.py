@@ -32,7 +32,7 @@ import logging
 import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import gmqtt
 from gmqtt.mqtt.constants import MQTTv50
@@ -374,6 +374,7 @@ class MqttLink:
             self._busy -= 1
 
 
+@runtime_checkable  # a handler's dependency: Litestar checks what it is given
 class Publisher(Protocol):
     """What the API publishes through: the link of its process, once serve has made one."""
 
