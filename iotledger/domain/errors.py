@@ -28,7 +28,51 @@ class TooManyReadings(InvalidInput):
 
 
 class NotFound(DomainError):
+    """Absent, or not the caller's to see: the two look the same from outside.
+
+    Each kind of thing has its own class, carrying its message, so that an edge tells
+    them apart by class (MQTT counts an unknown device and an unknown command apart).
+    """
+
     code = "NOT_FOUND"
+    message = "resource not found"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+
+
+class DeviceNotFound(NotFound):
+    message = "device not found"
+
+
+class SensorNotFound(NotFound):
+    message = "sensor not found"
+
+
+class ActorNotFound(NotFound):
+    message = "actor not found"
+
+
+class CommandNotFound(NotFound):
+    message = "command not found"
+
+
+class ReadingNotFound(NotFound):
+    message = "reading not found"
+
+
+class GatewayNotFound(NotFound):
+    message = "gateway not found"
+
+
+class UserNotFound(NotFound):
+    message = "user not found"
+
+
+class NoCredentials(NotFound):
+    """A revocation of credentials the device does not have."""
+
+    message = "device has no credentials"
 
 
 class Conflict(DomainError):

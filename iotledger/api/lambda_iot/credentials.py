@@ -17,7 +17,7 @@ from iotledger.api.identity import (
     issue_device_credentials,
     revoke_device_credentials,
 )
-from iotledger.api.lambda_iot.devices import Message
+from iotledger.api.lambda_iot.wire import Message
 from iotledger.api.registry import cause
 from iotledger.bootstrap import Services
 from iotledger.domain.devices import FLEET

@@ -22,17 +22,18 @@ from iotledger.api.identity import (
     IssuedCredentials,
     issue_device_credentials,
     new_secret,
-    record_identity,
     revoke_device_credentials,
 )
-from iotledger.api.registry import access_of, cause, found, now, record
-from iotledger.api.telemetry.devices import TelemetryDevice, telemetry_device
-from iotledger.application.devices import DEVICE_NOT_FOUND
+from iotledger.api.registry import access_of, cause, device_summary
+from iotledger.api.settle import record
+from iotledger.api.telemetry.wire import TelemetryDevice, telemetry_device
+from iotledger.application.clock import now
 from iotledger.application.identity import ClaimDevice, RegisterGateway, RevokeGateway
 from iotledger.bootstrap import Services
 from iotledger.domain.credentials import CredentialKind, secret_hash, username_of
 from iotledger.domain.devices import Name
-from iotledger.projections.credentials import GatewaySummary
+from iotledger.projections.credentials import CredentialProjection, GatewaySummary
+from iotledger.projections.devices import DeviceProjection
 
 SecretKey = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
@@ -100,9 +101,9 @@ class TelemetryDeviceIdentityController(Controller):
         """The device's offered secret makes it the caller's (400 `CLAIM_REFUSED` if wrong
         or expired)."""
         claim = ClaimDevice(device_id, principal.user_id, secret_hash(data.secret_key), now())
-        await record(services, services.ledger.claim_device, claim)
-        device = await off_loop(services.devices.device, device_id, access_of(principal))
-        return telemetry_device(found(device, DEVICE_NOT_FOUND))
+        await record(services.watch, services.ledger.claim_device, claim, DeviceProjection)
+        device = await device_summary(services.devices, device_id, access_of(principal))
+        return telemetry_device(device)
 
 
 class TelemetryGatewaysController(Controller):
@@ -118,7 +119,8 @@ class TelemetryGatewaysController(Controller):
     ) -> RegisteredGateway:
         password, at = new_secret(), now()
         command = RegisterGateway(uuid4(), principal.user_id, data.name, secret_hash(password), at)
-        await record_identity(services, services.ledger.register_gateway, command)
+        register = services.ledger.register_gateway
+        await record(services.watch, register, command, CredentialProjection)
         await services.enforcer.issue(CredentialKind.GATEWAY, command.gateway_id, password)
         username = username_of(CredentialKind.GATEWAY, command.gateway_id)
         return RegisteredGateway(command.gateway_id, data.name, username, password, at)
@@ -138,5 +140,6 @@ class TelemetryGatewaysController(Controller):
         principal: NamedDependency[Principal],
     ) -> None:
         command = RevokeGateway(gateway_id, principal.user_id, now())
-        await record_identity(services, services.ledger.revoke_gateway, command)
+        revoke = services.ledger.revoke_gateway
+        await record(services.watch, revoke, command, CredentialProjection)
         await services.enforcer.revoke(CredentialKind.GATEWAY, gateway_id)
