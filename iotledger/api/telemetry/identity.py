@@ -19,8 +19,7 @@ from litestar.params import FromPath, JSONBody
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.identity import (
-    IssuedCredentials,
-    issue_device_credentials,
+    DeviceCredentialsController,
     new_secret,
     revoke_device_credentials,
 )
@@ -31,7 +30,7 @@ from iotledger.application.clock import now
 from iotledger.application.identity import ClaimDevice, RegisterGateway, RevokeGateway
 from iotledger.bootstrap import Services
 from iotledger.domain.credentials import CredentialKind, secret_hash, username_of
-from iotledger.domain.devices import Name
+from iotledger.domain.devices import DeviceAccess, Name
 from iotledger.projections.credentials import CredentialProjection, GatewaySummary
 from iotledger.projections.devices import DeviceProjection
 
@@ -65,20 +64,12 @@ def telemetry_gateway(gateway: GatewaySummary) -> TelemetryGateway:
     return TelemetryGateway(gateway.id, gateway.name, gateway.username, gateway.issued_at)
 
 
-class TelemetryDeviceIdentityController(Controller):
+class TelemetryDeviceIdentityController(DeviceCredentialsController):
     path = "/api/v1/devices/{device_id:str}"
     tags = ["Device Telemetry: device identity"]
 
-    @post("/credentials", status_code=201)
-    async def issue_credentials(
-        self,
-        device_id: FromPath[UUID],
-        services: NamedDependency[Services],
-        principal: NamedDependency[Principal],
-    ) -> IssuedCredentials:
-        """The password is shown only here; a second POST rotates (the old one stops)."""
-        access, by = access_of(principal), cause(principal)
-        return await issue_device_credentials(services, device_id, access, by)
+    def access(self, principal: Principal) -> DeviceAccess:
+        return access_of(principal)
 
     @delete("/credentials")
     async def revoke_credentials(
