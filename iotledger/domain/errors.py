@@ -42,10 +42,14 @@ class NotFound(DomainError):
 
 
 class DeviceNotFound(NotFound):
+    """Never registered, deleted, or not the caller's to see."""
+
     message = "device not found"
 
 
 class SensorNotFound(NotFound):
+    """Also a sensor removed, or one of a device the caller may not see."""
+
     message = "sensor not found"
 
 
@@ -54,14 +58,20 @@ class ActorNotFound(NotFound):
 
 
 class CommandNotFound(NotFound):
+    """Also a command of another device than the one named (by the path, or the topic)."""
+
     message = "command not found"
 
 
 class ReadingNotFound(NotFound):
+    """Never recorded, or deleted (its history stays in the log)."""
+
     message = "reading not found"
 
 
 class GatewayNotFound(NotFound):
+    """Also one revoked, or another user's: a gateway is its owner's alone."""
+
     message = "gateway not found"
 
 
@@ -70,7 +80,7 @@ class UserNotFound(NotFound):
 
 
 class NoCredentials(NotFound):
-    """A revocation of credentials the device does not have."""
+    """A revocation of credentials the device does not have (never issued, or revoked)."""
 
     message = "device has no credentials"
 
