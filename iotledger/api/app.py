@@ -10,7 +10,7 @@ from iotledger.adapters.mqtt.auth import Enforcer, ReadModelEnforcer
 from iotledger.adapters.mqtt.link import NoBroker, Publisher
 from iotledger.api.auth import provide_caller, provide_principal
 from iotledger.api.bodies import JsonBodyRequest
-from iotledger.api.deps import Parts, constant, dependencies
+from iotledger.api.deps import Parts, by_name, constant
 from iotledger.api.errors import EXCEPTION_HANDLERS
 from iotledger.api.identity import Identities
 from iotledger.api.intake import IntakeLane
@@ -25,9 +25,10 @@ from iotledger.api.lambda_iot.users import LambdaUsersController
 from iotledger.api.observer import HttpObserver
 from iotledger.api.openapi import describe
 from iotledger.api.operations import OperationsController
+from iotledger.api.readings import Readings
 from iotledger.api.schema_pages import openapi_config, schema_routes
 from iotledger.api.signin import Accounts
-from iotledger.api.telemetry.auth import TelemetryAuthController
+from iotledger.api.telemetry.auth import SignedIn, TelemetryAuthController
 from iotledger.api.telemetry.bulk import TelemetryBulkController
 from iotledger.api.telemetry.commands import TelemetryCommandsController
 from iotledger.api.telemetry.devices import TelemetryDevicesController
@@ -58,7 +59,7 @@ def create_litestar(
     enforcer: Enforcer | None = None,
 ) -> Litestar:
     publisher, enforcer = publisher or NoBroker(), enforcer or ReadModelEnforcer()
-    given = dependencies(parts, publisher, enforcer)
+    given = {**by_name(parts, publisher, enforcer), **shared(parts, publisher, enforcer)}
     app = Litestar(
         route_handlers=[
             SystemController,
@@ -82,12 +83,7 @@ def create_litestar(
             *schema_routes(parts.settings),
         ],
         dependencies={
-            **given,
-            "intake": constant(TelemetryIntake.of(parts)),
-            "accounts": constant(Accounts.of(parts)),
-            "identities": constant(Identities(parts.ledger, parts.watch, enforcer)),
-            "live": constant(Live.of(parts)),
-            "broadcast": constant(Broadcast(parts.ledger, parts.watch, publisher, parts.topics)),
+            **{name: constant(part) for name, part in given.items()},
             "principal": Provide(provide_principal),
             "caller": Provide(provide_caller),
         },
@@ -99,3 +95,18 @@ def create_litestar(
     )
     describe(app)
     return app
+
+
+def shared(parts: Parts, publisher: Publisher, enforcer: Enforcer) -> dict[str, object]:
+    """What the requests that both dialects (or the intake lane) serve alike take, each
+    made once: a handler declares it by its name, as it declares a part."""
+    readings = Readings.of(parts)
+    return {
+        "readings": readings,
+        "intake": TelemetryIntake(parts.ingest, readings, parts.settings.max_batch_readings),
+        "accounts": Accounts.of(parts),
+        "signed_in": SignedIn(parts.tokens, parts.settings),
+        "identities": Identities(parts.ledger, parts.watch, enforcer),
+        "broadcast": Broadcast(parts.ledger, parts.watch, publisher, parts.topics),
+        "live": Live.of(parts),
+    }

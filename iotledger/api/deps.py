@@ -84,10 +84,11 @@ class Parts(Protocol):
     def pool(self) -> ConnectionPool[Any]: ...
 
 
-def dependencies(parts: Parts, publisher: Publisher, enforcer: Enforcer) -> dict[str, Provide]:
-    """Every part a handler may declare, by the name it declares it with."""
+def by_name(parts: Parts, publisher: Publisher, enforcer: Enforcer) -> dict[str, object]:
+    """Every part a handler may declare, by the name it declares it with (the readings
+    view is only read through `api.readings.Readings`, which waits for it)."""
     views = parts.views
-    given: dict[str, object] = {
+    return {
         "settings": parts.settings,
         "ledger": parts.ledger,
         "watch": parts.watch,
@@ -105,7 +106,6 @@ def dependencies(parts: Parts, publisher: Publisher, enforcer: Enforcer) -> dict
         "topics": parts.topics,
         "pool": parts.pool,
         "users": views.users,
-        "readings": views.readings,
         "sessions": views.sessions,
         "devices": views.devices,
         "commands": views.commands,
@@ -113,7 +113,6 @@ def dependencies(parts: Parts, publisher: Publisher, enforcer: Enforcer) -> dict
         "publisher": publisher,
         "enforcer": enforcer,
     }
-    return {name: constant(part) for name, part in given.items()}
 
 
 def constant(part: object) -> Provide:

@@ -10,27 +10,22 @@ acknowledged before it began, whoever wrote it and through whichever process.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import Annotated
 from uuid import UUID
-
-import msgspec
 
 from iotledger.adapters.postgres.ingest import Outcome, ReadingIngest
 from iotledger.adapters.postgres.log_head import LogHead
 from iotledger.adapters.postgres.views.readings import Bounds, DeviceReadings, PostgresReadingView
 from iotledger.adapters.postgres.watch import ProjectionWatch
-from iotledger.api.deps import off_loop
-from iotledger.application.devices import DEVICE_NOT_FOUND
+from iotledger.api.deps import Parts, off_loop
+from iotledger.api.export import CHUNK, chunks
+from iotledger.api.settle import settle
 from iotledger.application.readings import RecordReading
 from iotledger.domain.devices import DeviceAccess
-from iotledger.domain.errors import InvalidInput, NotFound
+from iotledger.domain.errors import DeviceNotFound
 from iotledger.projections.readings import ReadingProjection, ReadingRow
-
-Instant = Annotated[datetime, msgspec.Meta(tz=True)]
-"""A device time in a body: RFC 3339 with its offset (a clock without one cannot be placed)."""
 
 
 async def record_readings(
@@ -42,50 +37,56 @@ async def record_readings(
     return await ingest.submit(readings, access, source="rest")
 
 
-async def device_readings(
-    watch: ProjectionWatch, access: DeviceAccess, read: Callable[[], DeviceReadings | None]
-) -> list[ReadingRow]:
-    """A device's readings as `read` finds them, showing every reading acknowledged
-    before this call; NotFound when the caller may not see the device.
+@dataclass(frozen=True)
+class Readings:
+    """The readings read model as requests read it (the dependency `readings`), with
+    what it takes to wait until it shows what was acknowledged before the request."""
 
-    One statement reads the readings with the head of the log and the read model's
-    position, in one snapshot: when the model had applied that head, nothing more
-    is needed. Otherwise it waits until the projection has, and reads again.
-    """
-    seen = await off_loop(read)
-    if seen is not None and seen.applied < seen.head:
-        await watch.wait(seen.head, ReadingProjection.name)
+    view: PostgresReadingView
+    watch: ProjectionWatch
+    log_head: LogHead
+
+    @classmethod
+    def of(cls, parts: Parts) -> Readings:
+        return cls(parts.views.readings, parts.watch, parts.log_head)
+
+    async def of_device(
+        self, access: DeviceAccess, read: Callable[[], DeviceReadings | None]
+    ) -> list[ReadingRow]:
+        """A device's readings as `read` finds them, showing every reading acknowledged
+        before this call; NotFound when the caller may not see the device.
+
+        One statement reads the readings with the head of the log and the read model's
+        position, in one snapshot: when the model had applied that head, nothing more
+        is needed. Otherwise it waits until the projection has, and reads again.
+        """
         seen = await off_loop(read)
-    if seen is None or not access.allows(seen.owner):
-        raise NotFound(DEVICE_NOT_FOUND)
-    return seen.rows
+        if seen is not None and seen.applied < seen.head:
+            await settle(self.watch, seen.head, ReadingProjection)
+            seen = await off_loop(read)
+        if seen is None or not access.allows(seen.owner):
+            raise DeviceNotFound()
+        return seen.rows
+
+    async def visible_device(self, access: DeviceAccess, device_id: UUID) -> None:
+        """Returns once the readings read model shows every reading acknowledged before
+        this call, if the caller may see the device; else NotFound (`of_device`, one row)."""
+        await self.of_device(access, partial(self.view.device_page_as_seen, device_id, 1, Bounds()))
+
+    async def settled(self) -> PostgresReadingView:
+        """The read model, once it shows every reading acknowledged before this call."""
+        await settle(self.watch, await self.log_head.get(), ReadingProjection)
+        return self.view
 
 
-async def visible_device(
-    watch: ProjectionWatch, readings: PostgresReadingView, access: DeviceAccess, device_id: UUID
-) -> None:
-    """Returns once the readings read model shows every reading acknowledged before this
-    call, if the caller may see the device; else NotFound. (`device_readings` of one row.)"""
-    one = partial(readings.device_page_as_seen, device_id, 1, Bounds())
-    await device_readings(watch, access, one)
+def device_chunks(
+    readings: PostgresReadingView, device_id: UUID, bounds: Bounds, first: Sequence[ReadingRow]
+) -> AsyncIterator[Sequence[ReadingRow]]:
+    """An export's rows: `first`, then the device's readings in `bounds` after each full
+    chunk's last, oldest device time first (`iotledger.api.export`)."""
 
+    async def more(last: ReadingRow) -> list[ReadingRow]:
+        after = bounds._replace(after=(last.recorded_at, last.lambda_id))
+        return await off_loop(readings.device_rows, device_id, CHUNK, after)
 
-async def settled_readings(
-    log_head: LogHead, watch: ProjectionWatch, readings: PostgresReadingView
-) -> PostgresReadingView:
-    """The readings read model, once it shows every reading acknowledged before this call."""
-    await watch.wait(await log_head.get(), ReadingProjection.name)
-    return readings
-
-
-def instant(text: str | None, name: str) -> datetime | None:
-    """A device time given in a query: RFC 3339 with its offset, or absent."""
-    if text is None:
-        return None
-    try:
-        value = msgspec.convert(text, datetime)
-    except msgspec.ValidationError:
-        value = None
-    if value is None or value.tzinfo is None:
-        raise InvalidInput(f"{name} must be an RFC 3339 date-time with an offset")
-    return value
+    return chunks(first, more)

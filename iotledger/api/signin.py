@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID, uuid4
 
@@ -18,11 +17,13 @@ from iotledger.adapters.postgres.watch import ProjectionWatch
 from iotledger.adapters.security.passwords import PasswordHasher
 from iotledger.adapters.security.ratelimit import LoginLimiter
 from iotledger.api.deps import Parts, off_loop
+from iotledger.api.settle import record
+from iotledger.application.clock import now
 from iotledger.application.ledger import Ledger
 from iotledger.application.users import RegisterUser, RehashPassword
 from iotledger.domain.storable import check_storable
 from iotledger.domain.users import InvalidCredentials, normalise
-from iotledger.projections.users import UserSummary
+from iotledger.projections.users import UserProjection, UserSummary
 
 # No edge spaces (they would be normalised away, so " bob" would only look unlike
 # "bob") and no control characters. `\Z`, not `$`: `$` also matches before a final "\n".
@@ -83,10 +84,9 @@ async def sign_up(accounts: Accounts, username: str, email: str | None, password
         username=username,
         email=email,
         password_hash=password_hash,
-        at=datetime.now(UTC),
+        at=now(),
     )
-    written = await off_loop(accounts.ledger.register_user, command)
-    await accounts.watch.wait(written.position, "users")
+    written = await record(accounts.watch, accounts.ledger.register_user, command, UserProjection)
     return NewUser(id=written.id, username=username, email=email)
 
 

@@ -17,20 +17,20 @@ from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
 from psycopg_pool import ConnectionPool
 
-from iotledger.adapters.postgres.log_head import LogHead
 from iotledger.adapters.postgres.views.aggregates import Window
 from iotledger.adapters.postgres.views.devices import PostgresDeviceView
-from iotledger.adapters.postgres.views.readings import Bounds, PostgresReadingView
-from iotledger.adapters.postgres.watch import ProjectionWatch
+from iotledger.adapters.postgres.views.readings import Bounds
 from iotledger.api.aggregates import AggregateBucket, Width, Zone, buckets, zone
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
-from iotledger.api.export import CHUNK, ExportFormat, chunks, export_response
-from iotledger.api.lambda_iot.readings import LambdaReading, fleet_sensor, lambda_reading
+from iotledger.api.export import CHUNK, ExportFormat, export_response
+from iotledger.api.lambda_iot.wire import LambdaReading, lambda_reading
 from iotledger.api.openapi import raises
-from iotledger.api.readings import instant, settled_readings
+from iotledger.api.readings import Readings, device_chunks
+from iotledger.api.registry import fleet_component
+from iotledger.api.wire import instant
+from iotledger.domain.devices import ComponentKind
 from iotledger.domain.errors import NotFound
-from iotledger.projections.readings import ReadingRow
 
 _TIME = "RFC 3339 date-time with an offset, compared with value_at"
 Since = Annotated[str | None, QueryParameter(name="from", description=f"{_TIME}: from")]
@@ -48,12 +48,10 @@ class LambdaBulkController(Controller):
     async def export_readings(
         self,
         sensor_id: FromQuery[UUID],
-        *,
         devices: NamedDependency[PostgresDeviceView],
-        log_head: NamedDependency[LogHead],
-        watch: NamedDependency[ProjectionWatch],
-        readings: NamedDependency[PostgresReadingView],
+        readings: NamedDependency[Readings],
         principal: NamedDependency[Principal],
+        *,
         since: Since = None,
         until: Until = None,
         format: Format = ExportFormat.NDJSON,
@@ -65,17 +63,13 @@ class LambdaBulkController(Controller):
             sensor_id=sensor_id,
             oldest_first=True,
         )
-        sensor = await fleet_sensor(devices, sensor_id)
-        settled = await settled_readings(log_head, watch, readings)
-
-        async def more(last: ReadingRow) -> list[ReadingRow]:
-            after = bounds._replace(after=(last.recorded_at, last.lambda_id))
-            return await off_loop(settled.device_rows, sensor.device_id, CHUNK, after)
-
+        sensor = await fleet_component(devices, ComponentKind.SENSOR, sensor_id)
+        settled = await readings.settled()
         rows = await off_loop(settled.device_rows, sensor.device_id, CHUNK, bounds)
+        all_rows = device_chunks(settled, sensor.device_id, bounds, rows)
         fields = LambdaReading.__struct_fields__
         name = f"sensor-readings-{sensor_id}"
-        return export_response(chunks(rows, more), lambda_reading, fields, format, name)
+        return export_response(all_rows, lambda_reading, fields, format, name)
 
     @get("/aggregate", opt=raises(NotFound))  # an unknown sensor
     async def aggregate_readings(
@@ -84,9 +78,7 @@ class LambdaBulkController(Controller):
         bucket: Width,
         *,
         devices: NamedDependency[PostgresDeviceView],
-        log_head: NamedDependency[LogHead],
-        watch: NamedDependency[ProjectionWatch],
-        readings: NamedDependency[PostgresReadingView],
+        readings: NamedDependency[Readings],
         pool: NamedDependency[ConnectionPool[Any]],
         principal: NamedDependency[Principal],
         since: Since = None,
@@ -95,7 +87,7 @@ class LambdaBulkController(Controller):
     ) -> list[AggregateBucket]:
         """Per bucket of `value_at`, oldest first: count, min, max, avg, first, last value."""
         since_at, until_at, key = instant(since, "from"), instant(until, "to"), zone(tz).key
-        sensor = await fleet_sensor(devices, sensor_id)
-        await settled_readings(log_head, watch, readings)
+        sensor = await fleet_component(devices, ComponentKind.SENSOR, sensor_id)
+        await readings.settled()
         window = Window(sensor.device_id, bucket, key, since_at, until_at, None, sensor_id, VALUE)
         return await buckets(pool, window)

@@ -22,16 +22,12 @@ from iotledger.adapters.postgres.views.devices import PostgresDeviceView
 from iotledger.adapters.postgres.watch import ProjectionWatch
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
-from iotledger.api.lambda_iot.devices import (
-    Created,
-    ListLimit,
-    Message,
-    offset_of,
-    rfc3339,
-)
+from iotledger.api.lambda_iot.wire import Created, ListLimit, Message, offset_of
 from iotledger.api.openapi import raises
 from iotledger.api.pagination import PageNumber
-from iotledger.api.registry import cause, found, given, now, record
+from iotledger.api.registry import cause, fleet_component, given
+from iotledger.api.settle import record
+from iotledger.application.clock import now
 from iotledger.application.devices import AddComponent, RemoveComponent, UpdateComponent
 from iotledger.application.ledger import Ledger
 from iotledger.domain.devices import (
@@ -44,7 +40,8 @@ from iotledger.domain.devices import (
     Name,
 )
 from iotledger.domain.errors import Conflict, NotFound
-from iotledger.projections.devices import ComponentSummary
+from iotledger.domain.instants import lambda_time
+from iotledger.projections.devices import ComponentSummary, DeviceProjection
 
 
 class LambdaComponent(msgspec.Struct):
@@ -78,8 +75,8 @@ def lambda_component(component: ComponentSummary) -> LambdaComponent:
         name=component.name,
         type=component.component_type,
         data_type_id=component.data_type_id,
-        created_at=rfc3339(component.created_at),
-        updated_at=rfc3339(component.updated_at),
+        created_at=lambda_time(component.created_at),
+        updated_at=lambda_time(component.updated_at),
     )
 
 
@@ -104,7 +101,7 @@ class ComponentsController(Controller):
             by=cause(principal),
             at=now(),
         )
-        written = await record(watch, ledger.add_component, command)
+        written = await record(watch, ledger.add_component, command, DeviceProjection)
         return Created(id=written.id)
 
     @get("/")
@@ -126,15 +123,14 @@ class ComponentsController(Controller):
         devices: NamedDependency[PostgresDeviceView],
         principal: NamedDependency[Principal],
     ) -> LambdaComponent:
-        component = await off_loop(devices.fleet_component, self.kind, component_id)
-        return lambda_component(found(component, f"{self.kind} not found"))
+        component = await fleet_component(devices, self.kind, component_id)
+        return lambda_component(component)
 
     @put("/{component_id:str}", opt=raises(Conflict))
     async def update_component(
         self,
         component_id: FromPath[UUID],
         data: JSONBody[ComponentEdit],
-        *,
         ledger: NamedDependency[Ledger],
         watch: NamedDependency[ProjectionWatch],
         principal: NamedDependency[Principal],
@@ -145,7 +141,8 @@ class ComponentsController(Controller):
         command = UpdateComponent(
             self.kind, component_id, FLEET, changes, by=cause(principal), at=now()
         )
-        await record(watch, ledger.update_component, command)
+        update = ledger.update_component
+        await record(watch, update, command, DeviceProjection)
         return Message(message=f"{self.kind} updated")
 
     @delete("/{component_id:str}", status_code=200)
@@ -157,7 +154,8 @@ class ComponentsController(Controller):
         principal: NamedDependency[Principal],
     ) -> Message:
         command = RemoveComponent(self.kind, component_id, FLEET, by=cause(principal), at=now())
-        await record(watch, ledger.remove_component, command)
+        remove = ledger.remove_component
+        await record(watch, remove, command, DeviceProjection)
         return Message(message=f"{self.kind} deleted")
 
 

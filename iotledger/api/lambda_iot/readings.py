@@ -10,7 +10,6 @@ history keeps what it said before.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -21,27 +20,23 @@ from litestar.params import FromQuery, JSONBody, Parameter, QueryParameter
 from msgspec import UNSET, UnsetType
 
 from iotledger.adapters.postgres.ingest import ReadingIngest
-from iotledger.adapters.postgres.log_head import LogHead
 from iotledger.adapters.postgres.views.devices import PostgresDeviceView
-from iotledger.adapters.postgres.views.readings import PostgresReadingView
-from iotledger.adapters.postgres.watch import ProjectionWatch
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
-from iotledger.api.lambda_iot.devices import Message
+from iotledger.api.lambda_iot.wire import LambdaReading, Message, lambda_reading
 from iotledger.api.openapi import raises
 from iotledger.api.pagination import LAMBDA_MAX_LIMIT, PageNumber
-from iotledger.api.readings import Instant, record_readings, settled_readings
-from iotledger.api.registry import cause, found, given, now
+from iotledger.api.readings import Readings, record_readings
+from iotledger.api.registry import cause, fleet_component, given
+from iotledger.api.settle import record
+from iotledger.application.clock import now
 from iotledger.application.ledger import Ledger
 from iotledger.application.readings import CorrectReading, DeleteReading, RecordReading
 from iotledger.domain.devices import ComponentKind
-from iotledger.domain.errors import NotFound
+from iotledger.domain.errors import NotFound, ReadingNotFound
+from iotledger.domain.instants import Instant
 from iotledger.domain.readings import lambda_value
-from iotledger.projections.devices import ComponentSummary
 from iotledger.projections.readings import ReadingProjection, ReadingRow
-
-READING_NOT_FOUND = "sensor reading not found"
-SENSOR_NOT_FOUND = "sensor not found"
 
 Value = float | bool | str
 """A number, a boolean (true is 1, false 0), or a numeric string ("1", "23.7")."""
@@ -74,23 +69,6 @@ class CreatedReading(msgspec.Struct):
     id: int
 
 
-class LambdaReading(msgspec.Struct):
-    id: int
-    sensor_id: UUID | None
-    value: float | None
-    value_at: datetime
-
-
-def lambda_reading(row: ReadingRow) -> LambdaReading:
-    return LambdaReading(row.lambda_id, row.sensor_id, row.value, row.recorded_at)
-
-
-async def fleet_sensor(devices: PostgresDeviceView, sensor_id: UUID) -> ComponentSummary:
-    """A sensor of the shared fleet, or 404."""
-    component = devices.fleet_component
-    return found(await off_loop(component, ComponentKind.SENSOR, sensor_id), SENSOR_NOT_FOUND)
-
-
 class LambdaReadingsController(Controller):
     path = "/sensor-readings"
     tags = ["Lambda IoT Core: sensor readings"]
@@ -103,7 +81,7 @@ class LambdaReadingsController(Controller):
         ingest: NamedDependency[ReadingIngest],
         principal: NamedDependency[Principal],
     ) -> CreatedReading:
-        sensor = await fleet_sensor(devices, data.sensor_id)
+        sensor = await fleet_component(devices, ComponentKind.SENSOR, data.sensor_id)
         value = lambda_value(data.value)
         reading = RecordReading(
             device_id=sensor.device_id,
@@ -122,9 +100,7 @@ class LambdaReadingsController(Controller):
         self,
         *,
         devices: NamedDependency[PostgresDeviceView],
-        log_head: NamedDependency[LogHead],
-        watch: NamedDependency[ProjectionWatch],
-        readings: NamedDependency[PostgresReadingView],
+        readings: NamedDependency[Readings],
         principal: NamedDependency[Principal],
         sensor_id: FromQuery[UUID | None] = None,
         limit: ReadingLimit = 100,
@@ -132,8 +108,8 @@ class LambdaReadingsController(Controller):
     ) -> list[LambdaReading]:
         """Oldest first (by id); `sensor_id` narrows it to one sensor of the fleet."""
         if sensor_id is not None:
-            await fleet_sensor(devices, sensor_id)
-        settled = await settled_readings(log_head, watch, readings)
+            await fleet_component(devices, ComponentKind.SENSOR, sensor_id)
+        settled = await readings.settled()
         rows = await off_loop(settled.sensor_page, sensor_id, limit, page * limit)
         return [lambda_reading(row) for row in rows]
 
@@ -141,26 +117,21 @@ class LambdaReadingsController(Controller):
     async def get_reading(
         self,
         reading_id: ReadingId,
-        log_head: NamedDependency[LogHead],
-        watch: NamedDependency[ProjectionWatch],
-        readings: NamedDependency[PostgresReadingView],
+        readings: NamedDependency[Readings],
         principal: NamedDependency[Principal],
     ) -> LambdaReading:
-        return lambda_reading(await self._reading(log_head, watch, readings, reading_id))
+        return lambda_reading(await self._reading(readings, reading_id))
 
     @put("/{reading_id:str}")
     async def update_reading(
         self,
         reading_id: ReadingId,
         data: JSONBody[SensorReadingEdit],
-        *,
         ledger: NamedDependency[Ledger],
-        log_head: NamedDependency[LogHead],
-        watch: NamedDependency[ProjectionWatch],
-        readings: NamedDependency[PostgresReadingView],
+        readings: NamedDependency[Readings],
         principal: NamedDependency[Principal],
     ) -> Message:
-        row = await self._reading(log_head, watch, readings, reading_id)
+        row = await self._reading(readings, reading_id)
         value = None if isinstance(data.value, UnsetType) else lambda_value(data.value)
         command = CorrectReading(
             reading_id=row.id,
@@ -169,37 +140,25 @@ class LambdaReadingsController(Controller):
             payload=None if value is None else {"value": value},
             recorded_at=given(data.value_at),
         )
-        written = await off_loop(ledger.correct_reading, command)
-        await watch.wait(written.position, ReadingProjection.name)
+        await record(readings.watch, ledger.correct_reading, command, ReadingProjection)
         return Message(message="sensor reading updated")
 
     @delete("/{reading_id:str}", status_code=200)
     async def delete_reading(
         self,
         reading_id: ReadingId,
-        *,
         ledger: NamedDependency[Ledger],
-        log_head: NamedDependency[LogHead],
-        watch: NamedDependency[ProjectionWatch],
-        readings: NamedDependency[PostgresReadingView],
+        readings: NamedDependency[Readings],
         principal: NamedDependency[Principal],
     ) -> Message:
-        row = await self._reading(log_head, watch, readings, reading_id)
+        row = await self._reading(readings, reading_id)
         command = DeleteReading(reading_id=row.id, by=cause(principal))
-        written = await off_loop(ledger.delete_reading, command)
-        await watch.wait(written.position, ReadingProjection.name)
+        await record(readings.watch, ledger.delete_reading, command, ReadingProjection)
         return Message(message="sensor reading deleted")
 
-    async def _reading(
-        self,
-        log_head: LogHead,
-        watch: ProjectionWatch,
-        readings: PostgresReadingView,
-        reading_id: int,
-    ) -> ReadingRow:
+    async def _reading(self, readings: Readings, reading_id: int) -> ReadingRow:
         """A sensor reading by its integer id, or 404 (telemetry of the other dialect too)."""
-        settled = await settled_readings(log_head, watch, readings)
-        row = await off_loop(settled.by_lambda_id, reading_id)
+        row = await off_loop((await readings.settled()).by_lambda_id, reading_id)
         if row is None or row.sensor_id is None:
-            raise NotFound(READING_NOT_FOUND)
+            raise ReadingNotFound("sensor reading not found")
         return row

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -26,6 +26,7 @@ from iotledger.api.signin import (
     sign_in,
     sign_up,
 )
+from iotledger.application.clock import now
 from iotledger.domain.errors import Conflict, TooManyRequests
 from iotledger.domain.users import InvalidCredentials
 from iotledger.settings import Settings
@@ -81,8 +82,8 @@ class LambdaUsersController(Controller):
         *,
         accounts: NamedDependency[Accounts],
         users: NamedDependency[PostgresUserView],
-        tokens: NamedDependency[TokenIssuer],
         settings: NamedDependency[Settings],
+        tokens: NamedDependency[TokenIssuer],
     ) -> LoginReply:
         user = await sign_in(
             accounts,
@@ -91,8 +92,7 @@ class LambdaUsersController(Controller):
             data.password,
             client_address(request, settings.trusted_proxies),
         )
-        now = datetime.now(UTC)
-        return LoginReply(token=tokens.issue(user.id, user.username, now, TOKEN_TTL))
+        return LoginReply(token=tokens.issue(user.id, user.username, now(), TOKEN_TTL))
 
     @get("/protected")
     async def protected(self, principal: NamedDependency[Principal]) -> ProtectedReply:

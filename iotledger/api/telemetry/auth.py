@@ -8,7 +8,8 @@ no other site or path gets it sent.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
@@ -31,6 +32,7 @@ from iotledger.api.auth import Principal
 from iotledger.api.clients import client_address
 from iotledger.api.deps import off_loop
 from iotledger.api.openapi import raises
+from iotledger.api.settle import record, settle
 from iotledger.api.signin import (
     Accounts,
     Email,
@@ -41,12 +43,13 @@ from iotledger.api.signin import (
     sign_in,
     sign_up,
 )
+from iotledger.application.clock import now
 from iotledger.application.ledger import Ledger
 from iotledger.application.sessions import CloseSession, OpenSession, RefreshSession
 from iotledger.domain.errors import Conflict, TooManyRequests, Unauthorized
 from iotledger.domain.sessions import InvalidRefreshToken
 from iotledger.domain.users import InvalidCredentials
-from iotledger.projections.sessions import SessionSummary
+from iotledger.projections.sessions import SessionProjection, SessionSummary
 from iotledger.projections.users import UserSummary
 from iotledger.settings import Settings
 
@@ -93,16 +96,20 @@ def refresh_cookie(settings: Settings, token: RefreshToken | None) -> Cookie:
     )
 
 
-def signed_in(
-    tokens: TokenIssuer, settings: Settings, user: UserSummary, refresh: RefreshToken
-) -> Response[TokenReply]:
-    """The access token in the body, the refresh token in its cookie."""
-    now = datetime.now(UTC)
-    access = tokens.issue(user.id, user.username, now, ACCESS_TTL)
-    return Response(
-        TokenReply(access_token=access, expires_in=int(ACCESS_TTL.total_seconds())),
-        cookies=[refresh_cookie(settings, refresh)],
-    )
+@dataclass(frozen=True)
+class SignedIn:
+    """What answering a sign-in takes (the dependency `signed_in`): the access token in
+    the body, the refresh token in its cookie."""
+
+    tokens: TokenIssuer
+    settings: Settings
+
+    def reply(self, user: UserSummary, refresh: RefreshToken) -> Response[TokenReply]:
+        access = self.tokens.issue(user.id, user.username, now(), ACCESS_TTL)
+        return Response(
+            TokenReply(access_token=access, expires_in=int(ACCESS_TTL.total_seconds())),
+            cookies=[refresh_cookie(self.settings, refresh)],
+        )
 
 
 def presented(cookie: str | None) -> RefreshToken:
@@ -131,22 +138,20 @@ class TelemetryAuthController(Controller):
         *,
         accounts: NamedDependency[Accounts],
         users: NamedDependency[PostgresUserView],
-        tokens: NamedDependency[TokenIssuer],
-        settings: NamedDependency[Settings],
+        signed_in: NamedDependency[SignedIn],
     ) -> Response[TokenReply]:
         user = await sign_in(
             accounts,
             users.by_email,
             data.email,
             data.password,
-            client_address(request, settings.trusted_proxies),
+            client_address(request, signed_in.settings.trusted_proxies),
         )
-        now = datetime.now(UTC)
+        at = now()
         refresh = new_refresh_token(uuid4())
-        command = OpenSession(refresh.session_id, user.id, refresh.hash, now, now + REFRESH_TTL)
-        written = await off_loop(accounts.ledger.open_session, command)
-        await accounts.watch.wait(written.position, "sessions")
-        return signed_in(tokens, settings, user, refresh)
+        command = OpenSession(refresh.session_id, user.id, refresh.hash, at, at + REFRESH_TTL)
+        await record(accounts.watch, accounts.ledger.open_session, command, SessionProjection)
+        return signed_in.reply(user, refresh)
 
     @post("/refresh", status_code=200, opt=raises(InvalidRefreshToken))
     async def refresh(
@@ -155,20 +160,19 @@ class TelemetryAuthController(Controller):
         ledger: NamedDependency[Ledger],
         watch: NamedDependency[ProjectionWatch],
         users: NamedDependency[PostgresUserView],
-        tokens: NamedDependency[TokenIssuer],
-        settings: NamedDependency[Settings],
+        signed_in: NamedDependency[SignedIn],
         refresh_token: RefreshCookie = None,
     ) -> Response[TokenReply]:
         old = presented(refresh_token)
         new = new_refresh_token(old.session_id)
-        now = datetime.now(UTC)
-        command = RefreshSession(old.session_id, old.hash, new.hash, now, now + REFRESH_TTL)
-        refreshed = await off_loop(ledger.refresh_session, command)
-        await watch.wait(refreshed.position, "sessions")
+        at = now()
+        command = RefreshSession(old.session_id, old.hash, new.hash, at, at + REFRESH_TTL)
+        refresh = ledger.refresh_session
+        refreshed = await record(watch, refresh, command, SessionProjection)
         user = await off_loop(users.by_id, refreshed.user_id)
         if user is None:
             raise InvalidRefreshToken("invalid refresh token")
-        return signed_in(tokens, settings, user, new)
+        return signed_in.reply(user, new)
 
     @post("/logout", status_code=204)
     async def logout(
@@ -181,9 +185,9 @@ class TelemetryAuthController(Controller):
         """Revoke the cookie's session, if it names a live one, and clear the cookie anyway."""
         token = read_refresh_token(refresh_token)
         if token is not None:
-            command = CloseSession(token.session_id, token.hash, datetime.now(UTC))
+            command = CloseSession(token.session_id, token.hash, now())
             position = await off_loop(ledger.close_session, command)
-            await watch.wait(position or 0, "sessions")
+            await settle(watch, position or 0, SessionProjection)
         return Response(None, status_code=204, cookies=[refresh_cookie(settings, None)])
 
     @get("/me")

@@ -19,20 +19,25 @@ from litestar.response import Stream
 from psycopg_pool import ConnectionPool
 
 from iotledger.adapters.postgres.views.aggregates import Window
-from iotledger.adapters.postgres.views.readings import Bounds, PostgresReadingView
-from iotledger.adapters.postgres.watch import ProjectionWatch
+from iotledger.adapters.postgres.views.readings import Bounds
 from iotledger.api.aggregates import AggregateBucket, Width, Zone, buckets, field_path, zone
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.export import CHUNK, ExportFormat, chunks, export_response
-from iotledger.api.readings import device_readings, instant, visible_device
+from iotledger.api.readings import Readings, device_chunks
 from iotledger.api.registry import access_of
-from iotledger.api.telemetry.devices import HistoryEntry, history_entries
-from iotledger.api.telemetry.telemetry import Since, TelemetryReading, Until, telemetry_reading
+from iotledger.api.telemetry.wire import (
+    HistoryEntry,
+    Since,
+    TelemetryReading,
+    Until,
+    history_entries,
+    telemetry_reading,
+)
+from iotledger.api.wire import instant
 from iotledger.application.ledger import Ledger
 from iotledger.domain.readings import MAX_TYPE_LENGTH
 from iotledger.domain.storable import check_storable
-from iotledger.projections.readings import ReadingRow
 
 TelemetryType = Annotated[str | None, QueryParameter(max_length=MAX_TYPE_LENGTH)]
 Format = Annotated[ExportFormat, QueryParameter(description="ndjson (default) or csv")]
@@ -56,8 +61,7 @@ class TelemetryBulkController(Controller):
     async def export_telemetry(
         self,
         device_id: FromPath[UUID],
-        watch: NamedDependency[ProjectionWatch],
-        readings: NamedDependency[PostgresReadingView],
+        readings: NamedDependency[Readings],
         principal: NamedDependency[Principal],
         *,
         since: Since = None,
@@ -67,16 +71,12 @@ class TelemetryBulkController(Controller):
     ) -> Stream:
         """Every reading in the range (`from` inclusive, `to` exclusive), oldest first."""
         bounds = export_bounds(since, until, telemetry_type)
-
-        async def more(last: ReadingRow) -> list[ReadingRow]:
-            after = bounds._replace(after=(last.recorded_at, last.lambda_id))
-            return await off_loop(readings.device_rows, device_id, CHUNK, after)
-
-        first = partial(readings.device_page_as_seen, device_id, CHUNK, bounds)
-        rows = await device_readings(watch, access_of(principal), first)
+        first = partial(readings.view.device_page_as_seen, device_id, CHUNK, bounds)
+        rows = await readings.of_device(access_of(principal), first)
+        all_rows = device_chunks(readings.view, device_id, bounds, rows)
         fields = TelemetryReading.__struct_fields__
         name = f"telemetry-{device_id}"
-        return export_response(chunks(rows, more), telemetry_reading, fields, format, name)
+        return export_response(all_rows, telemetry_reading, fields, format, name)
 
     @get("/history/export")
     async def export_history(
@@ -104,8 +104,7 @@ class TelemetryBulkController(Controller):
         field: FromQuery[str],
         bucket: Width,
         *,
-        watch: NamedDependency[ProjectionWatch],
-        readings: NamedDependency[PostgresReadingView],
+        readings: NamedDependency[Readings],
         pool: NamedDependency[ConnectionPool[Any]],
         principal: NamedDependency[Principal],
         since: Since = None,
@@ -124,7 +123,7 @@ class TelemetryBulkController(Controller):
             telemetry_type,
             path=field_path(field),
         )
-        await visible_device(watch, readings, access_of(principal), device_id)
+        await readings.visible_device(access_of(principal), device_id)
         return await buckets(pool, window)
 
 

@@ -22,21 +22,21 @@ from iotledger.adapters.postgres.watch import ProjectionWatch
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.identity import (
+    DeviceCredentialsController,
     Identities,
-    IssuedCredentials,
-    issue_device_credentials,
     new_secret,
-    record_identity,
     revoke_device_credentials,
 )
-from iotledger.api.registry import access_of, cause, found, now, record
-from iotledger.api.telemetry.devices import TelemetryDevice, telemetry_device
-from iotledger.application.devices import DEVICE_NOT_FOUND
+from iotledger.api.registry import access_of, cause, device_summary
+from iotledger.api.settle import record
+from iotledger.api.telemetry.wire import TelemetryDevice, telemetry_device
+from iotledger.application.clock import now
 from iotledger.application.identity import ClaimDevice, RegisterGateway, RevokeGateway
 from iotledger.application.ledger import Ledger
 from iotledger.domain.credentials import CredentialKind, secret_hash, username_of
-from iotledger.domain.devices import Name
-from iotledger.projections.credentials import GatewaySummary
+from iotledger.domain.devices import DeviceAccess, Name
+from iotledger.projections.credentials import CredentialProjection, GatewaySummary
+from iotledger.projections.devices import DeviceProjection
 
 SecretKey = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
@@ -68,20 +68,12 @@ def telemetry_gateway(gateway: GatewaySummary) -> TelemetryGateway:
     return TelemetryGateway(gateway.id, gateway.name, gateway.username, gateway.issued_at)
 
 
-class TelemetryDeviceIdentityController(Controller):
+class TelemetryDeviceIdentityController(DeviceCredentialsController):
     path = "/api/v1/devices/{device_id:str}"
     tags = ["Device Telemetry: device identity"]
 
-    @post("/credentials", status_code=201)
-    async def issue_credentials(
-        self,
-        device_id: FromPath[UUID],
-        identities: NamedDependency[Identities],
-        principal: NamedDependency[Principal],
-    ) -> IssuedCredentials:
-        """The password is shown only here; a second POST rotates (the old one stops)."""
-        access, by = access_of(principal), cause(principal)
-        return await issue_device_credentials(identities, device_id, access, by)
+    def access(self, principal: Principal) -> DeviceAccess:
+        return access_of(principal)
 
     @delete("/credentials")
     async def revoke_credentials(
@@ -107,9 +99,9 @@ class TelemetryDeviceIdentityController(Controller):
         """The device's offered secret makes it the caller's (400 `CLAIM_REFUSED` if wrong
         or expired)."""
         claim = ClaimDevice(device_id, principal.user_id, secret_hash(data.secret_key), now())
-        await record(watch, ledger.claim_device, claim)
-        device = await off_loop(devices.device, device_id, access_of(principal))
-        return telemetry_device(found(device, DEVICE_NOT_FOUND))
+        await record(watch, ledger.claim_device, claim, DeviceProjection)
+        device = await device_summary(devices, device_id, access_of(principal))
+        return telemetry_device(device)
 
 
 class TelemetryGatewaysController(Controller):
@@ -125,7 +117,8 @@ class TelemetryGatewaysController(Controller):
     ) -> RegisteredGateway:
         password, at = new_secret(), now()
         command = RegisterGateway(uuid4(), principal.user_id, data.name, secret_hash(password), at)
-        await record_identity(identities.watch, identities.ledger.register_gateway, command)
+        register = identities.ledger.register_gateway
+        await record(identities.watch, register, command, CredentialProjection)
         await identities.enforcer.issue(CredentialKind.GATEWAY, command.gateway_id, password)
         username = username_of(CredentialKind.GATEWAY, command.gateway_id)
         return RegisteredGateway(command.gateway_id, data.name, username, password, at)
@@ -147,5 +140,6 @@ class TelemetryGatewaysController(Controller):
         principal: NamedDependency[Principal],
     ) -> None:
         command = RevokeGateway(gateway_id, principal.user_id, now())
-        await record_identity(identities.watch, identities.ledger.revoke_gateway, command)
+        revoke = identities.ledger.revoke_gateway
+        await record(identities.watch, revoke, command, CredentialProjection)
         await identities.enforcer.revoke(CredentialKind.GATEWAY, gateway_id)

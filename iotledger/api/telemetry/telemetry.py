@@ -25,9 +25,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from iotledger.adapters.postgres.ingest import Outcome, ReadingIngest
-from iotledger.adapters.postgres.log_head import LogHead
-from iotledger.adapters.postgres.views.readings import Bounds, PostgresReadingView
-from iotledger.adapters.postgres.watch import ProjectionWatch
+from iotledger.adapters.postgres.views.readings import Bounds
 from iotledger.api.auth import Caller, Principal
 from iotledger.api.deps import Parts, off_loop
 from iotledger.api.openapi import raises
@@ -39,16 +37,14 @@ from iotledger.api.pagination import (
     decode_cursor,
     page_response,
 )
-from iotledger.api.readings import (
-    Instant,
-    device_readings,
-    instant,
-    record_readings,
-    settled_readings,
-)
-from iotledger.api.registry import access_of, cause, now
+from iotledger.api.readings import Readings, record_readings
+from iotledger.api.registry import access_of, cause
+from iotledger.api.telemetry.wire import Since, TelemetryReading, Until, telemetry_reading
+from iotledger.api.wire import instant
+from iotledger.application.clock import now
 from iotledger.application.readings import RecordReading, batch_readings
 from iotledger.domain.errors import Conflict, InvalidInput
+from iotledger.domain.instants import Instant
 from iotledger.domain.readings import MAX_KEY_LENGTH, MAX_TYPE_LENGTH
 from iotledger.domain.storable import check_storable
 from iotledger.projections.readings import ReadingRow
@@ -59,9 +55,6 @@ _MICROSECOND = timedelta(microseconds=1)
 
 TelemetryType = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TYPE_LENGTH)]
 ReadingKey = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH)] | int
-_DEVICE_TIME = "RFC 3339 date-time with an offset, compared with the device time"
-Since = Annotated[str | None, QueryParameter(name="from", description=f"{_DEVICE_TIME}: from")]
-Until = Annotated[str | None, QueryParameter(name="to", description=f"{_DEVICE_TIME}: before")]
 
 
 DELETED = "a reading with this id was recorded and has been deleted"
@@ -75,20 +68,9 @@ class NewTelemetry(msgspec.Struct):
     """Our extension: the client's id for this reading, which makes a retry idempotent."""
 
 
-class TelemetryReading(msgspec.Struct):
-    id: UUID
-    telemetry_type: str
-    payload: dict[str, Any]
-    recorded_at: datetime
-
-
 TelemetryBody = NewTelemetry | list[NewTelemetry]
 """Our extension: a list is a batch, stored whole or not at all, answered with a list."""
 Created = TelemetryReading | list[TelemetryReading]
-
-
-def telemetry_reading(row: ReadingRow) -> TelemetryReading:
-    return TelemetryReading(row.id, row.telemetry_type, row.payload, row.recorded_at)
 
 
 def page_key(row: ReadingRow) -> list[int]:
@@ -127,8 +109,7 @@ class TelemetryController(Controller):
     async def list_telemetry(
         self,
         device_id: FromPath[UUID],
-        watch: NamedDependency[ProjectionWatch],
-        readings: NamedDependency[PostgresReadingView],
+        readings: NamedDependency[Readings],
         principal: NamedDependency[Principal],
         *,
         limit: Limit = 10,
@@ -145,8 +126,8 @@ class TelemetryController(Controller):
             until=instant(until, "to"),
             telemetry_type=telemetry_type,
         )
-        page = partial(readings.device_page_as_seen, device_id, limit + 1, bounds)
-        rows = await device_readings(watch, access_of(principal), page)
+        page = partial(readings.view.device_page_as_seen, device_id, limit + 1, bounds)
+        rows = await readings.of_device(access_of(principal), page)
         more = len(rows) > limit
         items = [telemetry_reading(row) for row in rows[:limit]]
         return page_response(items, LIST_NAME, limit, page_key(rows[limit - 1]) if more else None)
@@ -155,13 +136,12 @@ class TelemetryController(Controller):
     async def latest_telemetry(
         self,
         device_id: FromPath[UUID],
-        watch: NamedDependency[ProjectionWatch],
-        readings: NamedDependency[PostgresReadingView],
+        readings: NamedDependency[Readings],
         principal: NamedDependency[Principal],
     ) -> list[TelemetryReading]:
         """Per telemetry type, the reading with the newest device time."""
-        latest = partial(readings.latest_as_seen, device_id)
-        rows = await device_readings(watch, access_of(principal), latest)
+        latest = partial(readings.view.latest_as_seen, device_id)
+        rows = await readings.of_device(access_of(principal), latest)
         return [telemetry_reading(row) for row in rows]
 
 
@@ -171,15 +151,13 @@ class TelemetryIntake:
     intake lane alike."""
 
     ingest: ReadingIngest
-    log_head: LogHead
-    watch: ProjectionWatch
-    readings: PostgresReadingView
+    readings: Readings
     max_batch_readings: int
 
     @classmethod
     def of(cls, parts: Parts) -> TelemetryIntake:
         max_batch = parts.settings.max_batch_readings
-        return cls(parts.ingest, parts.log_head, parts.watch, parts.views.readings, max_batch)
+        return cls(parts.ingest, Readings.of(parts), max_batch)
 
 
 async def record_telemetry(
@@ -222,8 +200,7 @@ async def _stored(
     }
     earlier = [outcome.position for outcome in outcomes if outcome.id not in created]
     if earlier:
-        settled = await settled_readings(intake.log_head, intake.watch, intake.readings)
-        rows = await off_loop(settled.by_lambda_ids, earlier)
+        rows = await off_loop((await intake.readings.settled()).by_lambda_ids, earlier)
         created |= {row.id: telemetry_reading(row) for row in rows.values()}
     for index, outcome in enumerate(outcomes):
         if outcome.id not in created:
