@@ -24,7 +24,7 @@ from iotledger.api.lambda_iot.system import SystemController
 from iotledger.api.lambda_iot.users import LambdaUsersController
 from iotledger.api.observer import HttpObserver
 from iotledger.api.openapi import describe
-from iotledger.api.operations import OperationsController
+from iotledger.api.operations import OperationsController, Readiness
 from iotledger.api.readings import Readings
 from iotledger.api.schema_pages import openapi_config, schema_routes
 from iotledger.api.signin import Accounts
@@ -98,15 +98,18 @@ def create_litestar(
 
 
 def shared(parts: Parts, publisher: Publisher, enforcer: Enforcer) -> dict[str, object]:
-    """What the requests that both dialects (or the intake lane) serve alike take, each
-    made once: a handler declares it by its name, as it declares a part."""
-    readings = Readings.of(parts)
+    """What a kind of request takes when it is several parts (for the requests of both
+    dialects alike, or of the handler and the intake lane), made once: a handler
+    declares it by its name, as it declares a part."""
     return {
-        "readings": readings,
-        "intake": TelemetryIntake(parts.ingest, readings, parts.settings.max_batch_readings),
+        "readings": Readings.of(parts),
+        "intake": TelemetryIntake.of(parts),
         "accounts": Accounts.of(parts),
         "signed_in": SignedIn(parts.tokens, parts.settings),
         "identities": Identities(parts.ledger, parts.watch, enforcer),
         "broadcast": Broadcast(parts.ledger, parts.watch, publisher, parts.topics),
         "live": Live.of(parts),
+        "readiness": Readiness(
+            parts.database_probe, parts.projections, publisher, parts.settings.ready_max_lag
+        ),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Literal
 
 import msgspec
@@ -16,7 +17,6 @@ from iotledger.adapters.observability.metrics import CONTENT_TYPE, exposition
 from iotledger.adapters.postgres.health import DatabaseProbe
 from iotledger.adapters.postgres.projection_status import ProjectionStatus, State
 from iotledger.adapters.postgres.runners import ProjectionRunners
-from iotledger.settings import Settings
 
 Up = Literal["up", "down"]
 READY_STATES: frozenset[State] = frozenset({"running", "standby"})
@@ -41,50 +41,50 @@ def broker_state(publisher: Publisher) -> Literal["up", "down", "none"]:
     return "up" if publisher.connected else "down"
 
 
-async def readiness(
-    probe: DatabaseProbe,
-    projections: ProjectionRunners,
-    publisher: Publisher,
-    max_lag: int,
-    timeout: float = 2.5,
-) -> ReadyReply:
-    """Unready when the database or the broker is down, or a projection is failing,
-    stopped, or more than `IOTLEDGER_READY_MAX_LAG` events behind."""
-    statuses: list[ProjectionStatus] = []
-    database: Up = "up" if await probe.reachable() else "down"
-    if database == "up":
-        try:
-            statuses = await asyncio.wait_for(asyncio.to_thread(projections.statuses), timeout)
-        except Exception:
-            database = "down"
-    broker = broker_state(publisher)
-    ready = (
-        database == "up"
-        and broker != "down"
-        and all(s.state in READY_STATES and s.lag <= max_lag for s in statuses)
-    )
-    return ReadyReply(
-        status="ready" if ready else "unready",
-        database=database,
-        broker=broker,
-        projections={s.name: ProjectionReadiness(s.position, s.lag, s.state) for s in statuses},
-    )
+@dataclass(frozen=True)
+class Readiness:
+    """What `/ready` asks (the dependency `readiness`): the database, the projections
+    (how far, and whether this process's runners run), the broker link of the process."""
+
+    probe: DatabaseProbe
+    projections: ProjectionRunners
+    publisher: Publisher
+    max_lag: int
+    """`IOTLEDGER_READY_MAX_LAG`"""
+
+    async def check(self, timeout: float = 2.5) -> ReadyReply:
+        """Unready when the database or the broker is down, or a projection is failing,
+        stopped, or more than `max_lag` events behind."""
+        statuses: list[ProjectionStatus] = []
+        database: Up = "up" if await self.probe.reachable() else "down"
+        if database == "up":
+            try:
+                statuses = await asyncio.wait_for(
+                    asyncio.to_thread(self.projections.statuses), timeout
+                )
+            except Exception:
+                database = "down"
+        broker = broker_state(self.publisher)
+        ready = (
+            database == "up"
+            and broker != "down"
+            and all(s.state in READY_STATES and s.lag <= self.max_lag for s in statuses)
+        )
+        return ReadyReply(
+            status="ready" if ready else "unready",
+            database=database,
+            broker=broker,
+            projections={s.name: ProjectionReadiness(s.position, s.lag, s.state) for s in statuses},
+        )
 
 
 class OperationsController(Controller):
     tags = ["Operations"]
 
     @get("/ready", responses={503: ResponseSpec(ReadyReply, description="Not ready: see why")})
-    async def ready(
-        self,
-        database_probe: NamedDependency[DatabaseProbe],
-        projections: NamedDependency[ProjectionRunners],
-        publisher: NamedDependency[Publisher],
-        settings: NamedDependency[Settings],
-    ) -> Response[ReadyReply]:
+    async def ready(self, readiness: NamedDependency[Readiness]) -> Response[ReadyReply]:
         """200 when this process can serve: database and broker up, projections keeping up."""
-        max_lag = settings.ready_max_lag
-        reply = await readiness(database_probe, projections, publisher, max_lag)
+        reply = await readiness.check()
         return Response(reply, status_code=200 if reply.status == "ready" else 503)
 
     @get("/metrics", sync_to_thread=True, include_in_schema=False)

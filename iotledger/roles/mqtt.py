@@ -90,43 +90,21 @@ async def mqtt_role(
     embedded: bool = False,
     timing: Timing = Timing(),
 ) -> AsyncIterator[MqttRole]:
-    settings, topics, ledger, views = app.settings, app.topics, app.ledger, app.views
     counters: Counter[str] = MqttCounters()
-    presence = Presence(views.dispatch.record_heard)
-    inbound = Inbound(
-        ledger,
-        app.ingest,
-        directory=ledger_directory(ledger),
-        presence=presence,
-        topics=topics,
-        counters=counters,
-        max_payload=settings.max_body_bytes,
-        max_batch_readings=settings.max_batch_readings,
-    )
+    presence = Presence(app.views.dispatch.record_heard)
+    inbound = inbound_of(app, presence, counters)
     link = link_for(
-        settings,
+        app.settings,
         url,
         client_id,
         embedded,
-        topics.subscriptions(),
+        app.topics.subscriptions(),
         handler=inbound.handle_many,
         counters=counters,
         reconnect_delay=timing.reconnect_delay,
     )
-    sender = MqttSender(link, topics)
-    dispatcher = Dispatcher(ledger, views.dispatch, sender, counters)
-    checks = DeviceChecks(
-        ledger,
-        views.devices,
-        views.dispatch,
-        sender=sender,
-        counters=counters,
-        misses=settings.device_check_misses,
-    )
-    check_every = timing.check_interval or settings.device_check_interval
-    background: list[Coroutine[Any, Any, None]] = [  # each leader's connection named after it
-        lead(app.conninfo("dispatcher"), "dispatcher", dispatcher.round, timing.dispatch_every),
-        lead(app.conninfo("device-checks"), "device-checks", checks.round, check_every),
+    background = [
+        *policies(app, MqttSender(link, app.topics), counters, timing),
         presence.run(timing.presence_every),
         log_counters(counters, timing.counters_every),
     ]
@@ -144,6 +122,43 @@ async def mqtt_role(
         await asyncio.gather(*tasks, return_exceptions=True)
         await link.stop(leave=membership is not None and await membership.depart())
         await presence.flush()
+
+
+def inbound_of(app: App, presence: Presence, counters: Counter[str]) -> Inbound:
+    """What is done with each message devices send."""
+    settings = app.settings
+    return Inbound(
+        app.ledger,
+        app.ingest,
+        directory=ledger_directory(app.ledger),
+        presence=presence,
+        topics=app.topics,
+        counters=counters,
+        max_payload=settings.max_body_bytes,
+        max_batch_readings=settings.max_batch_readings,
+    )
+
+
+def policies(
+    app: App, sender: MqttSender, counters: Counter[str], timing: Timing
+) -> list[Coroutine[Any, Any, None]]:
+    """The dispatcher and the device checks, each in one process of the deployment at a
+    time (each leader's connection named after it)."""
+    views, settings = app.views, app.settings
+    dispatcher = Dispatcher(app.ledger, views.dispatch, sender, counters)
+    checks = DeviceChecks(
+        app.ledger,
+        views.devices,
+        views.dispatch,
+        sender=sender,
+        counters=counters,
+        misses=settings.device_check_misses,
+    )
+    check_every = timing.check_interval or settings.device_check_interval
+    return [
+        lead(app.conninfo("dispatcher"), "dispatcher", dispatcher.round, timing.dispatch_every),
+        lead(app.conninfo("device-checks"), "device-checks", checks.round, check_every),
+    ]
 
 
 async def log_counters(counters: Counter[str], every: float) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -27,33 +28,29 @@ from iotledger.adapters.postgres.views.catalog import PROJECTIONS
 from iotledger.projections.runner import ProjectionRunner
 
 
+@dataclass(frozen=True)
 class ProjectionRunners:
-    def __init__(
-        self,
-        recorder: PostgresApplicationRecorder,
-        mapper: Mapper[UUID],
-        views: Mapping[str, PostgresView[Any]],
-        pool: ConnectionPool[Any],
-        conninfo: Callable[[str], str],
-    ) -> None:
-        self._recorder = recorder
-        self._mapper = mapper
-        self._views = views
-        self._pool = pool
-        self._conninfo = conninfo
-        self._running: dict[str, ProjectionRunner] = {}
+    recorder: PostgresApplicationRecorder
+    mapper: Mapper[UUID]
+    views: Mapping[str, PostgresView[Any]]
+    """Each projection's view, by its name."""
+    pool: ConnectionPool[Any]
+    conninfo: Callable[[str], str]
+    """The connection string of a connection of its own for a purpose (it names it)."""
+    _running: dict[str, ProjectionRunner] = field(default_factory=dict, init=False)
+    """The runners this process runs now, by projection."""
 
     @contextmanager
     def feed(self, topics: Sequence[str] = (), *, name: str = "") -> Iterator[PostgresEventFeed]:
         """The feed of projection `name` (it names the feed's connections)."""
-        conninfo = self._conninfo(f"feed-{name}" if name else "feed")
-        with open_feed(self._recorder, self._mapper, conninfo, topics) as feed:
+        conninfo = self.conninfo(f"feed-{name}" if name else "feed")
+        with open_feed(self.recorder, self.mapper, conninfo, topics) as feed:
             yield feed
 
     def runners(self, names: Collection[str] = ()) -> list[ProjectionRunner]:
         """New runners of `names` (none given: every projection), not started."""
         chosen = list(names) or list(PROJECTIONS)
-        projections = [PROJECTIONS[name][0](self._views[name]) for name in chosen]
+        projections = [PROJECTIONS[name][0](self.views[name]) for name in chosen]
         return [
             ProjectionRunner(
                 p,
@@ -91,5 +88,5 @@ class ProjectionRunners:
 
     def statuses(self) -> list[ProjectionStatus]:
         """Bounded: a scrape or a readiness check waits at most 2 s for a connection."""
-        connect = partial(self._pool.connection, timeout=2.0)
+        connect = partial(self.pool.connection, timeout=2.0)
         return projection_statuses(connect, list(PROJECTIONS), self._running)
