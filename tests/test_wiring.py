@@ -11,7 +11,6 @@ import pytest
 from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
 
-from iotledger.adapters.mqtt.link import NoBroker
 from iotledger.adapters.postgres.views.catalog import PROJECTIONS
 from iotledger.api.app import create_litestar
 from iotledger.bootstrap import App
@@ -20,9 +19,10 @@ WHO_IS_CALLING = {"principal", "caller"}
 """Made per request, from its headers: not parts of the process."""
 
 
-def test_the_app_is_frozen(services: App) -> None:
+def test_the_app_is_built_once_and_nothing_is_set_on_it_later(services: App) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
-        services.publisher = NoBroker()  # type: ignore[attr-defined]
+        services.ingest = services.ingest  # type: ignore[misc]
+    assert "publisher" not in {field.name for field in dataclasses.fields(services)}
 
 
 def test_the_views_are_the_catalogs_each_named_as_its_projection(services: App) -> None:
