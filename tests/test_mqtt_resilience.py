@@ -16,10 +16,10 @@ import pytest
 from iotledger.adapters.mqtt.directory import Presence, ledger_directory
 from iotledger.adapters.mqtt.inbound import Inbound
 from iotledger.adapters.mqtt.packets import Intake
-from iotledger.adapters.postgres.ingest import Outcome
 from iotledger.application.devices import RegisterDevice
-from iotledger.application.readings import RecordReading
+from iotledger.application.readings import Outcome, RecordingService, RecordReading
 from iotledger.bootstrap import Services
+from iotledger.domain.devices import DeviceAccess
 from iotledger.domain.errors import Unavailable
 from iotledger.domain.vocabulary import DeviceStatus
 from iotledger.settings import MqttUrl
@@ -137,18 +137,24 @@ def test_several_adapters_share_the_messages_without_doubling_anything(
             adapter.close()
 
 
-class FlakyIngest:
-    """The real ingest behind a database that fails the first attempts."""
+class FlakyAppender:
+    """The real appender behind a database that fails the first attempts."""
 
     def __init__(self, services: Services, failures: int) -> None:
-        self._ingest = services.ingest
+        self._appender = services.appender
         self.failures = failures
 
-    async def submit(self, readings: Sequence[RecordReading], *, source: str) -> list[Outcome]:
+    async def append(
+        self,
+        readings: Sequence[RecordReading],
+        access: DeviceAccess | None = None,
+        *,
+        source: str = "other",
+    ) -> list[Outcome]:
         if self.failures > 0:
             self.failures -= 1
             raise Unavailable("the readings could not be stored; nothing was acknowledged")
-        return await self._ingest.submit(readings, source=source)
+        return await self._appender.append(readings, access, source=source)
 
 
 def test_a_message_is_not_done_until_it_is_stored_whatever_fails_meanwhile(
@@ -158,7 +164,7 @@ def test_a_message_is_not_done_until_it_is_stored_whatever_fails_meanwhile(
     counters: Counter[str] = Counter()
     inbound = Inbound(
         services.ledger,
-        FlakyIngest(services, failures=2),  # type: ignore[arg-type]
+        RecordingService(FlakyAppender(services, failures=2)),
         directory=ledger_directory(services.ledger),
         presence=Presence(services.dispatch.record_heard),
         topics=services.topics,

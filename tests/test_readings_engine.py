@@ -1,4 +1,4 @@
-"""The readings engine against the real PostgreSQL: ingest, history and read model."""
+"""The readings engine against the real PostgreSQL: the COPY appender, history, read model."""
 
 from __future__ import annotations
 
@@ -24,12 +24,12 @@ from psycopg.pq import Format
 from psycopg.types.json import set_json_dumps
 
 from iotledger.adapters.postgres import binary_copy
+from iotledger.adapters.postgres.appender import CopyReadingAppender
 from iotledger.adapters.postgres.database import migrate
-from iotledger.adapters.postgres.ingest import Outcome, ReadingIngest
 from iotledger.adapters.postgres.reading_log import RECORDED_TOPIC, copy_data, stored_state
 from iotledger.adapters.postgres.views.readings import copy_rows
 from iotledger.application.devices import DEVICE_NOT_FOUND, DeleteDevice, RegisterDevice
-from iotledger.application.readings import CorrectReading, DeleteReading, RecordReading
+from iotledger.application.readings import CorrectReading, DeleteReading, Outcome, RecordReading
 from iotledger.application.service import Written
 from iotledger.bootstrap import Services, bootstrap
 from iotledger.domain.devices import DeviceAccess
@@ -56,7 +56,7 @@ def a_reading(device_id: UUID, *, seconds: float = 0, **changes: Any) -> RecordR
 
 
 def submit(services: Services, cmds: Sequence[RecordReading]) -> list[Outcome]:
-    return services.ingest.enqueue(cmds).result(timeout=30)
+    return services.appender.enqueue(cmds).result(timeout=30)
 
 
 def queryable(services: Services, position: int, timeout: float = 10.0) -> None:
@@ -86,7 +86,7 @@ def test_a_redelivered_reading_is_stored_once(services: Services) -> None:
     first, again = submit(services, [a_reading(device)]), submitted(services, [a_reading(device)])
     assert first[0].new
     assert not again[0].new
-    assert again[0] == Outcome(first[0].id, False, first[0].position)
+    assert again[0] == Outcome(first[0].id, first[0].position, new=False)
     assert len(stored_events(services, first[0].id)) == 1
     assert [row.id for row in rows_of(services, device)] == [first[0].id]
 
@@ -113,7 +113,7 @@ def test_concurrent_submitters_all_get_outcomes_and_every_reading_is_queryable(
         from_threads.append(submit(services, chunk))
 
     async def in_tasks() -> list[list[Outcome]]:
-        return await asyncio.gather(*(services.ingest.submit(chunk) for chunk in chunks[10:]))
+        return await asyncio.gather(*(services.appender.append(chunk) for chunk in chunks[10:]))
 
     threads = [threading.Thread(target=in_a_thread, args=(chunk,)) for chunk in chunks[:10]]
     for thread in threads:
@@ -324,7 +324,7 @@ def test_a_failed_append_fails_every_caller_and_stores_nothing(
     services: Services, database_url: DatabaseUrl
 ) -> None:
     recorder = cast(PostgresApplicationRecorder, services.ledger.recorder)
-    impatient = ReadingIngest.for_recorder(recorder, str(database_url), lock_timeout=0.2)
+    impatient = CopyReadingAppender.for_recorder(recorder, str(database_url), lock_timeout=0.2)
     device = uuid4()
     try:
         with psycopg.connect(str(database_url)) as blocker:
@@ -388,7 +388,7 @@ def registered(services: Services, owner: UUID | None) -> UUID:
     return shown(services, services.ledger.register_device(command))
 
 
-def test_the_ingest_admits_only_devices_the_caller_may_see_and_stores_nothing_else(
+def test_recording_admits_only_devices_the_caller_may_see_and_stores_nothing_else(
     services: Services,
 ) -> None:
     me, stranger = uuid4(), uuid4()
@@ -396,7 +396,7 @@ def test_the_ingest_admits_only_devices_the_caller_may_see_and_stores_nothing_el
     access = DeviceAccess(user_id=me)
 
     async def each(*chunks: list[RecordReading]) -> list[Any]:
-        answers = (services.ingest.submit(chunk, access) for chunk in chunks)
+        answers = (services.recording.record(chunk, access) for chunk in chunks)
         return await asyncio.gather(*answers, return_exceptions=True)
 
     # in one batch, the refused callers fail alone and the others are stored

@@ -1,4 +1,6 @@
-"""What both dialects' reading controllers share: the one road in, the way out, device times.
+"""What both dialects' reading controllers share: the way out, and device times.
+
+New readings go in through `services.recording` (`iotledger.application.readings`).
 
 Read-your-writes for readings is kept on the reading side. A write of readings
 answers once its readings are committed to the log, without waiting for the
@@ -10,7 +12,7 @@ acknowledged before it began, whoever wrote it and through whichever process.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from typing import Annotated
@@ -18,34 +20,28 @@ from uuid import UUID
 
 import msgspec
 
-from iotledger.adapters.postgres.ingest import Outcome
 from iotledger.adapters.postgres.views.readings import Bounds, DeviceReadings, PostgresReadingView
 from iotledger.api.deps import off_loop
 from iotledger.application.devices import DEVICE_NOT_FOUND
-from iotledger.application.readings import RecordReading
 from iotledger.bootstrap import LOG_HEAD, Services
 from iotledger.domain.devices import DeviceAccess
 from iotledger.domain.errors import InvalidInput, NotFound
+from iotledger.domain.readings import readings_visible
 from iotledger.projections.readings import ReadingProjection, ReadingRow
 
 Instant = Annotated[datetime, msgspec.Meta(tz=True)]
 """A device time in a body: RFC 3339 with its offset (a clock without one cannot be placed)."""
 
 
-async def record_readings(
-    services: Services, readings: Sequence[RecordReading], access: DeviceAccess | None = None
-) -> list[Outcome]:
-    """Through the shared ingest; answers once the readings are committed to the log.
-    With `access`: NotFound, nothing stored, unless each reading's device is one it allows
-    (checked by the ingest, on a query that starts after this call)."""
-    return await services.ingest.submit(readings, access, source="rest")
-
-
 async def device_readings(
-    services: Services, access: DeviceAccess, read: Callable[[], DeviceReadings | None]
+    services: Services,
+    access: DeviceAccess,
+    device_id: UUID,
+    read: Callable[[], DeviceReadings | None],
 ) -> list[ReadingRow]:
-    """A device's readings as `read` finds them, showing every reading acknowledged
-    before this call; NotFound when the caller may not see the device.
+    """The readings of `device_id` as `read` finds them, showing every reading acknowledged
+    before this call; NotFound when the caller may not see the device (`readings_visible`,
+    on the owner the same statement read).
 
     One statement reads the readings with the head of the log and the read model's
     position, in one snapshot: when the model had applied that head, nothing more
@@ -55,7 +51,8 @@ async def device_readings(
     if seen is not None and seen.applied < seen.head:
         await services.watch.wait(seen.head, ReadingProjection.name)
         seen = await off_loop(read)
-    if seen is None or not access.allows(seen.owner):
+    owners = {} if seen is None else {device_id: seen.owner}
+    if seen is None or not readings_visible(access, (device_id,), owners):
         raise NotFound(DEVICE_NOT_FOUND)
     return seen.rows
 
@@ -64,7 +61,7 @@ async def visible_device(services: Services, access: DeviceAccess, device_id: UU
     """Returns once the readings read model shows every reading acknowledged before this
     call, if the caller may see the device; else NotFound. (`device_readings` of one row.)"""
     one = partial(services.readings.device_page_as_seen, device_id, 1, Bounds())
-    await device_readings(services, access, one)
+    await device_readings(services, access, device_id, one)
 
 
 async def settled_readings(services: Services) -> PostgresReadingView:

@@ -1,25 +1,40 @@
-"""Commands about readings.
+"""Commands about readings, and the road every new reading takes into the log.
 
-Recording is the volume of the system, so it does not go through `save()`: the
-ingest adapter (`iotledger.adapters.postgres.ingest`) appends many `Reading.Recorded`
-events in one transaction, exactly as eventsourcing would store them. The rare
-corrections and deletions take the ordinary road: load, act, append.
+Recording is the volume of the system, so new readings do not go through `save()`
+one aggregate at a time: `RecordingService` hands them to a `ReadingAppender`, a
+port with one implementation per technique. In production the COPY appender
+(`iotledger.adapters.postgres.appender`) batches what arrives from every source into
+one append of many `Reading.Recorded` events; `SavingReadingAppender` below is its
+reference, through eventsourcing's public `Application.save`, and a test holds the
+rows of the two equal. The rare corrections and deletions take the ordinary road:
+load, act, append.
+
+Whose device a reading may name is the domain's rule (`readings_visible`), fed by a
+`DeviceOwners` port: the appender asks it once for a whole batch, on its own
+connection, after the caller submitted, so a request waits for one hand-over, not two.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Any, TypeVar
+import asyncio
+from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar, cast
 from uuid import UUID
 
 import msgspec
+from eventsourcing.application import Application
+from eventsourcing.utils import get_topic
 from msgspec.structs import force_setattr
 
+from iotledger.application.devices import DEVICE_NOT_FOUND
 from iotledger.application.service import LedgerService, Written
+from iotledger.domain.devices import DeviceAccess
 from iotledger.domain.errors import InvalidInput, NotFound, TooManyReadings
 from iotledger.domain.readings import (
+    MAX_BATCH_READINGS,
     MAX_KEY_LENGTH,
+    Owners,
     Reading,
     check_payload,
     check_recorded_at,
@@ -28,6 +43,7 @@ from iotledger.domain.readings import (
     derived_reading_key,
     given_reading_key,
     reading_id,
+    readings_visible,
 )
 
 Item = TypeVar("Item")
@@ -138,3 +154,146 @@ class ReadingService(LedgerService):
         reading = self.reading(cmd.reading_id)
         reading.delete(cmd.by)
         return Written(reading.id, self.append(reading))
+
+
+class Outcome(Written, frozen=True):
+    """What became of one reading: its id, the log position of its `Recorded` event
+    (the original's, for a repeat), and whether this call stored it."""
+
+    new: bool
+    """False for a redelivery (or a repeat in the same call): stored once, earlier."""
+
+
+class DeviceOwners(Protocol):
+    """Whose each of these devices is, of those that exist: what `readings_visible` is fed.
+
+    Asked once for many readings where waiting is allowed: the COPY appender's worker
+    asks the devices read model (`PostgresDeviceOwners`), the MQTT adapter its cache
+    of the event store (`DeviceDirectory`).
+    """
+
+    def owners(self, device_ids: Collection[UUID]) -> Owners: ...
+
+
+class ReadingAppender(Protocol):
+    """Where new readings go: `Reading.Recorded` events, each stored once by its id.
+
+    Answers once the readings are committed, one `Outcome` each, in order. With
+    `access`, nothing of the call is stored and NotFound raised unless
+    `readings_visible(access, ...)` holds for the owners a `DeviceOwners` reads after
+    the call. `source` (`rest`, `mqtt`) labels what is counted.
+    """
+
+    async def append(
+        self,
+        readings: Sequence[RecordReading],
+        access: DeviceAccess | None = None,
+        *,
+        source: str = "other",
+    ) -> list[Outcome]: ...
+
+
+class RecordingService:
+    """Recording readings, from every channel: checked commands in, positions out."""
+
+    def __init__(self, appender: ReadingAppender, *, max_batch: int = MAX_BATCH_READINGS) -> None:
+        self.appender = appender
+        self.max_batch = max_batch
+        """The most readings in one batched message or request (`IOTLEDGER_MAX_BATCH_READINGS`)."""
+
+    def batch(
+        self, items: Sequence[Item], reading: Callable[[Item], RecordReading]
+    ) -> list[RecordReading]:
+        """The readings of one batched message or request (`batch_readings`)."""
+        return batch_readings(items, self.max_batch, reading)
+
+    async def record(
+        self,
+        readings: Sequence[RecordReading],
+        access: DeviceAccess | None = None,
+        *,
+        source: str = "other",
+    ) -> list[Outcome]:
+        """Store these readings, all or none; answers once they are committed.
+
+        With `access`, the caller's: NotFound (as if the device did not exist) unless
+        each reading names a device it may see. Without, the channel has decided that
+        already (MQTT, from its cache: `Inbound`), or trusts its caller (Lambda sensors).
+        """
+        if not readings:
+            return []
+        return await self.appender.append(readings, access, source=source)
+
+
+RECORDED_TOPIC = get_topic(Reading.Recorded)
+
+
+class SavingReadingAppender:
+    """The reference `ReadingAppender`: new readings saved as any aggregate is, through
+    eventsourcing's public `Application.save`, one transaction per call.
+
+    Plainly right rather than fast: a repeat is found by asking the log for the reading,
+    and its original's position by reading the log's `Recorded` events from the start.
+    The COPY appender's rows are held equal to the rows this one stores.
+    """
+
+    def __init__(
+        self,
+        app: Application[UUID],
+        owners: DeviceOwners | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._app = app
+        self._owners = owners
+        self._clock = clock
+
+    async def append(
+        self,
+        readings: Sequence[RecordReading],
+        access: DeviceAccess | None = None,
+        *,
+        source: str = "other",
+    ) -> list[Outcome]:
+        return await asyncio.to_thread(self.append_now, readings, access)
+
+    def append_now(
+        self, readings: Sequence[RecordReading], access: DeviceAccess | None = None
+    ) -> list[Outcome]:
+        """`append`, blocking its caller."""
+        received_at = self._clock()
+        if access is not None:
+            self._admit(access, {reading.device_id for reading in readings})
+        ids = [reading.reading_id for reading in readings]
+        first: dict[UUID, RecordReading] = {}
+        for i, reading in zip(ids, readings, strict=True):
+            first.setdefault(i, reading)
+        earlier = {i for i in first if self._app.recorder.select_events(i, lte=1)}
+        new = [first[i].to_reading(received_at) for i in first if i not in earlier]
+        recordings = self._app.save(*new) if new else []
+        positions = {r.domain_event.originator_id: r.notification.id for r in recordings}
+        positions |= self._positions(earlier)
+        outcomes = []
+        for i in ids:
+            outcomes.append(Outcome(i, positions[i], i not in earlier))
+            earlier.add(i)
+        return outcomes
+
+    def _admit(self, access: DeviceAccess, devices: set[UUID]) -> None:
+        if self._owners is None:
+            raise TypeError("this appender was made without `owners`: it cannot check access")
+        if not readings_visible(access, devices, self._owners.owners(devices)):
+            raise NotFound(DEVICE_NOT_FOUND)
+
+    def _positions(self, reading_ids: set[UUID]) -> dict[UUID, int]:
+        """Where the `Recorded` events of these readings are in the log."""
+        found: dict[UUID, int] = {}
+        start = 1
+        while len(found) < len(reading_ids):
+            page = self._app.recorder.select_notifications(start, 1000, topics=[RECORDED_TOPIC])
+            if not page:
+                raise RuntimeError("a reading the log holds has no `Recorded` notification")
+            found |= {
+                cast(UUID, n.originator_id): n.id for n in page if n.originator_id in reading_ids
+            }
+            start = page[-1].id + 1
+        return found

@@ -25,7 +25,7 @@ from iotledger.api.deps import off_loop
 from iotledger.api.lambda_iot.devices import Message
 from iotledger.api.openapi import raises
 from iotledger.api.pagination import LAMBDA_MAX_LIMIT, PageNumber
-from iotledger.api.readings import Instant, record_readings, settled_readings
+from iotledger.api.readings import Instant, settled_readings
 from iotledger.api.registry import cause, found, given, now
 from iotledger.application.readings import CorrectReading, DeleteReading, RecordReading
 from iotledger.bootstrap import Services
@@ -108,7 +108,7 @@ class LambdaReadingsController(Controller):
             sensor_id=sensor.id,
             value=value,
         )
-        (outcome,) = await record_readings(services, [reading])
+        (outcome,) = await services.recording.record([reading], source="rest")
         return CreatedReading(id=outcome.position)
 
     @get("/", opt=raises(NotFound))

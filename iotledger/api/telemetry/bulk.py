@@ -71,7 +71,7 @@ class TelemetryBulkController(Controller):
             return await off_loop(readings.device_rows, device_id, CHUNK, after)
 
         first = partial(readings.device_page_as_seen, device_id, CHUNK, bounds)
-        rows = await device_readings(services, access_of(principal), first)
+        rows = await device_readings(services, access_of(principal), device_id, first)
         fields = TelemetryReading.__struct_fields__
         name = f"telemetry-{device_id}"
         return export_response(chunks(rows, more), telemetry_reading, fields, format, name)
