@@ -35,9 +35,9 @@ from tempfile import mkdtemp
 import psycopg
 
 from iotledger.adapters.postgres.database import migrate
-from iotledger.adapters.postgres.reading_log import RECORDED_TOPIC, stored_state
+from iotledger.adapters.postgres.reading_log import stored_state
 from iotledger.adapters.postgres.views.base import PROJECTIONS_CHANNEL
-from iotledger.application.readings import RecordReading
+from iotledger.application.readings import RECORDED_TOPIC, RecordReading
 from iotledger.bootstrap import Services, bootstrap
 from iotledger.maintenance import rebuild
 from iotledger.projections.runner import ProjectionRunner

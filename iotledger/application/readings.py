@@ -48,6 +48,9 @@ from iotledger.domain.readings import (
 
 Item = TypeVar("Item")
 
+RECORDED_TOPIC = get_topic(Reading.Recorded)
+"""The topic every new reading's event is stored under."""
+
 
 class RecordReading(msgspec.Struct, frozen=True):
     """One reading as any source delivers it, in the shape both dialects share.
@@ -223,9 +226,6 @@ class RecordingService:
         if not readings:
             return []
         return await self.appender.append(readings, access, source=source)
-
-
-RECORDED_TOPIC = get_topic(Reading.Recorded)
 
 
 class SavingReadingAppender:
