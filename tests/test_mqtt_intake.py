@@ -1,5 +1,6 @@
 """The PUBLISH fast path: what it takes off gmqtt's input, what it leaves to gmqtt, and the
-gmqtt internals it relies on (pinned here, so that an upgrade of gmqtt fails these first)."""
+gmqtt internals that it and the link rely on (pinned here, so that an upgrade of gmqtt fails
+these first)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 from gmqtt.mqtt.handler import MqttPackageHandler
 from gmqtt.mqtt.package import Package
 from gmqtt.mqtt.protocol import BaseMQTTProtocol, MQTTProtocol
+from gmqtt.mqtt.utils import IdGenerator
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iotledger.adapters.mqtt.packets import Intake, Message, pubacks
+from iotledger.adapters.mqtt.packets import Client, Intake, Message, pubacks
 
 PINGRESP = b"\xd0\x00"
 CONTENT_TYPE = 0x03
@@ -218,3 +220,22 @@ def test_the_gmqtt_internals_the_intake_relies_on_are_where_it_expects_them() ->
     assert "self._transport = transport" in inspect.getsource(BaseMQTTProtocol.connection_made)
     assert callable(BaseMQTTProtocol.write_data)
     assert Package(0x30, b"").cmd == 0x30
+
+
+def test_what_the_link_asks_of_gmqtts_client_is_where_it_expects_it() -> None:
+    """`packets.Client`: the connection gmqtt keeps, and the receive maximum it applied."""
+    client = Client("pinned")
+    assert client._connection is None
+    assert not client.has_connected
+    assert not client.ready  # where gmqtt's own `is_connected` would fail
+    assert client.send_window == 65535  # no CONNACK yet: MQTT's default
+    assert "self._connection = await self._create_connection(" in inspect.getsource(
+        gmqtt.Client.connect
+    )
+    applied = inspect.getsource(MqttPackageHandler._apply_receive_maximum)
+    assert "self.id_generator._max = receive_maximum" in applied
+    assert IdGenerator(max=20)._max == 20
+    # The link's `_AckWaiters` learns of acknowledgements through gmqtt's storage hooks.
+    source = inspect.getsource(gmqtt.Client)
+    for hook in ("push_message(mid, ", "remove_message_by_mid(mid)", "clear()"):
+        assert f"self._persistent_storage.{hook}" in source

@@ -241,7 +241,7 @@ class MqttLink:
         if leave:
             await self._leave_group()
         await self._drain(deadline)
-        if self._client._connection is not None:  # connected once: stop gmqtt's reconnecting too
+        if self._client.has_connected:  # stop gmqtt's reconnecting too
             with contextlib.suppress(Exception):
                 await self._client.disconnect()
 
@@ -269,7 +269,7 @@ class MqttLink:
         return self._connection_ready()
 
     def _connection_ready(self) -> bool:
-        return bool(self._client._connection is not None and self._client.is_connected)
+        return bool(self._client.ready)
 
     async def publish(self, topic: str, payload: bytes, timeout: float = 5.0) -> None:
         """Publish at QoS 1 and wait for the broker's PUBACK; from any event loop."""
@@ -303,8 +303,7 @@ class MqttLink:
 
     def _broker_receive_maximum(self) -> int:
         """How many unacknowledged messages the broker takes from us (gmqtt applied it)."""
-        generator = getattr(self._client._package_handler, "id_generator", None)
-        return min(int(getattr(generator, "_max", 20)), 1000)
+        return min(self._client.send_window, 1000)
 
     def _filters(self) -> list[gmqtt.Subscription]:
         if self.share_group is not None:
