@@ -19,7 +19,7 @@ from iotledger.adapters.embedded.services import EmbeddedBroker
 from iotledger.adapters.mqtt.directory import Presence, ledger_directory
 from iotledger.adapters.mqtt.inbound import Inbound
 from iotledger.adapters.mqtt.link import MqttLink
-from iotledger.adapters.mqtt.packets import Intake, Message
+from iotledger.adapters.mqtt.packets import Message, PacketReader
 from iotledger.application.readings import Outcome, ReadingAppender, RecordingService, RecordReading
 from iotledger.bootstrap import Services
 from iotledger.domain.devices import DeviceAccess
@@ -54,7 +54,9 @@ async def subscribed(
     await link.start()
     assert await link.wait_ready(10), "the link did not subscribe"
     protocol = link._client._connection._protocol
-    assert isinstance(protocol._read_packet.__self__, Intake), "gmqtt's reader was not replaced"
+    assert isinstance(protocol._read_packet.__self__, PacketReader), (
+        "gmqtt's reader was not replaced"
+    )
     return link
 
 

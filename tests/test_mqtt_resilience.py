@@ -15,7 +15,7 @@ import pytest
 
 from iotledger.adapters.mqtt.directory import Presence, ledger_directory
 from iotledger.adapters.mqtt.inbound import Inbound
-from iotledger.adapters.mqtt.packets import Intake
+from iotledger.adapters.mqtt.packets import PacketReader
 from iotledger.application.devices import RegisterDevice
 from iotledger.application.readings import Outcome, RecordingService, RecordReading
 from iotledger.bootstrap import Services
@@ -94,7 +94,9 @@ def test_the_adapter_recovers_by_itself_when_the_broker_restarts(
             broker.start()
             assert mqtt_loop.run(link.wait_ready(15)), "the link did not come back by itself"
             reader = link._client._connection._protocol._read_packet
-            assert isinstance(reader.__self__, Intake), "the new connection reads without batches"
+            assert isinstance(reader.__self__, PacketReader), (
+                "the new connection reads without batches"
+            )
             played.append(Device(mqtt_loop, broker.url, (services.topics.base,)))
             played[1].publish(topic, telemetry("after"))
             eventually(

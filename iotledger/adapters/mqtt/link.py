@@ -4,7 +4,7 @@ Inbound, QoS 1 on a persistent session, and never acknowledged early: a
 message's PUBACK goes out when the handler it was given to returns, i.e. after
 what it caused has committed. The handler takes messages in batches: every
 PUBLISH of one chunk read from the socket, read straight off gmqtt's input
-(`mqtt_intake`), handed over together and acknowledged in one write. A PUBLISH
+(`adapters.mqtt.packets`), handed over together and acknowledged in one write. A PUBLISH
 that path leaves to gmqtt is handed over on its own and acknowledged by gmqtt
 when the handler returns (`optimistic_acknowledgement=False`). Batches are
 handled concurrently, and many of them share one append.
@@ -39,7 +39,7 @@ from gmqtt.mqtt.constants import MQTTv50
 from gmqtt.mqtt.handler import MQTTConnectError
 from gmqtt.storage import PersistentStorage
 
-from iotledger.adapters.mqtt.packets import BatchingClient, Intake, Message
+from iotledger.adapters.mqtt.packets import BatchingClient, Message, PacketReader
 from iotledger.adapters.mqtt.tls import is_tls_failure, ssl_option
 from iotledger.adapters.observability.metrics import MqttCounters
 from iotledger.domain.errors import Unavailable
@@ -338,19 +338,19 @@ class MqttLink:
         if not self._closing:
             log.warning("MQTT disconnected from %s; reconnecting", self.url.redacted())
 
-    def _deliver(self, messages: list[Message], mids: list[int], intake: Intake) -> None:
+    def _deliver(self, messages: list[Message], mids: list[int], reader: PacketReader) -> None:
         """A batch read off the connection: handled in a task of its own, acked at its end."""
-        task = asyncio.get_running_loop().create_task(self._handle(messages, mids, intake))
+        task = asyncio.get_running_loop().create_task(self._handle(messages, mids, reader))
         self._batches.add(task)
         task.add_done_callback(self._batches.discard)
 
-    async def _handle(self, messages: list[Message], mids: list[int], intake: Intake) -> None:
+    async def _handle(self, messages: list[Message], mids: list[int], reader: PacketReader) -> None:
         try:
             await self._handed_over(messages)
         except Exception:
             log.exception("MQTT: %d messages failed; not acknowledged", len(messages))
             return
-        intake.acknowledge(mids)
+        reader.acknowledge(mids)
 
     async def _on_message(
         self, client: Any, topic: str, payload: bytes, qos: int, properties: Any

@@ -9,7 +9,7 @@ read from the socket into packets. Of each chunk read, every QoS 0 or 1
 PUBLISH without properties becomes a `(topic, payload)` pair; the pairs of the
 chunk go to `deliver` together (one task, one handler call), and their PUBACKs
 leave in one write when the handler has returned, i.e. after the commit
-(`Intake.acknowledge`). Every other packet goes to gmqtt exactly as before:
+(`PacketReader.acknowledge`). Every other packet goes to gmqtt exactly as before:
 CONNACK, SUBACK, PINGRESP, the PUBACKs of our own publishes, and any PUBLISH
 this reader leaves alone (QoS 2, MQTT 5 properties, which is also where a
 topic alias would be, an empty topic, a topic that is not UTF-8). Connecting,
@@ -60,11 +60,11 @@ def pubacks(mids: list[int]) -> bytes:
     return struct.pack(f"!{len(mids)}I", *[PUBACK | mid for mid in mids])
 
 
-class Intake:
+class PacketReader:
     """One connection's packet reader: PUBLISH packets in batches, the rest to gmqtt."""
 
     def __init__(
-        self, connection: Any, deliver: Callable[[list[Message], list[int], Intake], None]
+        self, connection: Any, deliver: Callable[[list[Message], list[int], PacketReader], None]
     ) -> None:
         self._connection = connection
         self._protocol = connection._protocol
@@ -181,12 +181,12 @@ class Client(gmqtt.Client):  # type: ignore[misc]
 
 
 class BatchingClient(Client):
-    """A gmqtt client whose every connection reads inbound PUBLISH packets through an `Intake`."""
+    """A gmqtt client whose every connection reads inbound PUBLISH packets with a `PacketReader`."""
 
     def __init__(
         self,
         client_id: str,
-        deliver: Callable[[list[Message], list[int], Intake], None],
+        deliver: Callable[[list[Message], list[int], PacketReader], None],
         **options: Any,
     ) -> None:
         super().__init__(client_id, **options)
@@ -194,5 +194,5 @@ class BatchingClient(Client):
 
     async def _create_connection(self, *args: Any, **kwargs: Any) -> Any:
         connection = await super()._create_connection(*args, **kwargs)
-        Intake(connection, self._deliver).install()
+        PacketReader(connection, self._deliver).install()
         return connection
