@@ -5,7 +5,7 @@ database on 127.0.0.1:5432, measures, and drops it. Figures:
 
 - baseline: a raw binary COPY of as many event-shaped rows into a scratch table;
 - throughput: readings submitted by many concurrent submitters through
-  `ReadingIngest`, until the readings projection has applied every one;
+  `CopyReadingAppender`, until the readings projection has applied every one;
 - latency: submit-to-queryable of single readings at a steady rate;
 - rebuild: wiping the readings read model and replaying it from the log.
 
