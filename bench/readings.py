@@ -248,7 +248,7 @@ async def submit_concurrently(services: Services, args: argparse.Namespace) -> t
     async def submitter() -> None:
         nonlocal last
         for start in chunks:
-            outcomes = await services.appender.append(cmds[start : start + args.chunk])
+            outcomes = await services.recording.record(cmds[start : start + args.chunk])
             last = max(last, outcomes[-1].position)
 
     started = time.perf_counter()
@@ -275,7 +275,7 @@ async def submit_steadily(
 
     async def one(i: int) -> None:
         sent[i] = time.perf_counter()
-        (outcome,) = await services.appender.append(cmds[i : i + 1])
+        (outcome,) = await services.recording.record(cmds[i : i + 1])
         acked[i] = time.perf_counter()
         positions[i] = outcome.position
 

@@ -20,9 +20,13 @@ from iotledger.adapters.mqtt.directory import Presence, ledger_directory
 from iotledger.adapters.mqtt.inbound import Inbound
 from iotledger.adapters.mqtt.link import MqttLink
 from iotledger.adapters.mqtt.packets import Message, PacketReader
-from iotledger.application.readings import Outcome, ReadingAppender, RecordingService, RecordReading
+from iotledger.application.readings import (
+    AppendReadings,
+    Outcome,
+    ReadingAppender,
+    RecordingService,
+)
 from iotledger.bootstrap import Services
-from iotledger.domain.devices import DeviceAccess
 from iotledger.settings import MqttUrl
 from tests.conftest import free_port
 from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
@@ -192,15 +196,9 @@ class CountingAppender:
         self._appender = appender
         self.calls: list[int] = []
 
-    async def append(
-        self,
-        readings: Sequence[RecordReading],
-        access: DeviceAccess | None = None,
-        *,
-        source: str = "other",
-    ) -> list[Outcome]:
-        self.calls.append(len(readings))
-        return await self._appender.append(readings, access, source=source)
+    async def append(self, cmd: AppendReadings) -> list[Outcome]:
+        self.calls.append(len(cmd.readings))
+        return await self._appender.append(cmd)
 
 
 def test_the_readings_of_a_batch_go_in_one_submission_and_the_rest_is_handled_alone(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,8 @@ from iotledger.adapters.mqtt.directory import Presence, ledger_directory
 from iotledger.adapters.mqtt.inbound import Inbound
 from iotledger.adapters.mqtt.packets import PacketReader
 from iotledger.application.devices import RegisterDevice
-from iotledger.application.readings import Outcome, RecordingService, RecordReading
+from iotledger.application.readings import AppendReadings, Outcome, RecordingService
 from iotledger.bootstrap import Services
-from iotledger.domain.devices import DeviceAccess
 from iotledger.domain.errors import Unavailable
 from iotledger.domain.vocabulary import DeviceStatus
 from iotledger.settings import MqttUrl
@@ -146,17 +145,11 @@ class FlakyAppender:
         self._appender = services.appender
         self.failures = failures
 
-    async def append(
-        self,
-        readings: Sequence[RecordReading],
-        access: DeviceAccess | None = None,
-        *,
-        source: str = "other",
-    ) -> list[Outcome]:
+    async def append(self, cmd: AppendReadings) -> list[Outcome]:
         if self.failures > 0:
             self.failures -= 1
             raise Unavailable("the readings could not be stored; nothing was acknowledged")
-        return await self._appender.append(readings, access, source=source)
+        return await self._appender.append(cmd)
 
 
 def test_a_message_is_not_done_until_it_is_stored_whatever_fails_meanwhile(

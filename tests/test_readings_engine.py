@@ -36,6 +36,7 @@ from iotledger.application.devices import DEVICE_NOT_FOUND, DeleteDevice, Regist
 from iotledger.application.ledger import Ledger
 from iotledger.application.readings import (
     RECORDED_TOPIC,
+    AppendReadings,
     CorrectReading,
     DeleteReading,
     Outcome,
@@ -68,8 +69,12 @@ def a_reading(device_id: UUID, *, seconds: float = 0, **changes: Any) -> RecordR
     return RecordReading(**(fields | changes))
 
 
+def one(reading: RecordReading) -> AppendReadings:
+    return AppendReadings([reading])
+
+
 def submit(services: Services, cmds: Sequence[RecordReading]) -> list[Outcome]:
-    return services.appender.enqueue(cmds).result(timeout=30)
+    return services.appender.enqueue(AppendReadings(cmds)).result(timeout=30)
 
 
 def queryable(services: Services, position: int, timeout: float = 10.0) -> None:
@@ -126,7 +131,7 @@ def test_concurrent_submitters_all_get_outcomes_and_every_reading_is_queryable(
         from_threads.append(submit(services, chunk))
 
     async def in_tasks() -> list[list[Outcome]]:
-        return await asyncio.gather(*(services.appender.append(chunk) for chunk in chunks[10:]))
+        return await asyncio.gather(*(services.recording.record(chunk) for chunk in chunks[10:]))
 
     threads = [threading.Thread(target=in_a_thread, args=(chunk,)) for chunk in chunks[:10]]
     for thread in threads:
@@ -342,19 +347,19 @@ def test_a_failed_append_fails_every_caller_and_stores_nothing(
     try:
         with psycopg.connect(str(database_url)) as blocker:
             blocker.execute("LOCK TABLE iotledger_events IN EXCLUSIVE MODE")
-            futures = [impatient.enqueue([a_reading(device, key=str(i))]) for i in range(3)]
+            futures = [impatient.enqueue(one(a_reading(device, key=str(i)))) for i in range(3)]
             for future in futures:
                 with pytest.raises(Unavailable):
                     future.result(timeout=10)
         assert all(
             not stored_events(services, a_reading(device, key=str(i)).reading_id) for i in range(3)
         )
-        (retried,) = impatient.enqueue([a_reading(device, key="0")]).result(timeout=10)
+        (retried,) = impatient.enqueue(one(a_reading(device, key="0"))).result(timeout=10)
         assert retried.new
     finally:
         impatient.stop()
     with pytest.raises(Unavailable):
-        impatient.enqueue([a_reading(device)])
+        impatient.enqueue(one(a_reading(device)))
 
 
 def test_a_rebuild_reproduces_the_readings_read_model(
@@ -468,7 +473,8 @@ class Log(NamedTuple):
 def saving_log(server_url: DatabaseUrl, settings: Settings) -> Iterator[Log]:
     """The reference appender (`Application.save`), on a database of its own."""
     with ledger_on(server_url, settings) as (ledger, _):
-        yield Log(ledger, SavingReadingAppender(ledger, clock=lambda: T0).append_now)
+        appender = SavingReadingAppender(ledger, clock=lambda: T0)
+        yield Log(ledger, lambda cmds: appender.append_now(AppendReadings(cmds)))
 
 
 @pytest.fixture(scope="module")
@@ -478,7 +484,7 @@ def copying_log(server_url: DatabaseUrl, settings: Settings) -> Iterator[Log]:
         recorder = cast(PostgresApplicationRecorder, ledger.recorder)
         copy = CopyReadingAppender.for_recorder(recorder, str(url), clock=lambda: T0)
         try:
-            yield Log(ledger, lambda cmds: copy.enqueue(cmds).result(timeout=30))
+            yield Log(ledger, lambda cmds: copy.enqueue(AppendReadings(cmds)).result(timeout=30))
         finally:
             copy.stop()
 

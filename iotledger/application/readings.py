@@ -52,6 +52,24 @@ RECORDED_TOPIC = get_topic(Reading.Recorded)
 """The topic every new reading's event is stored under."""
 
 
+def received_now() -> datetime:
+    """The server's time of a reading (its event's timestamp), as an appender stamps it."""
+    return datetime.now(UTC)
+
+
+class TelemetryMessage(Protocol):
+    """A Device Telemetry reading as a device sends it, over REST or over MQTT."""
+
+    @property
+    def telemetry_type(self) -> str: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+    @property
+    def recorded_at(self) -> datetime | None: ...
+    @property
+    def id(self) -> str | int | None: ...
+
+
 class RecordReading(msgspec.Struct, frozen=True):
     """One reading as any source delivers it, in the shape both dialects share.
 
@@ -84,6 +102,21 @@ class RecordReading(msgspec.Struct, frozen=True):
             return reading_id(source, given_reading_key(self.key))
         return reading_id(
             source, derived_reading_key(self.telemetry_type, self.payload, self.recorded_at)
+        )
+
+    @classmethod
+    def of_message(
+        cls, device_id: UUID, by: str, message: TelemetryMessage, *, now: Callable[[], datetime]
+    ) -> RecordReading:
+        """The reading a Device Telemetry message makes, whichever channel brought it: the
+        id the device gave it (if any) is its key; without a device time it gets `now()`."""
+        return cls(
+            device_id=device_id,
+            telemetry_type=message.telemetry_type,
+            payload=message.payload,
+            recorded_at=message.recorded_at or now(),
+            by=by,
+            key=None if message.id is None else str(message.id),
         )
 
     def to_reading(self, received_at: datetime) -> Reading:
@@ -170,30 +203,31 @@ class Outcome(Written, frozen=True):
 class DeviceOwners(Protocol):
     """Whose each of these devices is, of those that exist: what `readings_visible` is fed.
 
-    Asked once for many readings where waiting is allowed: the COPY appender's worker
-    asks the devices read model (`PostgresDeviceOwners`), the MQTT adapter its cache
-    of the event store (`DeviceDirectory`).
+    Asked once for many readings, where waiting is allowed: the COPY appender's worker
+    asks the devices read model (`PostgresDeviceOwners`), on its own connection, for a
+    whole append. (The MQTT adapter feeds the rule what its cache of the event store
+    found for a batch, without waiting: `adapters.mqtt.directory.owners_of`.)
     """
 
     def owners(self, device_ids: Collection[UUID]) -> Owners: ...
 
 
+class AppendReadings(msgspec.Struct, frozen=True):
+    """New readings for the log, all or none, and whose devices their caller may name."""
+
+    readings: Sequence[RecordReading]
+    access: DeviceAccess | None = None
+    """The caller's: the readings are refused (NotFound) unless `readings_visible` holds
+    for it and the owners a `DeviceOwners` reads after the call. None: no check."""
+    source: str = "other"
+    """Where they came from (`rest`, `mqtt`): a label of what is counted."""
+
+
 class ReadingAppender(Protocol):
     """Where new readings go: `Reading.Recorded` events, each stored once by its id.
+    Answers once the readings are committed, one `Outcome` each, in order."""
 
-    Answers once the readings are committed, one `Outcome` each, in order. With
-    `access`, nothing of the call is stored and NotFound raised unless
-    `readings_visible(access, ...)` holds for the owners a `DeviceOwners` reads after
-    the call. `source` (`rest`, `mqtt`) labels what is counted.
-    """
-
-    async def append(
-        self,
-        readings: Sequence[RecordReading],
-        access: DeviceAccess | None = None,
-        *,
-        source: str = "other",
-    ) -> list[Outcome]: ...
+    async def append(self, cmd: AppendReadings) -> list[Outcome]: ...
 
 
 class RecordingService:
@@ -225,7 +259,7 @@ class RecordingService:
         """
         if not readings:
             return []
-        return await self.appender.append(readings, access, source=source)
+        return await self.appender.append(AppendReadings(readings, access, source))
 
 
 class SavingReadingAppender:
@@ -241,31 +275,23 @@ class SavingReadingAppender:
         self,
         app: Application[UUID],
         owners: DeviceOwners | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = received_now,
     ) -> None:
         self._app = app
         self._owners = owners
         self._clock = clock
 
-    async def append(
-        self,
-        readings: Sequence[RecordReading],
-        access: DeviceAccess | None = None,
-        *,
-        source: str = "other",
-    ) -> list[Outcome]:
-        return await asyncio.to_thread(self.append_now, readings, access)
+    async def append(self, cmd: AppendReadings) -> list[Outcome]:
+        return await asyncio.to_thread(self.append_now, cmd)
 
-    def append_now(
-        self, readings: Sequence[RecordReading], access: DeviceAccess | None = None
-    ) -> list[Outcome]:
+    def append_now(self, cmd: AppendReadings) -> list[Outcome]:
         """`append`, blocking its caller."""
         received_at = self._clock()
-        if access is not None:
-            self._admit(access, {reading.device_id for reading in readings})
-        ids = [reading.reading_id for reading in readings]
+        if cmd.access is not None:
+            self._admit(cmd.access, {reading.device_id for reading in cmd.readings})
+        ids = [reading.reading_id for reading in cmd.readings]
         first: dict[UUID, RecordReading] = {}
-        for i, reading in zip(ids, readings, strict=True):
+        for i, reading in zip(ids, cmd.readings, strict=True):
             first.setdefault(i, reading)
         earlier = {i for i in first if self._app.recorder.select_events(i, lte=1)}
         new = [first[i].to_reading(received_at) for i in first if i not in earlier]

@@ -6,8 +6,8 @@ few seconds, which devices and sensors exist (and each device's status), looked
 up in the event store (authoritative, so a device discovered a moment ago is
 found). Concurrent lookups of one id share one query. A device unknown a moment
 ago is looked up again after `miss_ttl`, so a message that overtook its
-device's discovery only waits that long. It is also the cached `DeviceOwners` that
-the tenancy rule of MQTT readings (`readings_visible`) is fed.
+device's discovery only waits that long. What it finds of a batch's devices is what
+the tenancy rule of MQTT readings (`readings_visible`) is fed (`owners_of`).
 
 `Presence` remembers when each device was last heard from and writes it to
 PostgreSQL in one statement every so often, for the device checks.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Generic, TypeVar
 from uuid import UUID
@@ -106,11 +106,6 @@ class _Cache(Generic[K, V]):
     def forget(self, key: K) -> None:
         self._entries.pop(key, None)
 
-    def last(self, key: K) -> V | None:
-        """What the last load of `key` found, however long ago; None if none was made."""
-        entry = self._entries.get(key)
-        return None if entry is None else entry[1]
-
     def _evict(self) -> None:
         now = time.monotonic()
         self._entries = {k: e for k, e in self._entries.items() if e[0] > now}
@@ -136,25 +131,19 @@ class DeviceDirectory:
     async def sensor(self, sensor_id: UUID) -> KnownSensor | None:
         return await self._sensors.get(sensor_id)
 
-    def owners(self, device_ids: Collection[UUID]) -> Owners:
-        """`DeviceOwners` from memory: whose each device is, as `device` last found it.
-
-        It never waits, so it may be asked on the event loop: the MQTT adapter asks it
-        right after `device` has looked up each device of a batch (`Inbound._store`). A
-        device that `device` never looked up is unknown to it, and so absent.
-        """
-        found: dict[UUID, UUID | None] = {}
-        for device_id in device_ids:
-            device = self._devices.last(device_id)
-            if device is not None:
-                found[device_id] = device.owner
-        return found
-
     def forget(self, *ids: UUID) -> None:
         """Look these up again next time (a discovery changed them)."""
         for key in ids:
             self._devices.forget(key)
             self._sensors.forget(key)
+
+
+def owners_of(devices: Mapping[UUID, KnownDevice | None]) -> Owners:
+    """Whose each device is, of those the directory found: the cached answer to what
+    `DeviceOwners` answers from the read model. Taken from the devices one lookup
+    returned, not from the directory again: a concurrent message may have made it
+    forget one meanwhile (a status report does)."""
+    return {device_id: d.owner for device_id, d in devices.items() if d is not None}
 
 
 class Presence:

@@ -234,7 +234,7 @@ class Inbound:
         except Exception as error:
             self._settle_all(drafts.messages(), error)
             return
-        built = drafts.build(devices, sensors, self.directory.owners(devices), self._settle)
+        built = drafts.build(devices, sensors, self._settle)
         if not built.readings:
             return
         try:

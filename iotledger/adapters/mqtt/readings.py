@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import NamedTuple, TypeVar
 from uuid import UUID
 
-from iotledger.adapters.mqtt.directory import KnownDevice, KnownSensor
+from iotledger.adapters.mqtt.directory import KnownDevice, KnownSensor, owners_of
 from iotledger.adapters.mqtt.messages import (
     Dropped,
     SensorReading,
@@ -31,7 +31,7 @@ from iotledger.adapters.mqtt.packets import Message
 from iotledger.adapters.mqtt.topics import Route
 from iotledger.application.readings import Outcome, RecordingService, RecordReading
 from iotledger.domain.devices import DeviceAccess
-from iotledger.domain.readings import Owners, lambda_value, readings_visible
+from iotledger.domain.readings import lambda_value, readings_visible
 
 V = TypeVar("V")
 Found = dict[UUID, V | None]
@@ -122,11 +122,11 @@ class Drafts:
         self,
         devices: Found[KnownDevice],
         sensors: Found[KnownSensor],
-        owners: Owners,
         refuse: Refuse,
     ) -> Built:
         """Each message's reading; a message whose reading cannot be made goes to `refuse`."""
         built = Built([], [], [], [])
+        owners = owners_of(devices)
         for drafts in self._telemetry.values():
             device = devices.get(drafts.device_id)
             speaker = DeviceAccess(device_id=drafts.device_id)
@@ -160,7 +160,9 @@ def _telemetry_readings(
     recording: RecordingService,
 ) -> bool:
     """The readings of one device's messages into `built`; True if there was one."""
-    reading = functools.partial(_telemetry_reading, device.id, device_cause(device.id))
+    reading = functools.partial(
+        RecordReading.of_message, device.id, device_cause(device.id), now=now
+    )
     count = len(built.readings)
     for payload, message in drafts.messages:
         try:
@@ -173,17 +175,6 @@ def _telemetry_readings(
             continue
         built.add((drafts.topic, payload), readings)
     return len(built.readings) > count
-
-
-def _telemetry_reading(device_id: UUID, cause: str, message: Telemetry) -> RecordReading:
-    return RecordReading(
-        device_id=device_id,
-        telemetry_type=message.telemetry_type,
-        payload=message.payload,
-        recorded_at=message.recorded_at or now(),
-        by=cause,
-        key=None if message.id is None else str(message.id),
-    )
 
 
 def _sensor_reading(message: SensorReading, sensors: Found[KnownSensor]) -> RecordReading:

@@ -29,9 +29,9 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -41,8 +41,12 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from iotledger.adapters.observability.metrics import APPEND_SECONDS, INGEST_BATCH, READINGS_INGESTED
 from iotledger.adapters.postgres.reading_log import Positions, ReadingLog, stored_state
 from iotledger.application.devices import DEVICE_NOT_FOUND
-from iotledger.application.readings import DeviceOwners, Outcome, RecordReading
-from iotledger.domain.devices import DeviceAccess
+from iotledger.application.readings import (
+    AppendReadings,
+    DeviceOwners,
+    Outcome,
+    received_now,
+)
 from iotledger.domain.errors import NotFound, Unavailable
 from iotledger.domain.readings import Owners, readings_visible
 
@@ -56,27 +60,23 @@ OwnersOn = Callable[[psycopg.Connection[Any]], DeviceOwners]
 
 
 class _Submission:
-    """One caller's readings (id, state bytes), and how to wake the caller."""
+    """One caller's readings (id, state bytes), whose devices it may name, and how to wake it."""
 
     __slots__ = ("access", "arrived", "devices", "loop", "rows", "source", "waiter")
 
     def __init__(
         self,
+        cmd: AppendReadings,
         rows: list[tuple[UUID, bytes]],
         loop: asyncio.AbstractEventLoop | None,
         waiter: Waiter,
-        access: DeviceAccess | None = None,
-        devices: frozenset[UUID] = frozenset(),
-        *,
-        source: str = "other",
     ) -> None:
         self.rows = rows
-        self.source = source
-        """Where the readings came from (`rest`, `mqtt`): a label of the metrics."""
+        self.source = cmd.source
         self.loop = loop
         self.waiter = waiter
-        self.access = access
-        self.devices = devices
+        self.access = cmd.access
+        self.devices = frozenset(r.device_id for r in cmd.readings) if cmd.access else frozenset()
         """The devices its readings name, when `access` must allow each."""
         self.arrived = time.monotonic()
 
@@ -96,7 +96,7 @@ class CopyReadingAppender:
         max_batch: int = 5000,
         linger: float = 0.0,
         owners: OwnersOn | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = received_now,
     ) -> None:
         self._conninfo = conninfo
         self._log = log_
@@ -122,25 +122,17 @@ class CopyReadingAppender:
         """An appender to this recorder's log, waiting for its lock as long as it does."""
         return cls(conninfo, ReadingLog.of(recorder, lock_timeout), **options)
 
-    async def append(
-        self,
-        readings: Sequence[RecordReading],
-        access: DeviceAccess | None = None,
-        *,
-        source: str = "other",
-    ) -> list[Outcome]:
+    async def append(self, cmd: AppendReadings) -> list[Outcome]:
         """See `ReadingAppender`."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[list[Outcome]] = loop.create_future()
-        self._queue(readings, loop, waiter, access, source)
+        self._queue(cmd, loop, waiter)
         return await waiter
 
-    def enqueue(
-        self, readings: Sequence[RecordReading], *, source: str = "other"
-    ) -> Future[list[Outcome]]:
+    def enqueue(self, cmd: AppendReadings) -> Future[list[Outcome]]:
         """The same as `append`, for a thread: wait on the future's `result()`."""
         waiter: Future[list[Outcome]] = Future()
-        self._queue(readings, None, waiter, source=source)
+        self._queue(cmd, None, waiter)
         return waiter
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -153,22 +145,16 @@ class CopyReadingAppender:
             self._thread.join(timeout)
 
     def _queue(
-        self,
-        readings: Sequence[RecordReading],
-        loop: asyncio.AbstractEventLoop | None,
-        waiter: Waiter,
-        access: DeviceAccess | None = None,
-        source: str = "other",
+        self, cmd: AppendReadings, loop: asyncio.AbstractEventLoop | None, waiter: Waiter
     ) -> None:
         received_at = self._clock()
-        rows = [(r.reading_id, stored_state(r, received_at)) for r in readings]
+        rows = [(r.reading_id, stored_state(r, received_at)) for r in cmd.readings]
         if not rows:
             waiter.set_result([])
             return
-        if access is not None and self._owners is None:
+        if cmd.access is not None and self._owners is None:
             raise TypeError("this appender was made without `owners`: it cannot check access")
-        devices = frozenset(r.device_id for r in readings) if access is not None else frozenset()
-        submission = _Submission(rows, loop, waiter, access, devices, source=source)
+        submission = _Submission(cmd, rows, loop, waiter)
         with self._cond:
             if self._state == "stopped":
                 raise Unavailable("the reading appender is stopped")

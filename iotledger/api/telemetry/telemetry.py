@@ -169,7 +169,7 @@ async def post_telemetry(
     caller on: a reading, or a batch stored whole or not at all (a list: answered with the
     list), of a device the caller may see (else 404, as if it did not exist)."""
     data = _telemetry_body(document)
-    reading = partial(_reading, device_id, cause(caller))
+    reading = partial(RecordReading.of_message, device_id, cause(caller), now=now)
     if isinstance(data, list):
         readings = services.recording.batch(data, reading)
     else:
@@ -188,17 +188,6 @@ def _telemetry_body(document: Any) -> TelemetryBody:
     except msgspec.ValidationError as e:
         raise InvalidInput(describe_body_error(e)) from None
     return data
-
-
-def _reading(device_id: UUID, by: str, data: NewTelemetry) -> RecordReading:
-    return RecordReading(
-        device_id=device_id,
-        telemetry_type=data.telemetry_type,
-        payload=data.payload,
-        recorded_at=data.recorded_at or now(),
-        by=by,
-        key=None if data.id is None else str(data.id),
-    )
 
 
 async def _stored(
