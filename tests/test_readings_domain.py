@@ -24,9 +24,9 @@ from iotledger.application.readings import (
     Outcome,
     RecordingService,
     RecordReading,
-    SavingReadingAppender,
     batch_readings,
 )
+from iotledger.application.saving import SavingReadingAppender
 from iotledger.domain.devices import FLEET, DeviceAccess
 from iotledger.domain.errors import InvalidInput, NotFound, TooManyReadings, UnstorableText
 from iotledger.domain.readings import READING_NAMESPACE, Reading, reading_id, readings_visible

@@ -41,8 +41,8 @@ from iotledger.application.readings import (
     DeleteReading,
     Outcome,
     RecordReading,
-    SavingReadingAppender,
 )
+from iotledger.application.saving import SavingReadingAppender
 from iotledger.application.service import Written
 from iotledger.bootstrap import Services, bootstrap
 from iotledger.domain.devices import DeviceAccess

@@ -4,10 +4,10 @@ Recording is the volume of the system, so new readings do not go through `save()
 one aggregate at a time: `RecordingService` hands them to a `ReadingAppender`, a
 port with one implementation per technique. In production the COPY appender
 (`iotledger.adapters.postgres.appender`) batches what arrives from every source into
-one append of many `Reading.Recorded` events; `SavingReadingAppender` below is its
-reference, through eventsourcing's public `Application.save`, and a test holds the
-rows of the two equal. The rare corrections and deletions take the ordinary road:
-load, act, append.
+one append of many `Reading.Recorded` events; `SavingReadingAppender`
+(`iotledger.application.saving`) is its reference, through eventsourcing's public
+`Application.save`, and a test holds the rows of the two equal. The rare corrections
+and deletions take the ordinary road: load, act, append.
 
 Whose device a reading may name is the domain's rule (`readings_visible`), fed by a
 `DeviceOwners` port: the appender asks it once for a whole batch, on its own
@@ -16,18 +16,15 @@ connection, after the caller submitted, so a request waits for one hand-over, no
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import msgspec
-from eventsourcing.application import Application
 from eventsourcing.utils import get_topic
 from msgspec.structs import force_setattr
 
-from iotledger.application.devices import DEVICE_NOT_FOUND
 from iotledger.application.service import LedgerService, Written
 from iotledger.domain.devices import DeviceAccess
 from iotledger.domain.errors import InvalidInput, NotFound, TooManyReadings
@@ -43,7 +40,6 @@ from iotledger.domain.readings import (
     derived_reading_key,
     given_reading_key,
     reading_id,
-    readings_visible,
 )
 
 Item = TypeVar("Item")
@@ -260,66 +256,3 @@ class RecordingService:
         if not readings:
             return []
         return await self.appender.append(AppendReadings(readings, access, source))
-
-
-class SavingReadingAppender:
-    """The reference `ReadingAppender`: new readings saved as any aggregate is, through
-    eventsourcing's public `Application.save`, one transaction per call.
-
-    Plainly right rather than fast: a repeat is found by asking the log for the reading,
-    and its original's position by reading the log's `Recorded` events from the start.
-    The COPY appender's rows are held equal to the rows this one stores.
-    """
-
-    def __init__(
-        self,
-        app: Application[UUID],
-        owners: DeviceOwners | None = None,
-        clock: Callable[[], datetime] = received_now,
-    ) -> None:
-        self._app = app
-        self._owners = owners
-        self._clock = clock
-
-    async def append(self, cmd: AppendReadings) -> list[Outcome]:
-        return await asyncio.to_thread(self.append_now, cmd)
-
-    def append_now(self, cmd: AppendReadings) -> list[Outcome]:
-        """`append`, blocking its caller."""
-        received_at = self._clock()
-        if cmd.access is not None:
-            self._admit(cmd.access, {reading.device_id for reading in cmd.readings})
-        ids = [reading.reading_id for reading in cmd.readings]
-        first: dict[UUID, RecordReading] = {}
-        for i, reading in zip(ids, cmd.readings, strict=True):
-            first.setdefault(i, reading)
-        earlier = {i for i in first if self._app.recorder.select_events(i, lte=1)}
-        new = [first[i].to_reading(received_at) for i in first if i not in earlier]
-        recordings = self._app.save(*new) if new else []
-        positions = {r.domain_event.originator_id: r.notification.id for r in recordings}
-        positions |= self._positions(earlier)
-        outcomes = []
-        for i in ids:
-            outcomes.append(Outcome(i, positions[i], i not in earlier))
-            earlier.add(i)
-        return outcomes
-
-    def _admit(self, access: DeviceAccess, devices: set[UUID]) -> None:
-        if self._owners is None:
-            raise TypeError("this appender was made without `owners`: it cannot check access")
-        if not readings_visible(access, devices, self._owners.owners(devices)):
-            raise NotFound(DEVICE_NOT_FOUND)
-
-    def _positions(self, reading_ids: set[UUID]) -> dict[UUID, int]:
-        """Where the `Recorded` events of these readings are in the log."""
-        found: dict[UUID, int] = {}
-        start = 1
-        while len(found) < len(reading_ids):
-            page = self._app.recorder.select_notifications(start, 1000, topics=[RECORDED_TOPIC])
-            if not page:
-                raise RuntimeError("a reading the log holds has no `Recorded` notification")
-            found |= {
-                cast(UUID, n.originator_id): n.id for n in page if n.originator_id in reading_ids
-            }
-            start = page[-1].id + 1
-        return found
