@@ -76,7 +76,8 @@ class _Submission:
         self.loop = loop
         self.waiter = waiter
         self.access = cmd.access
-        self.devices = frozenset(r.device_id for r in cmd.readings) if cmd.access else frozenset()
+        named = () if cmd.access is None else cmd.readings
+        self.devices = frozenset(r.device_id for r in named)
         """The devices its readings name, when `access` must allow each."""
         self.arrived = time.monotonic()
 
