@@ -32,7 +32,7 @@ from iotledger.adapters.postgres.database import migrate
 from iotledger.adapters.postgres.eventstore import eventsourcing_env
 from iotledger.adapters.postgres.reading_log import copy_data, stored_state
 from iotledger.adapters.postgres.views.readings import copy_rows
-from iotledger.application.devices import DEVICE_NOT_FOUND, DeleteDevice, RegisterDevice
+from iotledger.application.devices import DeleteDevice, RegisterDevice
 from iotledger.application.ledger import Ledger
 from iotledger.application.readings import (
     RECORDED_TOPIC,
@@ -426,8 +426,13 @@ def test_recording_admits_only_devices_the_caller_may_see_and_stores_nothing_els
             [a_reading(fleet, key="f2")],
         )
     )
-    assert [type(a).__name__ for a in answers] == ["list", "NotFound", "NotFound", "list"]
-    assert str(answers[1]) == DEVICE_NOT_FOUND
+    assert [type(a).__name__ for a in answers] == [
+        "list",
+        "DeviceNotFound",
+        "DeviceNotFound",
+        "list",
+    ]
+    assert str(answers[1]) == "device not found"
     queryable(services, max(o.position for a in (answers[0], answers[3]) for o in a))
     # the refused third caller's fleet reading is not stored either: a caller's readings
     # go in together or not at all

@@ -17,7 +17,7 @@ connection, after the caller submitted, so a request waits for one hand-over, no
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
@@ -27,7 +27,7 @@ from msgspec.structs import force_setattr
 
 from iotledger.application.service import LedgerService, Written
 from iotledger.domain.devices import DeviceAccess
-from iotledger.domain.errors import InvalidInput, NotFound, TooManyReadings
+from iotledger.domain.errors import InvalidInput, ReadingNotFound, TooManyReadings
 from iotledger.domain.readings import (
     MAX_BATCH_READINGS,
     MAX_KEY_LENGTH,
@@ -46,11 +46,6 @@ Item = TypeVar("Item")
 
 RECORDED_TOPIC = get_topic(Reading.Recorded)
 """The topic every new reading's event is stored under."""
-
-
-def received_now() -> datetime:
-    """The server's time of a reading (its event's timestamp), as an appender stamps it."""
-    return datetime.now(UTC)
 
 
 class TelemetryMessage(Protocol):
@@ -167,9 +162,9 @@ class DeleteReading(msgspec.Struct, frozen=True):
 class ReadingService(LedgerService):
     def reading(self, reading_id: UUID) -> Reading:
         """A reading that is recorded and not deleted, or NotFound."""
-        reading = self.load(Reading, reading_id, "reading not found")
+        reading = self.load(Reading, reading_id, ReadingNotFound)
         if reading.deleted:
-            raise NotFound("reading not found")
+            raise ReadingNotFound()
         return reading
 
     def correct_reading(self, cmd: CorrectReading) -> Written:

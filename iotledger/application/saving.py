@@ -16,17 +16,16 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
-from iotledger.application.devices import DEVICE_NOT_FOUND
+from iotledger.application.clock import now
 from iotledger.application.readings import (
     RECORDED_TOPIC,
     AppendReadings,
     DeviceOwners,
     Outcome,
     RecordReading,
-    received_now,
 )
 from iotledger.domain.devices import DeviceAccess
-from iotledger.domain.errors import NotFound
+from iotledger.domain.errors import DeviceNotFound
 from iotledger.domain.readings import readings_visible
 
 
@@ -39,7 +38,7 @@ class SavingReadingAppender:
         self,
         app: Application[UUID],
         owners: DeviceOwners | None = None,
-        clock: Callable[[], datetime] = received_now,
+        clock: Callable[[], datetime] = now,
     ) -> None:
         self._app = app
         self._owners = owners
@@ -72,7 +71,7 @@ class SavingReadingAppender:
         if self._owners is None:
             raise TypeError("this appender was made without `owners`: it cannot check access")
         if not readings_visible(access, devices, self._owners.owners(devices)):
-            raise NotFound(DEVICE_NOT_FOUND)
+            raise DeviceNotFound()
 
     def _positions(self, reading_ids: set[UUID]) -> dict[UUID, int]:
         """Where the `Recorded` events of these readings are in the log."""

@@ -31,7 +31,7 @@ import msgspec
 from eventsourcing.domain import Aggregate
 
 from iotledger.domain.devices import DeviceAccess
-from iotledger.domain.errors import InvalidInput, NotFound
+from iotledger.domain.errors import InvalidInput, ReadingNotFound
 from iotledger.domain.storable import check_storable
 
 READING_NAMESPACE = uuid5(NAMESPACE_URL, "iotledger:reading")
@@ -234,4 +234,4 @@ class Reading(Aggregate):
 
     def _check_present(self) -> None:
         if self.deleted:
-            raise NotFound("reading not found")
+            raise ReadingNotFound()

@@ -24,11 +24,11 @@ from iotledger.adapters.mqtt.messages import (
     decode,
     decode_telemetry,
     device_cause,
-    now,
     speaker,
 )
 from iotledger.adapters.mqtt.packets import Message
 from iotledger.adapters.mqtt.topics import Route
+from iotledger.application.clock import now
 from iotledger.application.readings import Outcome, RecordingService, RecordReading
 from iotledger.domain.devices import DeviceAccess
 from iotledger.domain.readings import lambda_value, readings_visible

@@ -40,14 +40,9 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 
 from iotledger.adapters.observability.metrics import APPEND_SECONDS, INGEST_BATCH, READINGS_INGESTED
 from iotledger.adapters.postgres.reading_log import Positions, ReadingLog, stored_state
-from iotledger.application.devices import DEVICE_NOT_FOUND
-from iotledger.application.readings import (
-    AppendReadings,
-    DeviceOwners,
-    Outcome,
-    received_now,
-)
-from iotledger.domain.errors import NotFound, Unavailable
+from iotledger.application.clock import now
+from iotledger.application.readings import AppendReadings, DeviceOwners, Outcome
+from iotledger.domain.errors import DeviceNotFound, Unavailable
 from iotledger.domain.readings import Owners, readings_visible
 
 log = logging.getLogger(__name__)
@@ -97,7 +92,7 @@ class CopyReadingAppender:
         max_batch: int = 5000,
         linger: float = 0.0,
         owners: OwnersOn | None = None,
-        clock: Callable[[], datetime] = received_now,
+        clock: Callable[[], datetime] = now,
     ) -> None:
         self._conninfo = conninfo
         self._log = log_
@@ -248,7 +243,7 @@ class CopyReadingAppender:
         refused: list[_Submission] = []
         for submission in batch:
             (refused if submission.refused(owners) else admitted).append(submission)
-        _settle(refused, [NotFound(DEVICE_NOT_FOUND) for _ in refused])
+        _settle(refused, [DeviceNotFound() for _ in refused])
         return admitted
 
     def _connect(self) -> psycopg.Connection[Any]:
