@@ -25,24 +25,25 @@ from iotledger.adapters.mqtt.dynsec.accounts import Account, service_account
 from iotledger.adapters.mqtt.topics import Topics
 from iotledger.adapters.observability.metrics import ProcessCollector, process_registry
 from iotledger.adapters.observability.runtime import tune_collector
+from iotledger.adapters.postgres.appender import CopyReadingAppender
 from iotledger.adapters.postgres.connections import Bounds, connection_string
 from iotledger.adapters.postgres.database import open_pool
 from iotledger.adapters.postgres.device_log import DeviceLog
 from iotledger.adapters.postgres.eventstore import MsgspecMapper, eventsourcing_env
 from iotledger.adapters.postgres.health import DatabaseProbe
-from iotledger.adapters.postgres.ingest import ReadingIngest
 from iotledger.adapters.postgres.log_head import LogHead
 from iotledger.adapters.postgres.log_wake import LogWake
 from iotledger.adapters.postgres.reading_log import readings_channel
 from iotledger.adapters.postgres.runners import ProjectionRunners
 from iotledger.adapters.postgres.views.catalog import Views
-from iotledger.adapters.postgres.views.devices import owners_of
+from iotledger.adapters.postgres.views.devices import PostgresDeviceOwners
 from iotledger.adapters.postgres.watch import ProjectionWatch
 from iotledger.adapters.security.credentials import CachedCredentials
 from iotledger.adapters.security.passwords import PasswordHasher
 from iotledger.adapters.security.ratelimit import LoginLimiter
 from iotledger.adapters.security.tokens import TokenIssuer, jwt_secret
 from iotledger.application.ledger import Ledger
+from iotledger.application.readings import RecordingService
 from iotledger.settings import DatabaseUrl, MqttUrl, Settings
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,9 @@ class App:
     watch: ProjectionWatch
     projections: ProjectionRunners
     """The runners of this process's projections, and how far each projection is."""
-    ingest: ReadingIngest
+    appender: CopyReadingAppender
+    """Where new readings go, from every source (`recording` hands them over)."""
+    recording: RecordingService
     log_head: LogHead
     device_log: DeviceLog
     """The log as live streams read it."""
@@ -88,7 +91,7 @@ class App:
 
     def close(self) -> None:
         self.log_wake.close()
-        self.ingest.stop()
+        self.appender.stop()
         self.watch.stop()
         self.ledger.close()
         self.pool.close()
@@ -113,6 +116,9 @@ def build(settings: Settings, database_url: DatabaseUrl) -> App:
         return connection_string(database_url, purpose, bounds)
 
     projections = ProjectionRunners(recorder, mapper, views.by_name(), pool, conninfo)
+    appender = CopyReadingAppender.for_recorder(
+        recorder, conninfo("ingest"), lock_timeout=bounds.lock_timeout, owners=PostgresDeviceOwners
+    )
     secret = jwt_secret(settings.jwt_secret, settings.data_dir)
     topics = Topics(settings.mqtt_topic)
     credentials = CachedCredentials(views.credentials.find)
@@ -126,9 +132,8 @@ def build(settings: Settings, database_url: DatabaseUrl) -> App:
         views=views,
         watch=ProjectionWatch(pool, conninfo("watch"), settings.read_wait_timeout),
         projections=projections,
-        ingest=ReadingIngest.for_recorder(
-            recorder, conninfo("ingest"), lock_timeout=bounds.lock_timeout, owners=owners_of
-        ),
+        appender=appender,
+        recording=RecordingService(appender, max_batch=settings.max_batch_readings),
         log_head=LogHead(recorder),
         device_log=DeviceLog(pool, recorder, mapper),
         log_wake=LogWake(conninfo("stream-wake"), _log_channels(recorder)),

@@ -45,7 +45,7 @@ def stored(services: App, sensors: list[UUID]) -> list[int]:
 def inbound(services: App, counters: Counter[str]) -> Inbound:
     return Inbound(
         services.ledger,
-        services.ingest,
+        services.recording,
         directory=ledger_directory(services.ledger),
         presence=Presence(services.views.dispatch.record_heard),
         topics=services.topics,

@@ -21,7 +21,7 @@ WHO_IS_CALLING = {"principal", "caller"}
 
 def test_the_app_is_built_once_and_nothing_is_set_on_it_later(services: App) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
-        services.ingest = services.ingest  # type: ignore[misc]
+        services.recording = services.recording  # type: ignore[misc]
     assert "publisher" not in {field.name for field in dataclasses.fields(services)}
 
 

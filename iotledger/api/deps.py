@@ -23,7 +23,6 @@ from iotledger.adapters.mqtt.link import Publisher
 from iotledger.adapters.mqtt.topics import Topics
 from iotledger.adapters.postgres.device_log import DeviceLog
 from iotledger.adapters.postgres.health import DatabaseProbe
-from iotledger.adapters.postgres.ingest import ReadingIngest
 from iotledger.adapters.postgres.log_head import LogHead
 from iotledger.adapters.postgres.log_wake import LogWake
 from iotledger.adapters.postgres.runners import ProjectionRunners
@@ -34,6 +33,7 @@ from iotledger.adapters.security.passwords import PasswordHasher
 from iotledger.adapters.security.ratelimit import LoginLimiter
 from iotledger.adapters.security.tokens import TokenIssuer
 from iotledger.application.ledger import Ledger
+from iotledger.application.readings import RecordingService
 from iotledger.settings import Settings
 
 P = ParamSpec("P")
@@ -59,7 +59,7 @@ class Parts(Protocol):
     @property
     def projections(self) -> ProjectionRunners: ...
     @property
-    def ingest(self) -> ReadingIngest: ...
+    def recording(self) -> RecordingService: ...
     @property
     def log_head(self) -> LogHead: ...
     @property
@@ -93,7 +93,7 @@ def by_name(parts: Parts, publisher: Publisher, enforcer: Enforcer) -> dict[str,
         "ledger": parts.ledger,
         "watch": parts.watch,
         "projections": parts.projections,
-        "ingest": parts.ingest,
+        "recording": parts.recording,
         "log_head": parts.log_head,
         "device_log": parts.device_log,
         "log_wake": parts.log_wake,

@@ -1,4 +1,6 @@
-"""What both dialects' reading controllers share: the one road in, the way out, device times.
+"""What both dialects' reading controllers share: reads that show every reading written before.
+
+New readings go in through the recording service (`iotledger.application.readings`).
 
 Read-your-writes for readings is kept on the reading side. A write of readings
 answers once its readings are committed to the log, without waiting for the
@@ -15,26 +17,16 @@ from dataclasses import dataclass
 from functools import partial
 from uuid import UUID
 
-from iotledger.adapters.postgres.ingest import Outcome, ReadingIngest
 from iotledger.adapters.postgres.log_head import LogHead
 from iotledger.adapters.postgres.views.readings import Bounds, DeviceReadings, PostgresReadingView
 from iotledger.adapters.postgres.watch import ProjectionWatch
 from iotledger.api.deps import Parts, off_loop
 from iotledger.api.export import CHUNK, chunks
 from iotledger.api.settle import settle
-from iotledger.application.readings import RecordReading
 from iotledger.domain.devices import DeviceAccess
 from iotledger.domain.errors import DeviceNotFound
+from iotledger.domain.readings import readings_visible
 from iotledger.projections.readings import ReadingProjection, ReadingRow
-
-
-async def record_readings(
-    ingest: ReadingIngest, readings: Sequence[RecordReading], access: DeviceAccess | None = None
-) -> list[Outcome]:
-    """Through the shared ingest; answers once the readings are committed to the log.
-    With `access`: NotFound, nothing stored, unless each reading's device is one it allows
-    (checked by the ingest, on a query that starts after this call)."""
-    return await ingest.submit(readings, access, source="rest")
 
 
 @dataclass(frozen=True)
@@ -51,10 +43,11 @@ class Readings:
         return cls(parts.views.readings, parts.watch, parts.log_head)
 
     async def of_device(
-        self, access: DeviceAccess, read: Callable[[], DeviceReadings | None]
+        self, access: DeviceAccess, device_id: UUID, read: Callable[[], DeviceReadings | None]
     ) -> list[ReadingRow]:
-        """A device's readings as `read` finds them, showing every reading acknowledged
-        before this call; NotFound when the caller may not see the device.
+        """The readings of `device_id` as `read` finds them, showing every reading
+        acknowledged before this call; NotFound when the caller may not see the device
+        (`readings_visible`, on the owner the same statement read).
 
         One statement reads the readings with the head of the log and the read model's
         position, in one snapshot: when the model had applied that head, nothing more
@@ -64,14 +57,16 @@ class Readings:
         if seen is not None and seen.applied < seen.head:
             await settle(self.watch, seen.head, ReadingProjection)
             seen = await off_loop(read)
-        if seen is None or not access.allows(seen.owner):
+        owners = {} if seen is None else {device_id: seen.owner}
+        if seen is None or not readings_visible(access, (device_id,), owners):
             raise DeviceNotFound()
         return seen.rows
 
     async def visible_device(self, access: DeviceAccess, device_id: UUID) -> None:
         """Returns once the readings read model shows every reading acknowledged before
         this call, if the caller may see the device; else NotFound (`of_device`, one row)."""
-        await self.of_device(access, partial(self.view.device_page_as_seen, device_id, 1, Bounds()))
+        one = partial(self.view.device_page_as_seen, device_id, 1, Bounds())
+        await self.of_device(access, device_id, one)
 
     async def settled(self) -> PostgresReadingView:
         """The read model, once it shows every reading acknowledged before this call."""

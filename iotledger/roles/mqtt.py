@@ -126,16 +126,14 @@ async def mqtt_role(
 
 def inbound_of(app: App, presence: Presence, counters: Counter[str]) -> Inbound:
     """What is done with each message devices send."""
-    settings = app.settings
     return Inbound(
         app.ledger,
-        app.ingest,
+        app.recording,
         directory=ledger_directory(app.ledger),
         presence=presence,
         topics=app.topics,
         counters=counters,
-        max_payload=settings.max_body_bytes,
-        max_batch_readings=settings.max_batch_readings,
+        max_payload=app.settings.max_body_bytes,
     )
 
 

@@ -19,19 +19,23 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, Parameter, QueryParameter
 from msgspec import UNSET, UnsetType
 
-from iotledger.adapters.postgres.ingest import ReadingIngest
 from iotledger.adapters.postgres.views.devices import PostgresDeviceView
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.lambda_iot.wire import LambdaReading, Message, lambda_reading
 from iotledger.api.openapi import raises
 from iotledger.api.pagination import LAMBDA_MAX_LIMIT, PageNumber
-from iotledger.api.readings import Readings, record_readings
+from iotledger.api.readings import Readings
 from iotledger.api.registry import cause, fleet_component, given
 from iotledger.api.settle import record
 from iotledger.application.clock import now
 from iotledger.application.ledger import Ledger
-from iotledger.application.readings import CorrectReading, DeleteReading, RecordReading
+from iotledger.application.readings import (
+    CorrectReading,
+    DeleteReading,
+    RecordingService,
+    RecordReading,
+)
 from iotledger.domain.devices import ComponentKind
 from iotledger.domain.errors import NotFound, ReadingNotFound
 from iotledger.domain.instants import Instant
@@ -78,7 +82,7 @@ class LambdaReadingsController(Controller):
         self,
         data: JSONBody[NewSensorReading],
         devices: NamedDependency[PostgresDeviceView],
-        ingest: NamedDependency[ReadingIngest],
+        recording: NamedDependency[RecordingService],
         principal: NamedDependency[Principal],
     ) -> CreatedReading:
         sensor = await fleet_component(devices, ComponentKind.SENSOR, data.sensor_id)
@@ -92,7 +96,7 @@ class LambdaReadingsController(Controller):
             sensor_id=sensor.id,
             value=value,
         )
-        (outcome,) = await record_readings(ingest, [reading])
+        (outcome,) = await recording.record([reading], source="rest")
         return CreatedReading(id=outcome.position)
 
     @get("/", opt=raises(NotFound))
