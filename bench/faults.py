@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.mqtt_readings import print_table
-from tests.faults.cluster import cluster, has_mosquitto
-from tests.faults.scenarios import LONG, SCENARIOS, SHORT, Outcome, Report, deployment, run
-from tests.faults.system import ROLES, system
+from tests.support.faults.cluster import cluster, has_mosquitto
+from tests.support.faults.scenarios import LONG, SCENARIOS, SHORT, Outcome, Report, deployment, run
+from tests.support.faults.system import ROLES, system
 
 HEADER = (
     "scenario",

@@ -26,8 +26,8 @@ from iotledger.adapters.postgres.database import migrate
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services, bootstrap
 from iotledger.settings import DatabaseUrl, MqttUrl, Settings, parse_database_url
-from tests.mqtt_support import Adapter, LoopThread
-from tests.processes import environment, run
+from tests.support.mqtt import Adapter, LoopThread
+from tests.support.processes import environment, run
 
 LOCAL_POSTGRES = os.environ.get(
     "IOTLEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"

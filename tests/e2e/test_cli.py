@@ -9,7 +9,7 @@ import pytest
 
 from iotledger.settings import DatabaseUrl, MqttUrl
 from tests.conftest import free_port, unique
-from tests.processes import environment, run, serving, stop, wait_for_http, wait_until
+from tests.support.processes import environment, run, serving, stop, wait_for_http, wait_until
 
 
 @pytest.mark.parametrize(

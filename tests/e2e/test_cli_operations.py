@@ -12,7 +12,7 @@ import psycopg
 from iotledger.adapters.postgres.views.catalog import PROJECTIONS
 from iotledger.progress import Progress
 from iotledger.settings import DatabaseUrl
-from tests.processes import environment, run
+from tests.support.processes import environment, run
 
 
 def test_version_prints_the_name_and_the_package_version() -> None:

@@ -19,14 +19,14 @@ from iotledger.adapters.mqtt.dynsec.control import DynsecControl
 from iotledger.adapters.mqtt.topics import Topics
 from iotledger.settings import DatabaseUrl, MqttUrl
 from tests.conftest import create_database, drop_database, free_port, unique
-from tests.dynsec_support import (
+from tests.support.dynsec import (
     DynsecBroker,
     Peer,
     as_user,
     missing_prerequisite,
     running_dynsec_broker,
 )
-from tests.processes import Server, environment, run, serving, wait_for_http
+from tests.support.processes import Server, environment, run, serving, wait_for_http
 
 GRANTED = 1
 

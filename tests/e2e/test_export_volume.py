@@ -17,7 +17,7 @@ from iotledger.application.readings import RecordReading
 from iotledger.bootstrap import Services
 from iotledger.settings import DatabaseUrl, Settings
 from tests.conftest import start_services
-from tests.processes import serving, wait_for_http
+from tests.support.processes import serving, wait_for_http
 
 READINGS = 100_000
 RSS_GROWTH_BOUND_KB = 60 * 1024

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.cluster import Cluster, cluster, has_mosquitto
-from tests.faults.scenarios import SCENARIOS, SHORT, Scenario, deployment, run
-from tests.faults.system import ROLES, System, system
+from tests.support.faults.cluster import Cluster, cluster, has_mosquitto
+from tests.support.faults.scenarios import SCENARIOS, SHORT, Scenario, deployment, run
+from tests.support.faults.system import ROLES, System, system
 
 pytestmark = pytest.mark.faults
 

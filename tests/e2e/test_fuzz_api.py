@@ -24,7 +24,7 @@ from schemathesis.checks import not_a_server_error
 from iotledger.api.app import create_app
 from iotledger.settings import DatabaseUrl, MqttUrl, Settings
 from tests.conftest import create_database, drop_database, register_and_login, start_services
-from tests.mqtt_support import Adapter, LoopThread
+from tests.support.mqtt import Adapter, LoopThread
 
 MAX_EXAMPLES = 50
 SEED = 11

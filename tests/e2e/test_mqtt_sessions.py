@@ -20,8 +20,8 @@ from iotledger.adapters.mqtt.packets import Message
 from iotledger.adapters.mqtt.topics import Topics
 from iotledger.roles.mqtt import link_for
 from iotledger.settings import MqttUrl, Settings
-from tests.mqtt_support import Device, LoopThread, devices, eventually
-from tests.processes import COMMAND
+from tests.support.mqtt import Device, LoopThread, devices, eventually
+from tests.support.processes import COMMAND
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.test_fuzz_api import (  # noqa: F401 (fixtures, instantiated for this module)
+from tests.e2e.test_fuzz_api import (  # noqa: F401 (fixtures, instantiated for this module)
     api_schema,
     fuzzed,
     node_id_for_schemathesis,

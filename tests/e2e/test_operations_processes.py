@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from iotledger.settings import DatabaseUrl, MqttUrl
 from tests.conftest import free_port
-from tests.processes import environment, serving, stop, wait_for_http, wait_until
+from tests.support.processes import environment, serving, stop, wait_for_http, wait_until
 
 
 def test_serve_with_json_logs_writes_nothing_but_json_lines_from_every_library(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.conftest import unique
-from tests.processes import run, serving, stop, wait_for_http
+from tests.support.processes import run, serving, stop, wait_for_http
 
 
 def signed_in_device(base: str) -> tuple[dict[str, str], str]:

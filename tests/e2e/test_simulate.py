@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, unique
-from tests.processes import COMMAND, environment, run, serving, wait_for_http, wait_until
+from tests.support.processes import COMMAND, environment, run, serving, wait_for_http, wait_until
 
 PASSWORD = "secret-simulated"
 

@@ -17,8 +17,8 @@ import pytest
 
 from iotledger.settings import DatabaseUrl, MqttUrl
 from tests.conftest import create_database, drop_database, free_port, unique
-from tests.mqtt_support import Device, LoopThread
-from tests.processes import environment, serving, stop, wait_for_http, wait_until
+from tests.support.mqtt import Device, LoopThread
+from tests.support.processes import environment, serving, stop, wait_for_http, wait_until
 
 Event = dict[str, Any]
 

@@ -19,8 +19,8 @@ import pytest
 from iotledger.adapters.mqtt.dynsec.control import DynsecControl, DynsecUnavailable
 from iotledger.adapters.mqtt.tls import tls_context
 from iotledger.settings import DatabaseUrl, load_settings
-from tests.processes import serving, stop, wait_until
-from tests.tls_support import Certificates, TlsMosquitto, certificates, tls_mosquitto
+from tests.support.processes import serving, stop, wait_until
+from tests.support.tls import Certificates, TlsMosquitto, certificates, tls_mosquitto
 
 EVENTS = "SELECT count(*) FROM iotledger_events WHERE topic LIKE %s"
 

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 
 from tests.conftest import free_port
-from tests.processes import environment, run, serving, stop, wait_for_http, wait_until
-from tests.tls_support import Certificates, TlsPostgres, certificates, tls_postgres, verified
+from tests.support.processes import environment, run, serving, stop, wait_for_http, wait_until
+from tests.support.tls import Certificates, TlsPostgres, certificates, tls_postgres, verified
 
 NAME = "tlstest"  # the application_name prefix of the process under test
 CONNECTIONS = f"""

@@ -13,9 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from tests.test_lambda_devices import new_component, new_device
-from tests.test_telemetry_devices import headers, is_telemetry_error, new_telemetry_device
-from tests.test_telemetry_readings import post
+from tests.integration.test_lambda_devices import new_component, new_device
+from tests.integration.test_telemetry_devices import (
+    headers,
+    is_telemetry_error,
+    new_telemetry_device,
+)
+from tests.integration.test_telemetry_readings import post
 
 __all__ = ["headers"]  # the module's signed-in user (a fixture)
 

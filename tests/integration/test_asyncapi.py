@@ -25,7 +25,7 @@ from iotledger.projections.device_checks import CheckRequest
 from iotledger.projections.dispatcher import CommandMessage
 from iotledger.settings import Settings
 
-ASYNCAPI_SCHEMA = Path(__file__).parent / "data" / "asyncapi" / "asyncapi-3.0.0.json"
+ASYNCAPI_SCHEMA = Path(__file__).parents[1] / "data" / "asyncapi" / "asyncapi-3.0.0.json"
 NOW = datetime(2026, 1, 14, 10, 0, tzinfo=UTC)
 
 Client = TestClient[object]

@@ -20,14 +20,14 @@ from litestar.testing import TestClient
 from iotledger.application.readings import DeleteReading
 from iotledger.bootstrap import Services
 from tests.conftest import register_and_login
-from tests.mqtt_support import eventually
-from tests.test_mqtt_devices import World, played, world
-from tests.test_telemetry_devices import (
+from tests.integration.test_mqtt_devices import World, played, world
+from tests.integration.test_telemetry_devices import (
     event_count,
     headers,
     is_telemetry_error,
     new_telemetry_device,
 )
+from tests.support.mqtt import eventually
 
 __all__ = ["headers", "played", "world"]  # fixtures
 

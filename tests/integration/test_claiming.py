@@ -14,9 +14,9 @@ from litestar.testing import TestClient
 from iotledger.bootstrap import Services
 from iotledger.settings import MqttUrl
 from tests.conftest import register_and_login
-from tests.mqtt_support import Device, LoopThread, devices, eventually
-from tests.test_embedded_broker_auth import guarded
-from tests.test_telemetry_devices import headers, is_telemetry_error
+from tests.integration.test_embedded_broker_auth import guarded
+from tests.integration.test_telemetry_devices import headers, is_telemetry_error
+from tests.support.mqtt import Device, LoopThread, devices, eventually
 
 __all__ = ["guarded", "headers"]  # fixtures: the guarded broker, the module's signed-in user
 

@@ -9,7 +9,7 @@ from litestar.testing import TestClient
 
 from iotledger.bootstrap import Services
 from tests.conftest import register_and_login
-from tests.test_register_slice import event_count
+from tests.integration.test_register_slice import event_count
 
 Headers = dict[str, str]
 

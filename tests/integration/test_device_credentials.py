@@ -16,7 +16,11 @@ from litestar.testing import TestClient
 from iotledger.api.app import create_app, create_litestar
 from iotledger.bootstrap import Services
 from tests.conftest import register_and_login
-from tests.test_telemetry_devices import headers, is_telemetry_error, new_telemetry_device
+from tests.integration.test_telemetry_devices import (
+    headers,
+    is_telemetry_error,
+    new_telemetry_device,
+)
 
 __all__ = ["headers"]  # the module's signed-in user (a fixture)
 

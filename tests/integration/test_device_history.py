@@ -9,8 +9,12 @@ from uuid import uuid4
 import pytest
 from litestar.testing import TestClient
 
-from tests.test_lambda_devices import new_component, new_device
-from tests.test_telemetry_devices import headers, is_telemetry_error, new_telemetry_device
+from tests.integration.test_lambda_devices import new_component, new_device
+from tests.integration.test_telemetry_devices import (
+    headers,
+    is_telemetry_error,
+    new_telemetry_device,
+)
 
 __all__ = ["headers"]  # the module's signed-in user (a fixture)
 

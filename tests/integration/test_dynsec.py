@@ -27,7 +27,7 @@ from iotledger.adapters.mqtt.dynsec.control import DynsecControl, DynsecUnavaila
 from iotledger.adapters.mqtt.dynsec.reconciler import BrokerAccounts
 from iotledger.adapters.mqtt.topics import Topics
 from iotledger.settings import MqttUrl
-from tests.dynsec_support import (
+from tests.support.dynsec import (
     ADMIN,
     Peer,
     as_user,

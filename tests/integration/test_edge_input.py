@@ -18,7 +18,7 @@ from litestar.testing import TestClient
 from iotledger.api.bodies import MAX_JSON_DEPTH
 from iotledger.api.pagination import MAX_PAGE
 from iotledger.bootstrap import Services
-from tests.test_telemetry_devices import event_count, headers, new_telemetry_device
+from tests.integration.test_telemetry_devices import event_count, headers, new_telemetry_device
 
 __all__ = ["headers"]  # the module's signed-in user (a fixture)
 

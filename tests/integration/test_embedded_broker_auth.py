@@ -22,12 +22,12 @@ from iotledger.adapters.mqtt.topics import Topics
 from iotledger.bootstrap import Services
 from iotledger.settings import DatabaseUrl, MqttUrl
 from tests.conftest import free_port, unique
-from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
-from tests.processes import environment, run, serving, stop, wait_for_http
-from tests.test_device_credentials import headers
-from tests.test_mqtt_lambda import announcement
-from tests.test_telemetry_devices import DEVICE as NEW_DEVICE
-from tests.test_telemetry_devices import new_telemetry_device
+from tests.integration.test_device_credentials import headers
+from tests.integration.test_mqtt_lambda import announcement
+from tests.integration.test_telemetry_devices import DEVICE as NEW_DEVICE
+from tests.integration.test_telemetry_devices import new_telemetry_device
+from tests.support.mqtt import Adapter, Device, LoopThread, devices, eventually
+from tests.support.processes import environment, run, serving, stop, wait_for_http
 
 __all__ = ["headers"]  # the module's signed-in user (a fixture)
 

@@ -25,7 +25,7 @@ from iotledger.bootstrap import Services
 from iotledger.projections.runner import ProjectionRunner
 from iotledger.settings import DatabaseUrl, Settings
 from tests.conftest import start_services, unique
-from tests.processes import run, wait_until
+from tests.support.processes import run, wait_until
 
 Client = TestClient[Any]
 BOUND = 5.0

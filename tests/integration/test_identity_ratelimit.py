@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services
-from tests.test_identity_support import (
+from tests.support.identity import (
     from_address,
     login_lambda,
     login_telemetry,

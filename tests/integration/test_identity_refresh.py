@@ -17,7 +17,7 @@ from iotledger.api.app import create_app
 from iotledger.application.sessions import RefreshSession
 from iotledger.bootstrap import Services
 from iotledger.domain.sessions import InvalidRefreshToken
-from tests.test_identity_support import (
+from tests.support.identity import (
     TELEMETRY_AUTH,
     Person,
     bearer,

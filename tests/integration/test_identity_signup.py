@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 
 from iotledger.application.users import RehashPassword
 from iotledger.bootstrap import Services
-from tests.test_identity_support import (
+from tests.support.identity import (
     REGISTER,
     TELEMETRY_AUTH,
     bearer,

@@ -15,7 +15,7 @@ from litestar.testing import TestClient
 from iotledger.adapters.security.tokens import AUDIENCE, ISSUER, key_id
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services
-from tests.test_identity_support import (
+from tests.support.identity import (
     TELEMETRY_AUTH,
     Person,
     bearer,

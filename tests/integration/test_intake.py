@@ -22,7 +22,7 @@ from iotledger.api.app import create_litestar
 from iotledger.api.intake import IntakeLane
 from iotledger.bootstrap import Services
 from tests.conftest import register_and_login
-from tests.test_telemetry_devices import event_count, headers, new_telemetry_device
+from tests.integration.test_telemetry_devices import event_count, headers, new_telemetry_device
 
 __all__ = ["headers"]  # the module's signed-in user (a fixture)
 

@@ -10,7 +10,7 @@ import pytest
 from litestar.testing import TestClient
 
 from iotledger.bootstrap import Services
-from tests.test_telemetry_devices import (
+from tests.integration.test_telemetry_devices import (
     event_count,
     headers,
     is_telemetry_error,

@@ -11,8 +11,8 @@ from litestar.testing import TestClient
 
 from iotledger.bootstrap import Services
 from iotledger.domain.readings import Reading
-from tests.test_lambda_devices import new_component, new_device
-from tests.test_telemetry_devices import event_count, headers, new_telemetry_device
+from tests.integration.test_lambda_devices import new_component, new_device
+from tests.integration.test_telemetry_devices import event_count, headers, new_telemetry_device
 
 __all__ = ["headers"]  # the module's signed-in user (a fixture)
 

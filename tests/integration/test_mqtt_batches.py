@@ -25,8 +25,8 @@ from iotledger.application.readings import RecordReading
 from iotledger.bootstrap import Services
 from iotledger.settings import MqttUrl
 from tests.conftest import free_port
-from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
-from tests.test_mqtt_resilience import registered
+from tests.integration.test_mqtt_resilience import registered
+from tests.support.mqtt import Adapter, Device, LoopThread, devices, eventually
 
 Handler = Callable[[Sequence[Message]], Awaitable[None]]
 

@@ -16,7 +16,7 @@ from litestar.testing import TestClient
 
 from iotledger.bootstrap import Services
 from iotledger.settings import MqttUrl
-from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
+from tests.support.mqtt import Adapter, Device, LoopThread, devices, eventually
 
 Headers = dict[str, str]
 

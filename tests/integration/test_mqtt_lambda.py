@@ -19,7 +19,7 @@ from iotledger.adapters.mqtt.link import NoBroker
 from iotledger.bootstrap import Services
 from iotledger.projections.device_checks import DeviceChecks
 from iotledger.settings import MqttUrl
-from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
+from tests.support.mqtt import Adapter, Device, LoopThread, devices, eventually
 
 Headers = dict[str, str]
 

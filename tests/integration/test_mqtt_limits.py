@@ -14,9 +14,9 @@ import pytest
 from iotledger.bootstrap import Services
 from iotledger.domain.errors import NotFound
 from iotledger.settings import MqttUrl
-from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
-from tests.test_mqtt_lambda import announcement
-from tests.test_mqtt_resilience import registered
+from tests.integration.test_mqtt_lambda import announcement
+from tests.integration.test_mqtt_resilience import registered
+from tests.support.mqtt import Adapter, Device, LoopThread, devices, eventually
 
 
 def padded(message: dict[str, Any], size: int) -> bytes:

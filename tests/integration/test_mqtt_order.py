@@ -20,8 +20,8 @@ from iotledger.adapters.mqtt.inbound import Inbound
 from iotledger.adapters.mqtt.packets import Message
 from iotledger.bootstrap import Services
 from iotledger.settings import MqttUrl
-from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
-from tests.test_mqtt_lambda import announcement
+from tests.integration.test_mqtt_lambda import announcement
+from tests.support.mqtt import Adapter, Device, LoopThread, devices, eventually
 
 READINGS = 5
 

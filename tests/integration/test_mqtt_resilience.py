@@ -24,7 +24,7 @@ from iotledger.domain.errors import Unavailable
 from iotledger.domain.vocabulary import DeviceStatus
 from iotledger.settings import MqttUrl
 from tests.conftest import answers, free_port
-from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
+from tests.support.mqtt import Adapter, Device, LoopThread, devices, eventually
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 

@@ -23,9 +23,9 @@ from iotledger.api.app import create_app
 from iotledger.bootstrap import Services, bootstrap
 from iotledger.projections.failures import ProjectionHealth, ProjectionState
 from iotledger.settings import DatabaseUrl, MqttUrl, Settings, parse_database_url
-from tests.mqtt_support import Adapter, Device, LoopThread, devices, eventually
-from tests.test_commands_api import new_command, new_device
-from tests.test_telemetry_devices import new_telemetry_device
+from tests.integration.test_commands_api import new_command, new_device
+from tests.integration.test_telemetry_devices import new_telemetry_device
+from tests.support.mqtt import Adapter, Device, LoopThread, devices, eventually
 
 CONTRACT_METRICS = (
     "iotledger_readings_ingested",

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from iotledger.bootstrap import Services
-from tests.mqtt_support import Adapter, Device, LoopThread, devices
-from tests.test_mqtt_lambda import announcement
+from tests.integration.test_mqtt_lambda import announcement
+from tests.support.mqtt import Adapter, Device, LoopThread, devices
 
 Client = TestClient[Any]
 Headers = dict[str, str]

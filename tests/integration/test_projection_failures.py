@@ -27,8 +27,8 @@ from iotledger.projections.failures import ProjectionState
 from iotledger.projections.runner import ProjectionRunner
 from iotledger.projections.users import UserProjection
 from iotledger.settings import DatabaseUrl, Settings, SettingsError
-from tests.processes import environment, run, wait_until
-from tests.test_projection_runner import append_users, head
+from tests.integration.test_projection_runner import append_users, head
+from tests.support.processes import environment, run, wait_until
 
 
 @pytest.fixture

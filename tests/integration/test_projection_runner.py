@@ -23,7 +23,7 @@ from iotledger.projections.sessions import SessionProjection
 from iotledger.projections.users import UserProjection
 from iotledger.settings import DatabaseUrl, MqttUrl, Settings
 from tests.conftest import unique
-from tests.processes import environment, serving, wait_until
+from tests.support.processes import environment, serving, wait_until
 
 
 @pytest.fixture

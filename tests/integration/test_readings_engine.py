@@ -39,7 +39,7 @@ from iotledger.domain.vocabulary import DeviceStatus
 from iotledger.maintenance import rebuild
 from iotledger.projections.readings import ReadingRow
 from iotledger.settings import DatabaseUrl, Settings
-from tests.test_readings_domain import moments, payloads, readings, types, values
+from tests.unit.test_readings_domain import moments, payloads, readings, types, values
 
 T0 = datetime(2025, 8, 22, 12, 0, tzinfo=UTC)
 

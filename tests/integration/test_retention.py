@@ -14,8 +14,8 @@ from iotledger.api.app import create_app
 from iotledger.bootstrap import Services
 from iotledger.settings import DatabaseUrl, Settings, load_settings
 from tests.conftest import register_and_login, start_services
-from tests.test_telemetry_devices import event_count, new_telemetry_device
-from tests.test_telemetry_readings import listed, post
+from tests.integration.test_telemetry_devices import event_count, new_telemetry_device
+from tests.integration.test_telemetry_readings import listed, post
 
 Client = TestClient[Any]
 NOW = datetime.now(UTC)

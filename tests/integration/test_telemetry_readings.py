@@ -11,7 +11,7 @@ from litestar.testing import TestClient
 
 from iotledger.bootstrap import Services
 from tests.conftest import register_and_login
-from tests.test_telemetry_devices import (
+from tests.integration.test_telemetry_devices import (
     event_count,
     headers,
     is_telemetry_error,

@@ -27,7 +27,13 @@ from iotledger.adapters.mqtt.dynsec.control import DynsecControl
 from iotledger.adapters.mqtt.dynsec.reconciler import BrokerAccounts
 from iotledger.adapters.mqtt.topics import Topics
 from iotledger.settings import MqttUrl
-from tests.faults.cluster import answers, free_port, give_to_broker, mosquitto_path, wait_for
+from tests.support.faults.cluster import (
+    answers,
+    free_port,
+    give_to_broker,
+    mosquitto_path,
+    wait_for,
+)
 
 PLUGIN = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
 ADMIN, ADMIN_PASSWORD = "admin", "admin-secret"

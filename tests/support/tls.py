@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from iotledger.settings import DatabaseUrl, MqttUrl, parse_database_url
-from tests.faults.cluster import Mosquitto, Postgres, has_mosquitto
+from tests.support.faults.cluster import Mosquitto, Postgres, has_mosquitto
 
 HOSTS = ("localhost", "127.0.0.1")
 ONLY_TLS = """\

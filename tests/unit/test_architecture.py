@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "iotledger"
+PACKAGE = Path(__file__).resolve().parents[2] / "iotledger"
 
 OUTER = ("api", "bootstrap", "roles", "cli", "maintenance", "simulator")
 # layer -> the iotledger packages and modules it must never import

@@ -14,7 +14,7 @@ import yaml
 
 from iotledger.settings import _FIELDS
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 COMPOSE = ROOT / "compose.yaml"
 ROLES = ("api", "mqtt", "projections")
 SECRETS = ("IOTLEDGER_JWT_SECRET", "MQTT_ADMIN_PASSWORD", "POSTGRES_PASSWORD")

@@ -9,7 +9,7 @@ import pytest
 
 from iotledger.settings import _FIELDS, SettingsError, load_settings
 
-README = Path(__file__).parent.parent / "README.md"
+README = Path(__file__).parents[2] / "README.md"
 
 
 def _table_rows() -> list[str]:

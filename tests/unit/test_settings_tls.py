@@ -17,9 +17,9 @@ from iotledger.settings import (
     load_settings,
     parse_mqtt_url,
 )
-from tests.processes import environment, run
+from tests.support.processes import environment, run
 
-README = Path(__file__).parent.parent / "README.md"
+README = Path(__file__).parents[2] / "README.md"
 VERIFIED = "postgresql://u:pw@db:5432/app?sslmode=verify-full&sslrootcert=/ca.pem"
 BOUNDS = Bounds(statement_timeout=5.0, lock_timeout=3.0)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from tests.faults.system import System
+from tests.support.faults.system import System
 
 Fault = Callable[[System, float], list[str]]
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import httpx
 import psycopg
 
-from tests.faults.load import Budget, Load, Poster, Publisher
-from tests.faults.system import System
+from tests.support.faults.load import Budget, Load, Poster, Publisher
+from tests.support.faults.system import System
 
 
 @dataclass(frozen=True)

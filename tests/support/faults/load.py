@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 import msgspec
 
-from tests.faults.mqtt_wire import PUBACK, Connection, publish_packet
+from tests.support.faults.mqtt_wire import PUBACK, Connection, publish_packet
 
 RETRY_PAUSE = 0.2
 

@@ -16,10 +16,10 @@ import httpx
 import msgspec
 
 from iotledger.api.pagination import encode_cursor
-from tests.faults.faults import Fault
-from tests.faults.fleet import new_device, sign_in, stored
-from tests.faults.mqtt_wire import PUBACK, Connection, publish_packet
-from tests.faults.system import System
+from tests.support.faults.faults import Fault
+from tests.support.faults.fleet import new_device, sign_in, stored
+from tests.support.faults.mqtt_wire import PUBACK, Connection, publish_packet
+from tests.support.faults.system import System
 
 NUL = "\u0000"
 DEEP = 10_000

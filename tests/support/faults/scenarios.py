@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.faults import faults, poison
-from tests.faults.cluster import Cluster
-from tests.faults.faults import Fault
-from tests.faults.fleet import Fleet, fleet, stored
-from tests.faults.load import Budget, Load
-from tests.faults.system import ROLES, STATEMENT_TIMEOUT, System, system
+from tests.support.faults import faults, poison
+from tests.support.faults.cluster import Cluster
+from tests.support.faults.faults import Fault
+from tests.support.faults.fleet import Fleet, fleet, stored
+from tests.support.faults.load import Budget, Load
+from tests.support.faults.system import ROLES, STATEMENT_TIMEOUT, System, system
 
 SERVE: tuple[str | None, ...] = (None,)
 

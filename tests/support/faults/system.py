@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.faults.cluster import Cluster, free_port, wait_for
-from tests.processes import COMMAND, environment, run
+from tests.support.faults.cluster import Cluster, free_port, wait_for
+from tests.support.processes import COMMAND, environment, run
 
 ROLES = ("projections", "mqtt", "api")
 READY_TIMEOUT = 60.0
