@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from iotledger.settings import DatabaseUrl, MqttUrl
-from tests.conftest import free_port, unique
+from tests.support.identity import unique
+from tests.support.network import free_port
 from tests.support.processes import environment, run, serving, stop, wait_for_http, wait_until
 
 
@@ -216,3 +217,17 @@ def test_a_served_process_shows_what_it_printed_in_the_test_output(
     with serving(env=environment(IOTLEDGER_PORT="99999")) as process:
         process.wait(30)
     assert "iotledger: IOTLEDGER_PORT: 99999 is not a port" in capsys.readouterr().out
+
+
+def test_serve_stops_in_one_line_when_the_ca_file_is_no_certificate(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nnot one\n-----END CERTIFICATE-----\n")
+    env = environment(
+        IOTLEDGER_DATABASE_URL="postgresql://u:secret@127.0.0.1:1/db",
+        IOTLEDGER_MQTT_URL="mqtts://127.0.0.1:1",
+        IOTLEDGER_MQTT_CA_FILE=str(ca),
+    )
+    result = run("serve", "--role", "mqtt", env=env, cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("iotledger: IOTLEDGER_MQTT_CA_FILE: cannot load the CA ("), line

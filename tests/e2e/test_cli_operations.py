@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 from pathlib import Path
 
 import psycopg
 
+from iotledger.adapters.postgres.database import MIGRATION_LOCK
 from iotledger.adapters.postgres.views.catalog import PROJECTIONS
 from iotledger.progress import Progress
 from iotledger.settings import DatabaseUrl
@@ -105,3 +108,19 @@ def test_into_a_file_the_progress_prints_a_line_every_few_seconds() -> None:
     progress("readings", 120, 120)
     lines = log.getvalue().splitlines()
     assert [line.split()[2] for line in lines] == ["0/120", "50/120", "100/120", "120/120"]
+
+
+def test_a_migration_waits_for_another_one_past_the_serving_lock_timeout(
+    migrated: tuple[int, dict[str, str]], own_database: DatabaseUrl
+) -> None:
+    _, env = migrated
+    quick = {**env, "IOTLEDGER_LOCK_TIMEOUT": "0.5", "IOTLEDGER_STATEMENT_TIMEOUT": "1"}
+    with psycopg.connect(str(own_database), autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        release = threading.Timer(3.0, lambda: other.execute("SELECT pg_advisory_unlock_all()"))
+        release.start()
+        started = time.monotonic()
+        result = run("migrate", env=quick)
+        release.join()
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started >= 3.0

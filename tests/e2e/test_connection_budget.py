@@ -19,8 +19,7 @@ import psycopg
 
 from iotledger.adapters.postgres.views.catalog import PROJECTIONS
 from iotledger.settings import DatabaseUrl
-from tests.e2e.test_scale_out import signed_in_device
-from tests.support.processes import Server, serving, stop, wait_for_http
+from tests.support.processes import Server, serving, signed_in_device, stop, wait_for_http
 
 POOL_SIZE = 4
 

@@ -18,7 +18,7 @@ from gmqtt.mqtt.handler import MQTTConnectError
 from iotledger.adapters.mqtt.dynsec.control import DynsecControl
 from iotledger.adapters.mqtt.topics import Topics
 from iotledger.settings import DatabaseUrl, MqttUrl
-from tests.conftest import create_database, drop_database, free_port, unique
+from tests.support.databases import create_database, drop_database
 from tests.support.dynsec import (
     DynsecBroker,
     Peer,
@@ -26,6 +26,8 @@ from tests.support.dynsec import (
     missing_prerequisite,
     running_dynsec_broker,
 )
+from tests.support.identity import unique
+from tests.support.network import free_port
 from tests.support.processes import Server, environment, run, serving, wait_for_http
 
 GRANTED = 1

@@ -16,7 +16,7 @@ import pytest
 from iotledger.application.readings import RecordReading
 from iotledger.bootstrap import Services
 from iotledger.settings import DatabaseUrl, Settings
-from tests.conftest import start_services
+from tests.support.databases import start_services
 from tests.support.processes import serving, wait_for_http
 
 READINGS = 100_000

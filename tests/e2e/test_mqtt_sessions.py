@@ -20,8 +20,9 @@ from iotledger.adapters.mqtt.packets import Message
 from iotledger.adapters.mqtt.topics import Topics
 from iotledger.roles.mqtt import link_for
 from iotledger.settings import MqttUrl, Settings
-from tests.support.mqtt import Device, LoopThread, devices, eventually
+from tests.support.mqtt import Device, LoopThread, devices
 from tests.support.processes import COMMAND
+from tests.support.waiting import eventually
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """Every answer is one the OpenAPI document describes: its status, its content type,
 its body's schema and its headers, for inputs schemathesis draws from the document.
 
-The application and its database are this module's own (the fuzzing fixtures,
-instantiated again here).
+The application and its database are this module's own (the fuzzing fixtures of
+`tests/e2e/conftest.py`, instantiated again for this module).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
     content_type_conformance,
@@ -17,14 +18,6 @@ from schemathesis.checks import (
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
-)
-
-from tests.e2e.test_fuzz_api import (  # noqa: F401 (fixtures, instantiated for this module)
-    api_schema,
-    fuzzed,
-    node_id_for_schemathesis,
-    schema,
-    signed_in,
 )
 
 EXAMPLES = 25
@@ -36,9 +29,13 @@ CHECKS = [
     response_headers_conformance,
 ]
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Do not use the `random` module:hypothesis.errors.HypothesisDeprecationWarning"
-)
+pytestmark = [
+    pytest.mark.filterwarnings(
+        "ignore:Do not use the `random` module:hypothesis.errors.HypothesisDeprecationWarning"
+    ),
+    pytest.mark.usefixtures("node_id_for_schemathesis"),
+]
+schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
@@ -50,7 +47,7 @@ pytestmark = pytest.mark.filterwarnings(
 )
 def test_every_answer_is_one_the_document_describes(
     case: Any,
-    signed_in: dict[str, str],  # noqa: F811 (the fixture imported above)
+    signed_in: dict[str, str],
 ) -> None:
     response = case.call(headers=signed_in)
     case.validate_response(response, checks=CHECKS, headers=signed_in)

@@ -9,7 +9,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from iotledger.settings import DatabaseUrl, MqttUrl
-from tests.conftest import free_port
+from tests.support.network import free_port
 from tests.support.processes import environment, serving, stop, wait_for_http, wait_until
 
 

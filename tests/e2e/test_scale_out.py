@@ -4,22 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import unique
-from tests.support.processes import run, serving, stop, wait_for_http
-
-
-def signed_in_device(base: str) -> tuple[dict[str, str], str]:
-    name = unique()
-    account = {"username": name, "email": f"{name}@example.com", "password": "secret123"}
-    with httpx.Client(base_url=base, timeout=10) as client:
-        assert client.post("/api/v1/auth/register", json=account).status_code == 201
-        login = client.post("/api/v1/auth/login", json=account)
-        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        device = client.post(
-            "/api/v1/devices", json={"name": "boiler", "device_type": "sensor"}, headers=headers
-        )
-        assert device.status_code == 201, device.text
-        return headers, device.json()["id"]
+from tests.support.processes import run, serving, signed_in_device, stop, wait_for_http
 
 
 def test_api_processes_share_a_port_and_every_reading_is_read_back_at_once(

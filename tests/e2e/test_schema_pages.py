@@ -23,7 +23,7 @@ from litestar.testing import TestClient
 
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services
-from tests.conftest import free_port
+from tests.support.network import free_port
 
 PAGES = ("/schema", "/schema/swagger", "/schema/redoc")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

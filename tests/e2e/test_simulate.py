@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 import httpx
 import pytest
 
-from tests.conftest import free_port, unique
+from tests.support.identity import unique
+from tests.support.network import free_port
 from tests.support.processes import COMMAND, environment, run, serving, wait_for_http, wait_until
 
 PASSWORD = "secret-simulated"

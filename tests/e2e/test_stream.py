@@ -16,8 +16,10 @@ import msgspec
 import pytest
 
 from iotledger.settings import DatabaseUrl, MqttUrl
-from tests.conftest import create_database, drop_database, free_port, unique
+from tests.support.databases import create_database, drop_database
+from tests.support.identity import unique
 from tests.support.mqtt import Device, LoopThread
+from tests.support.network import free_port
 from tests.support.processes import environment, serving, stop, wait_for_http, wait_until
 
 Event = dict[str, Any]

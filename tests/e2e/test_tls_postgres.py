@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import free_port
+from tests.support.network import free_port
 from tests.support.processes import environment, run, serving, stop, wait_for_http, wait_until
 from tests.support.tls import Certificates, TlsPostgres, certificates, tls_postgres, verified
 

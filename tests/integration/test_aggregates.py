@@ -13,15 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from tests.integration.test_lambda_devices import new_component, new_device
-from tests.integration.test_telemetry_devices import (
-    headers,
-    is_telemetry_error,
-    new_telemetry_device,
-)
-from tests.integration.test_telemetry_readings import post
-
-__all__ = ["headers"]  # the module's signed-in user (a fixture)
+from tests.support.lambda_iot import new_component, new_device
+from tests.support.telemetry import is_telemetry_error, new_telemetry_device, post
 
 Client = TestClient[Any]
 T0 = datetime(2025, 10, 25, 20, 0, tzinfo=UTC)  # Berlin falls back on the 26th, at 01:00 UTC

@@ -19,17 +19,11 @@ from litestar.testing import TestClient
 
 from iotledger.application.readings import DeleteReading
 from iotledger.bootstrap import Services
-from tests.conftest import register_and_login
-from tests.integration.test_mqtt_devices import World, played, world
-from tests.integration.test_telemetry_devices import (
-    event_count,
-    headers,
-    is_telemetry_error,
-    new_telemetry_device,
-)
-from tests.support.mqtt import eventually
-
-__all__ = ["headers", "played", "world"]  # fixtures
+from tests.support.identity import register_and_login
+from tests.support.ledger import event_count
+from tests.support.mqtt import World
+from tests.support.telemetry import is_telemetry_error, new_telemetry_device
+from tests.support.waiting import eventually
 
 Client = TestClient[Any]
 

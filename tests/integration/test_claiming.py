@@ -13,12 +13,10 @@ from litestar.testing import TestClient
 
 from iotledger.bootstrap import Services
 from iotledger.settings import MqttUrl
-from tests.conftest import register_and_login
-from tests.integration.test_embedded_broker_auth import guarded
-from tests.integration.test_telemetry_devices import headers, is_telemetry_error
-from tests.support.mqtt import Device, LoopThread, devices, eventually
-
-__all__ = ["guarded", "headers"]  # fixtures: the guarded broker, the module's signed-in user
+from tests.support.identity import register_and_login
+from tests.support.mqtt import Device, LoopThread, devices
+from tests.support.telemetry import is_telemetry_error
+from tests.support.waiting import eventually
 
 Client = TestClient[Any]
 FLEET_DEVICE = {"name": "Claimable", "description": "", "location": "shop", "status_id": 1}

@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from litestar.testing import TestClient
 
 from iotledger.bootstrap import Services
-from tests.conftest import register_and_login
-from tests.integration.test_register_slice import event_count
+from tests.support.identity import register_and_login
+from tests.support.ledger import event_count
+from tests.support.telemetry import new_actor, new_command
 
 Headers = dict[str, str]
-
-
-def new_device(client: TestClient[object], headers: Headers) -> str:
-    """A private device of the caller, offline: its commands wait (nothing dispatches them)."""
-    response = client.post(
-        "/api/v1/devices", json={"name": "Pump", "device_type": "actor"}, headers=headers
-    )
-    assert response.status_code == 201
-    return str(response.json()["id"])
-
-
-def new_command(client: TestClient[object], headers: Headers, device: str, **extra: Any) -> Any:
-    body = {"command_name": "restart", "payload": {"delay": 5}, **extra}
-    response = client.post(f"/api/v1/devices/{device}/commands", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def commands_of(device: str) -> str:
@@ -37,7 +20,7 @@ def commands_of(device: str) -> str:
 def test_creating_a_command_answers_201_pending(
     client: TestClient[object], module_auth_headers: Headers
 ) -> None:
-    device = new_device(client, module_auth_headers)
+    device = new_actor(client, module_auth_headers)
     created = new_command(client, module_auth_headers, device)
     assert set(created) == {"id", "command_name", "payload", "status", "state"}
     assert created["command_name"] == "restart"
@@ -48,7 +31,7 @@ def test_creating_a_command_answers_201_pending(
 def test_the_list_shows_commands_in_issued_order_page_by_page(
     client: TestClient[object], module_auth_headers: Headers
 ) -> None:
-    device = new_device(client, module_auth_headers)
+    device = new_actor(client, module_auth_headers)
     ids = [
         new_command(client, module_auth_headers, device, command_name=f"c{i}")["id"]
         for i in range(3)
@@ -67,7 +50,7 @@ def test_the_list_shows_commands_in_issued_order_page_by_page(
 def test_a_device_polling_over_rest_reports_a_command_executed(
     client: TestClient[object], module_auth_headers: Headers
 ) -> None:
-    device = new_device(client, module_auth_headers)
+    device = new_actor(client, module_auth_headers)
     command = new_command(client, module_auth_headers, device)
     pending = client.get(
         commands_of(device), params={"status": "pending"}, headers=module_auth_headers
@@ -109,7 +92,7 @@ def test_a_device_polling_over_rest_reports_a_command_executed(
 def test_an_impossible_transition_answers_409(
     client: TestClient[object], module_auth_headers: Headers, first: str, then: str
 ) -> None:
-    device = new_device(client, module_auth_headers)
+    device = new_actor(client, module_auth_headers)
     path = f"{commands_of(device)}/{new_command(client, module_auth_headers, device)['id']}"
     assert (
         client.patch(path, json={"status": first}, headers=module_auth_headers).status_code == 200
@@ -124,7 +107,7 @@ def test_an_impossible_transition_answers_409(
 def test_a_commands_status_keeps_to_the_documents_words_and_its_state_tells_the_rest(
     client: TestClient[object], module_auth_headers: Headers
 ) -> None:
-    device = new_device(client, module_auth_headers)
+    device = new_actor(client, module_auth_headers)
     acknowledged, cancelled = (new_command(client, module_auth_headers, device) for _ in "ab")
     for command, answer in ((acknowledged, "acknowledged"), (cancelled, "cancelled")):
         path = f"{commands_of(device)}/{command['id']}"
@@ -153,7 +136,7 @@ def test_a_commands_status_keeps_to_the_documents_words_and_its_state_tells_the_
 def test_the_status_filter_takes_either_vocabulary(
     client: TestClient[object], module_auth_headers: Headers, word: str, expected: list[str]
 ) -> None:
-    device = new_device(client, module_auth_headers)
+    device = new_actor(client, module_auth_headers)
     for answer in (None, "acknowledged", "executed", "failed", "cancelled"):
         command = new_command(client, module_auth_headers, device)
         if answer is not None:
@@ -167,7 +150,7 @@ def test_the_status_filter_takes_either_vocabulary(
 def test_an_unknown_status_filter_answers_400(
     client: TestClient[object], module_auth_headers: Headers
 ) -> None:
-    device = new_device(client, module_auth_headers)
+    device = new_actor(client, module_auth_headers)
     response = client.get(
         commands_of(device), params={"status": "done"}, headers=module_auth_headers
     )
@@ -178,7 +161,7 @@ def test_an_unknown_status_filter_answers_400(
 def test_repeating_an_answer_is_harmless(
     client: TestClient[object], module_auth_headers: Headers, services: Services
 ) -> None:
-    device = new_device(client, module_auth_headers)
+    device = new_actor(client, module_auth_headers)
     path = f"{commands_of(device)}/{new_command(client, module_auth_headers, device)['id']}"
     assert (
         client.patch(path, json={"status": "executed"}, headers=module_auth_headers).status_code
@@ -195,7 +178,7 @@ def test_repeating_an_answer_is_harmless(
 def test_a_time_to_live_shows_when_the_command_expires(
     client: TestClient[object], module_auth_headers: Headers
 ) -> None:
-    device = new_device(client, module_auth_headers)
+    device = new_actor(client, module_auth_headers)
     created = new_command(client, module_auth_headers, device, ttl_seconds=3600)
     assert created["status"] == "pending"
     assert created["expires_at"].endswith("Z")
@@ -204,7 +187,7 @@ def test_a_time_to_live_shows_when_the_command_expires(
 def test_the_history_shows_every_event_and_who_caused_it(
     client: TestClient[object], module_auth_headers: Headers
 ) -> None:
-    device = new_device(client, module_auth_headers)
+    device = new_actor(client, module_auth_headers)
     command = new_command(client, module_auth_headers, device)
     path = f"{commands_of(device)}/{command['id']}"
     client.patch(path, json={"status": "acknowledged"}, headers=module_auth_headers)
@@ -224,7 +207,7 @@ def test_the_history_shows_every_event_and_who_caused_it(
 def test_a_foreign_devices_commands_answer_404(
     client: TestClient[object], module_auth_headers: Headers, services: Services
 ) -> None:
-    device = new_device(client, module_auth_headers)
+    device = new_actor(client, module_auth_headers)
     command = new_command(client, module_auth_headers, device)["id"]
     stranger = register_and_login(client)
     before = event_count(services)
@@ -244,7 +227,7 @@ def test_a_foreign_devices_commands_answer_404(
 def test_a_command_under_another_devices_path_answers_404(
     client: TestClient[object], module_auth_headers: Headers
 ) -> None:
-    device, other = new_device(client, module_auth_headers), new_device(client, module_auth_headers)
+    device, other = new_actor(client, module_auth_headers), new_actor(client, module_auth_headers)
     command = new_command(client, module_auth_headers, device)["id"]
     path = f"{commands_of(other)}/{command}"
     assert client.get(path, headers=module_auth_headers).status_code == 404
@@ -270,7 +253,7 @@ def test_a_command_under_another_devices_path_answers_404(
 def test_a_bad_command_answers_400_and_stores_nothing(
     client: TestClient[object], module_auth_headers: Headers, services: Services, body: object
 ) -> None:
-    device = new_device(client, module_auth_headers)
+    device = new_actor(client, module_auth_headers)
     before = event_count(services)
     response = client.post(commands_of(device), json=body, headers=module_auth_headers)
     assert response.status_code == 400
@@ -292,7 +275,7 @@ def test_a_bad_command_answers_400_and_stores_nothing(
 def test_a_bad_answer_answers_400_and_stores_nothing(
     client: TestClient[object], module_auth_headers: Headers, services: Services, body: object
 ) -> None:
-    device = new_device(client, module_auth_headers)
+    device = new_actor(client, module_auth_headers)
     path = f"{commands_of(device)}/{new_command(client, module_auth_headers, device)['id']}"
     before = event_count(services)
     assert client.patch(path, json=body, headers=module_auth_headers).status_code == 400
@@ -302,5 +285,5 @@ def test_a_bad_answer_answers_400_and_stores_nothing(
 def test_commands_need_a_signed_in_user(
     client: TestClient[object], module_auth_headers: Headers
 ) -> None:
-    device = new_device(client, module_auth_headers)
+    device = new_actor(client, module_auth_headers)
     assert client.get(commands_of(device)).status_code == 401

@@ -15,14 +15,8 @@ from litestar.testing import TestClient
 
 from iotledger.api.app import create_app, create_litestar
 from iotledger.bootstrap import Services
-from tests.conftest import register_and_login
-from tests.integration.test_telemetry_devices import (
-    headers,
-    is_telemetry_error,
-    new_telemetry_device,
-)
-
-__all__ = ["headers"]  # the module's signed-in user (a fixture)
+from tests.support.identity import register_and_login
+from tests.support.telemetry import is_telemetry_error, new_telemetry_device
 
 Client = TestClient[Any]
 READING = {"telemetry_type": "environment", "payload": {"temperature": 21.5}}

@@ -9,14 +9,8 @@ from uuid import uuid4
 import pytest
 from litestar.testing import TestClient
 
-from tests.integration.test_lambda_devices import new_component, new_device
-from tests.integration.test_telemetry_devices import (
-    headers,
-    is_telemetry_error,
-    new_telemetry_device,
-)
-
-__all__ = ["headers"]  # the module's signed-in user (a fixture)
+from tests.support.lambda_iot import new_component, new_device
+from tests.support.telemetry import is_telemetry_error, new_telemetry_device
 
 Client = TestClient[Any]
 

@@ -18,9 +18,8 @@ from litestar.testing import TestClient
 from iotledger.api.bodies import MAX_JSON_DEPTH
 from iotledger.api.pagination import MAX_PAGE
 from iotledger.bootstrap import Services
-from tests.integration.test_telemetry_devices import event_count, headers, new_telemetry_device
-
-__all__ = ["headers"]  # the module's signed-in user (a fixture)
+from tests.support.ledger import event_count
+from tests.support.telemetry import new_telemetry_device
 
 Client = TestClient[Any]
 BIGINT_MAX = 2**63 - 1

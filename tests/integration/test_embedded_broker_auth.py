@@ -6,49 +6,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import gmqtt
-import httpx
-import pytest
-from gmqtt.mqtt.constants import MQTTv311
 from litestar.testing import TestClient
 
 from iotledger.adapters.embedded.gate import SERVICE_USERNAME
-from iotledger.adapters.embedded.services import EmbeddedBroker
-from iotledger.adapters.mqtt.topics import Topics
 from iotledger.bootstrap import Services
-from iotledger.settings import DatabaseUrl, MqttUrl
-from tests.conftest import free_port, unique
-from tests.integration.test_device_credentials import headers
-from tests.integration.test_mqtt_lambda import announcement
-from tests.integration.test_telemetry_devices import DEVICE as NEW_DEVICE
-from tests.integration.test_telemetry_devices import new_telemetry_device
-from tests.support.mqtt import Adapter, Device, LoopThread, devices, eventually
-from tests.support.processes import environment, run, serving, stop, wait_for_http
-
-__all__ = ["headers"]  # the module's signed-in user (a fixture)
+from iotledger.settings import MqttUrl
+from tests.support.lambda_iot import announcement
+from tests.support.mqtt import Device, LoopThread, devices, refused
+from tests.support.telemetry import new_telemetry_device
+from tests.support.waiting import eventually
 
 Client = TestClient[Any]
 READING = {"telemetry_type": "environment", "payload": {"temperature": 19.5}}
-
-
-@pytest.fixture(scope="module")
-def guarded(services: Services, mqtt_loop: LoopThread) -> Iterator[MqttUrl]:
-    """An embedded broker that asks the credentials, and the `mqtt` role linked to it with
-    iotledger's service account; the address devices connect to."""
-    gate = services.broker_gate()
-    broker = EmbeddedBroker("127.0.0.1", free_port(), gate)
-    mqtt_loop.run(broker.start())
-    service = MqttUrl("127.0.0.1", broker.port, SERVICE_USERNAME, gate.service_password)
-    adapter = Adapter(mqtt_loop, services, service, embedded=True)
-    try:
-        yield MqttUrl("127.0.0.1", broker.port, None, None)
-    finally:
-        adapter.close()
-        mqtt_loop.run(broker.stop())
 
 
 def credentials_of(client: Client, device_id: str, headers: dict[str, str]) -> tuple[str, str]:
@@ -59,21 +30,6 @@ def credentials_of(client: Client, device_id: str, headers: dict[str, str]) -> t
 def readings_of(client: Client, device_id: str, headers: dict[str, str]) -> list[Any]:
     listed: list[Any] = client.get(f"/api/v1/devices/{device_id}/telemetry", headers=headers).json()
     return listed
-
-
-def refused(loop: LoopThread, url: MqttUrl, credentials: tuple[str, str] | None) -> bool:
-    """Whether the broker refuses a CONNECT with these credentials (None: anonymous)."""
-    client = gmqtt.Client(f"probe-{uuid.uuid4().hex[:8]}")
-    client.set_config({"reconnect_retries": 0})
-    if credentials is not None:
-        client.set_auth_credentials(*credentials)
-    try:
-        loop.run(client.connect(url.host, url.port, version=MQTTv311, keepalive=5), timeout=10)
-    except Exception:
-        return True
-    connected = client.is_connected
-    loop.run(client.disconnect())
-    return not connected
 
 
 def stops_within_5_seconds(loop: LoopThread, url: MqttUrl, credentials: tuple[str, str]) -> None:
@@ -231,51 +187,3 @@ def test_the_gateways_list_shows_no_passwords_and_a_revoked_gateway_is_refused(
         item["id"] for item in client.get("/api/v1/gateways", headers=headers).json()
     ]
     stops_within_5_seconds(mqtt_loop, guarded, (body["username"], body["password"]))
-
-
-def test_serve_with_its_embedded_broker_admits_issued_devices_only(
-    own_database: DatabaseUrl, mqtt_loop: LoopThread, tmp_path: Path
-) -> None:
-    port, broker_port = free_port(), free_port()
-    env = environment(
-        own_database, IOTLEDGER_PORT=str(port), IOTLEDGER_EMBEDDED_MQTT_PORT=str(broker_port)
-    )
-    base, broker = f"http://127.0.0.1:{port}", MqttUrl("127.0.0.1", broker_port, None, None)
-    with serving(env=env, cwd=tmp_path) as process:
-        wait_for_http(base, process)
-        user = signed_in(base)
-        device = httpx.post(f"{base}/api/v1/devices", json=NEW_DEVICE, headers=user).json()
-        path = f"{base}/api/v1/devices/{device['id']}"
-        issued = httpx.post(f"{path}/credentials", headers=user).json()
-        assert refused(mqtt_loop, broker, None)
-        with devices(mqtt_loop) as made:
-            made.append(
-                Device(mqtt_loop, broker, credentials=(issued["username"], issued["password"]))
-            )
-            made[0].publish(Topics("lambdaiot").telemetry(uuid.UUID(device["id"])), READING)
-            eventually(lambda: httpx.get(f"{path}/telemetry", headers=user).json(), what="stored")
-        code, _, output = stop(process)
-    assert code == 0, output
-    assert "admitting issued credentials only" in output
-
-
-def test_with_an_external_broker_auth_is_off_with_a_warning_and_devices_is_refused(
-    own_database: DatabaseUrl, mqtt_url: MqttUrl
-) -> None:
-    port = free_port()
-    env = environment(own_database, mqtt_url, IOTLEDGER_PORT=str(port))
-    with serving(env=env) as process:
-        wait_for_http(f"http://127.0.0.1:{port}", process)
-        code, _, output = stop(process)
-    assert code == 0, output
-    assert "IOTLEDGER_MQTT_AUTH=off" in output
-    refusal = run("serve", env={**env, "IOTLEDGER_MQTT_AUTH": "devices"})
-    assert refusal.returncode != 0
-    assert refusal.stderr.strip().splitlines()[-1].startswith("iotledger: IOTLEDGER_MQTT_AUTH")
-
-
-def signed_in(base: str) -> dict[str, str]:
-    body = {"username": unique(), "password": "secret123"}
-    assert httpx.post(f"{base}/register", json=body, timeout=10).status_code == 201
-    token = httpx.post(f"{base}/login", json=body, timeout=10).json()["token"]
-    return {"Authorization": f"Bearer {token}"}

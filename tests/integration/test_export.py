@@ -10,16 +10,9 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from tests.conftest import register_and_login
-from tests.integration.test_lambda_devices import new_component, new_device
-from tests.integration.test_telemetry_devices import (
-    headers,
-    is_telemetry_error,
-    new_telemetry_device,
-)
-from tests.integration.test_telemetry_readings import at, listed, post
-
-__all__ = ["headers"]  # the module's signed-in user (a fixture)
+from tests.support.identity import register_and_login
+from tests.support.lambda_iot import new_component, new_device
+from tests.support.telemetry import at, is_telemetry_error, listed, new_telemetry_device, post
 
 Client = TestClient[Any]
 

@@ -7,7 +7,6 @@ up within the configured bounds instead of waiting for the lock.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
@@ -19,13 +18,13 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
-from iotledger.adapters.postgres.database import MIGRATION_LOCK
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services
 from iotledger.projections.runner import ProjectionRunner
 from iotledger.settings import DatabaseUrl, Settings
-from tests.conftest import start_services, unique
-from tests.support.processes import run, wait_until
+from tests.support.databases import start_services
+from tests.support.identity import unique
+from tests.support.processes import wait_until
 
 Client = TestClient[Any]
 BOUND = 5.0
@@ -219,19 +218,3 @@ def test_every_connection_of_a_process_is_bounded_and_named(
         assert conn.execute(timeouts).fetchone() == ("2s", "500ms")
     with impatient.ledger.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
         assert conn.execute(timeouts).fetchone() == {"s": "2s", "l": "500ms"}
-
-
-def test_a_migration_waits_for_another_one_past_the_serving_lock_timeout(
-    migrated: tuple[int, dict[str, str]], own_database: DatabaseUrl
-) -> None:
-    _, env = migrated
-    quick = {**env, "IOTLEDGER_LOCK_TIMEOUT": "0.5", "IOTLEDGER_STATEMENT_TIMEOUT": "1"}
-    with psycopg.connect(str(own_database), autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
-        release = threading.Timer(3.0, lambda: other.execute("SELECT pg_advisory_unlock_all()"))
-        release.start()
-        started = time.monotonic()
-        result = run("migrate", env=quick)
-        release.join()
-    assert result.returncode == 0, result.stderr
-    assert time.monotonic() - started >= 3.0

@@ -12,12 +12,7 @@ from litestar.testing import TestClient
 
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services
-from tests.support.identity import (
-    from_address,
-    login_lambda,
-    login_telemetry,
-    register,
-)
+from tests.support.identity import from_address, login_lambda, login_telemetry, register
 
 
 def assert_rate_limited(response: Any) -> None:

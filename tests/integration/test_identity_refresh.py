@@ -17,14 +17,8 @@ from iotledger.api.app import create_app
 from iotledger.application.sessions import RefreshSession
 from iotledger.bootstrap import Services
 from iotledger.domain.sessions import InvalidRefreshToken
-from tests.support.identity import (
-    TELEMETRY_AUTH,
-    Person,
-    bearer,
-    event_count,
-    login_telemetry,
-    register,
-)
+from tests.support.identity import TELEMETRY_AUTH, Person, bearer, login_telemetry, register
+from tests.support.ledger import event_count
 
 REFRESH = f"{TELEMETRY_AUTH}/refresh"
 LOGOUT = f"{TELEMETRY_AUTH}/logout"

@@ -16,13 +16,13 @@ from tests.support.identity import (
     REGISTER,
     TELEMETRY_AUTH,
     bearer,
-    event_count,
-    eventually,
     login_lambda,
     login_telemetry,
     register,
     someone,
 )
+from tests.support.ledger import event_count
+from tests.support.waiting import eventually
 
 
 def test_telemetry_sign_up_answers_201_with_id_username_and_email(

@@ -21,10 +21,9 @@ from litestar.testing import TestClient
 from iotledger.api.app import create_litestar
 from iotledger.api.intake import IntakeLane
 from iotledger.bootstrap import Services
-from tests.conftest import register_and_login
-from tests.integration.test_telemetry_devices import event_count, headers, new_telemetry_device
-
-__all__ = ["headers"]  # the module's signed-in user (a fixture)
+from tests.support.identity import register_and_login
+from tests.support.ledger import event_count
+from tests.support.telemetry import new_telemetry_device
 
 Client = TestClient[Any]
 READING = {

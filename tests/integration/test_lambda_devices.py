@@ -10,38 +10,13 @@ import pytest
 from litestar.testing import TestClient
 
 from iotledger.bootstrap import Services
-from tests.integration.test_telemetry_devices import (
-    event_count,
-    headers,
-    is_telemetry_error,
-    new_telemetry_device,
-)
-
-__all__ = ["headers"]  # the module's signed-in user (a fixture)
+from tests.support.lambda_iot import DEVICE, new_component, new_device
+from tests.support.ledger import event_count
+from tests.support.telemetry import is_telemetry_error, new_telemetry_device
 
 Client = TestClient[Any]
 RFC3339_SECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-DEVICE = {
-    "name": "Room Sensor",
-    "description": "Living room",
-    "location": "Floor 1",
-    "status_id": 1,
-}
 COMPONENTS = ["sensors", "actors"]
-
-
-def new_device(client: Client, headers: dict[str, str], **fields: Any) -> str:
-    response = client.post("/devices", json={**DEVICE, **fields}, headers=headers)
-    assert response.status_code == 201, response.text
-    assert set(response.json()) == {"id"}
-    return str(response.json()["id"])
-
-
-def new_component(client: Client, headers: dict[str, str], path: str, device_id: str) -> str:
-    body = {"device_id": device_id, "name": "Temperature", "type": "temp", "data_type_id": 1}
-    response = client.post(f"/{path}", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 def test_a_created_device_reads_back_in_the_documented_shape(

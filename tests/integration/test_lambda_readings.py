@@ -11,10 +11,9 @@ from litestar.testing import TestClient
 
 from iotledger.bootstrap import Services
 from iotledger.domain.readings import Reading
-from tests.integration.test_lambda_devices import new_component, new_device
-from tests.integration.test_telemetry_devices import event_count, headers, new_telemetry_device
-
-__all__ = ["headers"]  # the module's signed-in user (a fixture)
+from tests.support.lambda_iot import new_component, new_device
+from tests.support.ledger import event_count
+from tests.support.telemetry import new_telemetry_device
 
 Client = TestClient[Any]
 

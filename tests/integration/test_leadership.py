@@ -12,7 +12,7 @@ import psycopg
 from iotledger.adapters.postgres.feed import lock_key
 from iotledger.adapters.postgres.leadership import Round, lead
 from iotledger.settings import DatabaseUrl, parse_database_url
-from tests.conftest import unique
+from tests.support.identity import unique
 
 LONG_ROUND = 300  # beats of 0.1 s: a 30 s round, as a device check of a large fleet can be
 

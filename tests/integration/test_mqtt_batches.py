@@ -24,9 +24,10 @@ from iotledger.adapters.postgres.ingest import Outcome, ReadingIngest
 from iotledger.application.readings import RecordReading
 from iotledger.bootstrap import Services
 from iotledger.settings import MqttUrl
-from tests.conftest import free_port
-from tests.integration.test_mqtt_resilience import registered
-from tests.support.mqtt import Adapter, Device, LoopThread, devices, eventually
+from tests.support.ledger import registered
+from tests.support.mqtt import Adapter, Device, LoopThread, devices
+from tests.support.network import free_port
+from tests.support.waiting import eventually
 
 Handler = Callable[[Sequence[Message]], Awaitable[None]]
 

@@ -7,100 +7,14 @@ an offline device and go out when it comes online, unless they expired first.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any
 from uuid import UUID
 
 import pytest
-from litestar.testing import TestClient
 
-from iotledger.bootstrap import Services
-from iotledger.settings import MqttUrl
-from tests.support.mqtt import Adapter, Device, LoopThread, devices, eventually
+from tests.support.mqtt import World
+from tests.support.waiting import eventually
 
 Headers = dict[str, str]
-
-
-@pytest.fixture
-def played(mqtt_loop: LoopThread) -> Iterator[list[Device]]:
-    with devices(mqtt_loop) as made:
-        yield made
-
-
-class World:
-    """A test's view: the HTTP client, the adapter, and devices to play."""
-
-    def __init__(
-        self,
-        client: TestClient[object],
-        headers: Headers,
-        services: Services,
-        adapter: Adapter,
-        loop: LoopThread,
-        url: MqttUrl,
-        played: list[Device],
-    ) -> None:
-        self.client = client
-        self.headers = headers
-        self.services = services
-        self.topics = services.topics
-        self.adapter = adapter
-        self.loop = loop
-        self.url = url
-        self.played = played
-
-    def new_device(self, status: str = "offline") -> UUID:
-        body = {"name": "Pump", "device_type": "actor", "status": status}
-        response = self.client.post("/api/v1/devices", json=body, headers=self.headers)
-        assert response.status_code == 201
-        return UUID(response.json()["id"])
-
-    def device(self, device_id: UUID, will: bool = False) -> Device:
-        """A client playing the device, listening to its command topic."""
-        last_words = (self.topics.status(device_id), b'{"status": "offline"}') if will else None
-        played = Device(self.loop, self.url, (self.topics.commands(device_id),), last_words)
-        self.played.append(played)
-        return played
-
-    def status_of(self, device_id: UUID) -> str:
-        path = f"/api/v1/devices/{device_id}"
-        return str(self.client.get(path, headers=self.headers).json()["status"])
-
-    def command(self, device_id: UUID, **extra: Any) -> str:
-        body = {"command_name": "restart", "payload": {"delay": 5}, **extra}
-        path = f"/api/v1/devices/{device_id}/commands"
-        response = self.client.post(path, json=body, headers=self.headers)
-        assert response.status_code == 201
-        return str(response.json()["id"])
-
-    def command_status(self, device_id: UUID, command_id: str) -> Any:
-        path = f"/api/v1/devices/{device_id}/commands/{command_id}"
-        return self.client.get(path, headers=self.headers).json()
-
-    def readings(self, device_id: UUID) -> list[Any]:
-        return self.services.readings.device_page(device_id, 100)
-
-    def handled(self) -> int:
-        return self.adapter.counters.get("handled", 0)
-
-    def duplicates(self) -> int:
-        return self.adapter.counters.get("duplicate", 0)
-
-    def dropped(self, reason: str) -> int:
-        return self.adapter.counters.get(f"dropped.{reason}", 0)
-
-
-@pytest.fixture
-def world(
-    client: TestClient[object],
-    module_auth_headers: Headers,
-    services: Services,
-    mqtt_adapter: Adapter,
-    mqtt_loop: LoopThread,
-    mqtt_url: MqttUrl,
-    played: list[Device],
-) -> World:
-    return World(client, module_auth_headers, services, mqtt_adapter, mqtt_loop, mqtt_url, played)
 
 
 def test_telemetry_from_a_device_is_stored_as_its_reading(world: World) -> None:

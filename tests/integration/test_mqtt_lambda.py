@@ -19,7 +19,9 @@ from iotledger.adapters.mqtt.link import NoBroker
 from iotledger.bootstrap import Services
 from iotledger.projections.device_checks import DeviceChecks
 from iotledger.settings import MqttUrl
-from tests.support.mqtt import Adapter, Device, LoopThread, devices, eventually
+from tests.support.lambda_iot import announcement
+from tests.support.mqtt import Adapter, Device, LoopThread, devices
+from tests.support.waiting import eventually
 
 Headers = dict[str, str]
 
@@ -32,28 +34,6 @@ def device(
     with devices(mqtt_loop) as made:
         made.append(Device(mqtt_loop, mqtt_url, (services.topics.base,)))
         yield made[0]
-
-
-def announcement(device_id: UUID, sensors: list[UUID], actors: list[UUID], **device: Any) -> Any:
-    return {
-        "mac_address": f"00:11:22:{device_id.hex[:2]}:{device_id.hex[2:4]}:{device_id.hex[4:6]}",
-        "device": {
-            "id": str(device_id),
-            "name": "Device Name",
-            "description": "Device Description",
-            "location": "Device Location",
-            "status_id": 3,
-            **device,
-        },
-        "sensors": [
-            {"id": str(s), "name": f"Sensor {i}", "type": "temperature", "data_type_id": 1}
-            for i, s in enumerate(sensors)
-        ],
-        "actors": [
-            {"id": str(a), "name": f"Actor {i}", "type": "led", "data_type_id": 2}
-            for i, a in enumerate(actors)
-        ],
-    }
 
 
 def lambda_get(client: TestClient[object], headers: Headers, path: str) -> Any:

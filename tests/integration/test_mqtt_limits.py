@@ -14,9 +14,10 @@ import pytest
 from iotledger.bootstrap import Services
 from iotledger.domain.errors import NotFound
 from iotledger.settings import MqttUrl
-from tests.integration.test_mqtt_lambda import announcement
-from tests.integration.test_mqtt_resilience import registered
-from tests.support.mqtt import Adapter, Device, LoopThread, devices, eventually
+from tests.support.lambda_iot import announcement
+from tests.support.ledger import registered
+from tests.support.mqtt import Adapter, Device, LoopThread, devices
+from tests.support.waiting import eventually
 
 
 def padded(message: dict[str, Any], size: int) -> bytes:

@@ -20,8 +20,9 @@ from iotledger.adapters.mqtt.inbound import Inbound
 from iotledger.adapters.mqtt.packets import Message
 from iotledger.bootstrap import Services
 from iotledger.settings import MqttUrl
-from tests.integration.test_mqtt_lambda import announcement
-from tests.support.mqtt import Adapter, Device, LoopThread, devices, eventually
+from tests.support.lambda_iot import announcement
+from tests.support.mqtt import Adapter, Device, LoopThread, devices
+from tests.support.waiting import eventually
 
 READINGS = 5
 

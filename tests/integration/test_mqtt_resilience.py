@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import subprocess
-import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +15,14 @@ from iotledger.adapters.mqtt.directory import Presence, ledger_directory
 from iotledger.adapters.mqtt.inbound import Inbound
 from iotledger.adapters.mqtt.packets import Intake
 from iotledger.adapters.postgres.ingest import Outcome
-from iotledger.application.devices import RegisterDevice
 from iotledger.application.readings import RecordReading
 from iotledger.bootstrap import Services
 from iotledger.domain.errors import Unavailable
-from iotledger.domain.vocabulary import DeviceStatus
 from iotledger.settings import MqttUrl
-from tests.conftest import answers, free_port
-from tests.support.mqtt import Adapter, Device, LoopThread, devices, eventually
+from tests.support.ledger import registered
+from tests.support.mqtt import Adapter, Device, LoopThread, devices
+from tests.support.network import answers, free_port
+from tests.support.waiting import eventually
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 
@@ -62,15 +60,6 @@ def broker() -> Iterator[Broker]:
         yield own
     finally:
         own.kill()
-
-
-def registered(services: Services) -> uuid.UUID:
-    """A device of the shared fleet, straight through the ledger."""
-    device_id = uuid.uuid4()
-    command = RegisterDevice(
-        device_id, None, "Meter", DeviceStatus.OK, "user:test", datetime.now(UTC)
-    )
-    return services.ledger.register_device(command).id
 
 
 def telemetry(key: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from litestar.testing import TestClient
 
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services
-from tests.conftest import register_and_login
+from tests.support.identity import register_and_login
 
 METHODS = ("get", "put", "post", "delete", "patch", "head")
 PUBLIC = {

@@ -16,16 +16,16 @@ from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from iotledger.adapters.embedded.services import EmbeddedPostgres
-from iotledger.adapters.postgres.database import migrate
 from iotledger.adapters.postgres.projection_status import state_of
 from iotledger.adapters.postgres.views.catalog import PROJECTIONS
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services, bootstrap
 from iotledger.projections.failures import ProjectionHealth, ProjectionState
 from iotledger.settings import DatabaseUrl, MqttUrl, Settings, parse_database_url
-from tests.integration.test_commands_api import new_command, new_device
-from tests.integration.test_telemetry_devices import new_telemetry_device
-from tests.support.mqtt import Adapter, Device, LoopThread, devices, eventually
+from tests.support.databases import migrated_services
+from tests.support.mqtt import Adapter, Device, LoopThread, devices
+from tests.support.telemetry import new_actor, new_command, new_telemetry_device
+from tests.support.waiting import eventually
 
 CONTRACT_METRICS = (
     "iotledger_readings_ingested",
@@ -152,12 +152,8 @@ def test_an_mqtt_reading_moves_the_mqtt_counters(
 def idle_services(own_database: DatabaseUrl, tmp_path: Path) -> Iterator[Services]:
     """Services on a migrated database of their own, with no projection running."""
     settings = Settings(database_url=own_database, data_dir=tmp_path, jwt_secret="s")
-    services = bootstrap(settings, own_database)
-    migrate(own_database, services.ledger)
-    try:
+    with migrated_services(settings, own_database) as services:
         yield services
-    finally:
-        services.close()
 
 
 def test_ready_answers_503_when_no_runner_runs_the_projections(idle_services: Services) -> None:
@@ -263,7 +259,7 @@ def test_an_issued_command_moves_the_commands_counter(
         return samples(client).get(name, {}).get(labels, 0)
 
     before = issued()
-    new_command(client, auth_headers, new_device(client, auth_headers))
+    new_command(client, auth_headers, new_actor(client, auth_headers))
     eventually(lambda: issued() >= before + 1, what="the pending command counted")
 
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from iotledger.bootstrap import Services
-from tests.integration.test_mqtt_lambda import announcement
+from tests.support.lambda_iot import announcement
 from tests.support.mqtt import Adapter, Device, LoopThread, devices
 
 Client = TestClient[Any]

@@ -7,36 +7,24 @@ check at the edge (`LedgerService.append`), as a bug or an older version could h
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
 
-from iotledger.adapters.postgres.database import migrate
 from iotledger.adapters.postgres.projection_failures import transient
 from iotledger.adapters.postgres.views.catalog import PROJECTIONS
-from iotledger.bootstrap import Services, bootstrap
+from iotledger.bootstrap import Services
 from iotledger.domain.devices import FLEET, Device
-from iotledger.domain.vocabulary import DeviceStatus
 from iotledger.maintenance import rebuild, resume_projection, skip_event
 from iotledger.projections.failures import ProjectionState
 from iotledger.projections.runner import ProjectionRunner
 from iotledger.projections.users import UserProjection
-from iotledger.settings import DatabaseUrl, Settings, SettingsError
-from tests.integration.test_projection_runner import append_users, head
-from tests.support.processes import environment, run, wait_until
-
-
-@pytest.fixture
-def quiet_services(settings: Settings, fresh_database_url: DatabaseUrl) -> Iterator[Services]:
-    services = bootstrap(settings, fresh_database_url)
-    migrate(fresh_database_url, services.ledger)
-    yield services
-    services.close()
+from iotledger.settings import SettingsError
+from tests.support.ledger import append_users, event_count, save_device
+from tests.support.processes import wait_until
 
 
 @pytest.fixture
@@ -56,24 +44,6 @@ def running(quiet_services: Services) -> Iterator[dict[str, ProjectionRunner]]:
     yield runners
     for runner in runners.values():
         runner.stop()
-
-
-def save_device(services: Services, name: str, **fields: Any) -> tuple[UUID, int]:
-    """A device saved as is, without the domain's check: its id and log position."""
-    device = Device.register(
-        device_id=uuid4(),
-        owner=None,
-        name=name,
-        device_type=fields.get("device_type", "sensor"),
-        description="",
-        location="",
-        status=DeviceStatus.OK,
-        metadata=fields.get("metadata", {}),
-        by="test",
-        at=datetime.now(UTC),
-    )
-    services.ledger.save(device)
-    return device.id, head(services)
 
 
 def shown(services: Services, device_id: UUID) -> bool:
@@ -98,7 +68,7 @@ def test_a_poison_event_stops_its_projection_visibly_and_the_others_go_on(
     after, _ = save_device(services, "later")
     append_users(services, 2)
     wait_until(lambda: stopped_at(running["devices"], at), timeout=20)
-    wait_until(lambda: (services.users.position() or 0) == head(services))
+    wait_until(lambda: (services.users.position() or 0) == event_count(services))
     assert len(services.users.all_users()) == 2  # another projection went on
     assert shown(services, before)
     assert not shown(services, poison)
@@ -175,7 +145,7 @@ def test_an_event_that_cannot_be_decoded_stops_its_projection_at_its_position(
             " VALUES (%s, 1, %s, %s)",
             (uuid4(), topic, b'{"name": 1}'),
         )
-    at = head(services)
+    at = event_count(services)
     later, _ = save_device(services, "later")
     wait_until(lambda: stopped_at(running["devices"], at), timeout=20)
     assert shown(services, good)
@@ -183,42 +153,6 @@ def test_an_event_that_cannot_be_decoded_stops_its_projection_at_its_position(
     assert "cannot be decoded" in (state_of(services, "devices").error or "")
     skip_event(services, "devices", at)
     wait_until(lambda: shown(services, later))
-
-
-def test_the_operator_sees_the_stop_and_skips_the_event_from_the_command_line(
-    quiet_services: Services,
-) -> None:
-    services = quiet_services
-    _, at = save_device(services, "bad\x00")
-    later, _ = save_device(services, "later")
-    env = environment(services.database_url)
-    stopped = run("projections", "rebuild", "devices", env=env)
-    assert stopped.returncode == 2
-    assert f"skip devices --position {at}" in stopped.stderr
-    shown_status = run("projections", "status", env=env)
-    assert shown_status.returncode == 0, shown_status.stderr
-    line = next(x for x in shown_status.stdout.splitlines() if x.startswith("devices"))
-    assert f"stopped at {at}:" in line
-    (row,) = [
-        r
-        for r in json.loads(run("projections", "status", "--json", env=env).stdout)
-        if r["name"] == "devices"
-    ]
-    assert (row["state"], row["failing_at"]) == ("stopped", at)
-    wrong = run("projections", "skip", "devices", "--position", str(at + 1), env=env)
-    assert wrong.returncode == 2
-    assert f"fails at {at}, not at {at + 1}" in wrong.stderr
-    skipped = run("projections", "skip", "devices", "--position", str(at), env=env)
-    assert skipped.returncode == 0, skipped.stderr
-    again = run("projections", "resume", "devices", env=env)
-    assert again.returncode == 2
-    assert "no recorded failure" in again.stderr
-    running = services.runners(["devices"])[0]
-    running.start()
-    try:
-        wait_until(lambda: shown(services, later))
-    finally:
-        running.stop()
 
 
 class Flaky(UserProjection):

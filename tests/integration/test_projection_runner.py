@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import signal
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -12,53 +10,15 @@ from uuid import uuid4
 import psycopg
 import pytest
 
-from iotledger.adapters.postgres.database import migrate
-from iotledger.bootstrap import Services, bootstrap
+from iotledger.bootstrap import Services
 from iotledger.domain.sessions import Session
-from iotledger.domain.users import EmailIndex, User, UsernameIndex
 from iotledger.maintenance import rebuild
 from iotledger.projections.base import LostRace
 from iotledger.projections.runner import ProjectionRunner
 from iotledger.projections.sessions import SessionProjection
 from iotledger.projections.users import UserProjection
-from iotledger.settings import DatabaseUrl, MqttUrl, Settings
-from tests.conftest import unique
-from tests.support.processes import environment, serving, wait_until
-
-
-@pytest.fixture
-def quiet_services(settings: Settings, fresh_database_url: DatabaseUrl) -> Iterator[Services]:
-    """Services on a database of their own, with no projection running yet."""
-    services = bootstrap(settings, fresh_database_url)
-    migrate(fresh_database_url, services.ledger)
-    yield services
-    services.close()
-
-
-def append_users(services: Services, count: int, chunk: int = 500) -> None:
-    """Many users, appended in large saves (fast; hashing is not the point here)."""
-    now = datetime.now(UTC)
-    for start in range(0, count, chunk):
-        aggregates: list[Any] = []
-        for _ in range(min(chunk, count - start)):
-            name = unique()
-            user = User(
-                user_id=uuid4(),
-                username=name,
-                email=f"{name}@example.com",
-                password_hash="x",
-                registered_at=now,
-            )
-            aggregates += [
-                user,
-                UsernameIndex(username=name, user_id=user.id),
-                EmailIndex(email=f"{name}@example.com", user_id=user.id),
-            ]
-        services.ledger.save(*aggregates)
-
-
-def head(services: Services) -> int:
-    return services.ledger.recorder.max_notification_id() or 0
+from tests.support.ledger import append_users, event_count
+from tests.support.processes import wait_until
 
 
 def users_position(services: Services) -> int:
@@ -71,7 +31,7 @@ def test_a_killed_listen_connection_does_not_stop_the_projection(quiet_services:
     runner.start()
     try:
         append_users(services, 3)
-        wait_until(lambda: users_position(services) == head(services))
+        wait_until(lambda: users_position(services) == event_count(services))
         with psycopg.connect(str(services.database_url), autocommit=True) as conn:
             killed = conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
@@ -79,31 +39,11 @@ def test_a_killed_listen_connection_does_not_stop_the_projection(quiet_services:
             ).fetchall()
         assert killed, "the runner had no LISTEN connection to kill"
         append_users(services, 3)
-        wait_until(lambda: users_position(services) == head(services))
+        wait_until(lambda: users_position(services) == event_count(services))
         assert len(services.users.all_users()) == 6
         assert runner.restarts >= 1
     finally:
         runner.stop()
-
-
-def test_a_projection_process_killed_mid_stream_resumes_without_loss_or_duplicates(
-    quiet_services: Services, mqtt_url: MqttUrl
-) -> None:
-    services = quiet_services
-    total = 6000
-    append_users(services, total)
-    env = environment(services.database_url, mqtt_url)
-    with serving("--role", "projections", env=env) as first:
-        wait_until(lambda: users_position(services) > 0, timeout=180, interval=0.005)
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-    stopped_at = users_position(services)
-    assert 0 < stopped_at < head(services), "the kill should land mid-stream"
-    with serving("--role", "projections", env=env):
-        wait_until(lambda: users_position(services) == head(services), timeout=300)
-    users = services.users.all_users()
-    assert len(users) == total
-    assert len({u.id for u in users}) == total
 
 
 def test_a_rebuild_reproduces_the_read_model_exactly(quiet_services: Services) -> None:
@@ -111,14 +51,14 @@ def test_a_rebuild_reproduces_the_read_model_exactly(quiet_services: Services) -
     append_users(services, 40)
     runner = services.runners(["users"])[0]
     runner.start()
-    wait_until(lambda: users_position(services) == head(services))
+    wait_until(lambda: users_position(services) == event_count(services))
     runner.stop()
     before = services.users.all_users()
     progress: list[tuple[str, int, int]] = []
     rebuild(services, ["users"], lambda *step: progress.append(step))
     assert services.users.all_users() == before
-    assert users_position(services) == head(services)
-    assert progress[-1] == ("users", head(services), head(services))
+    assert users_position(services) == event_count(services)
+    assert progress[-1] == ("users", event_count(services), event_count(services))
 
 
 def test_a_rebuild_refuses_while_the_projection_runs_elsewhere(quiet_services: Services) -> None:
@@ -155,19 +95,19 @@ def test_a_paced_projection_applies_a_stream_in_few_batches_and_a_lone_event_at_
     runner.start()
     try:
         append_users(services, 1)
-        wait_until(lambda: users_position(services) == head(services))
+        wait_until(lambda: users_position(services) == event_count(services))
         time.sleep(Counted.pace * 1.5)  # a quiet spell
         started = time.monotonic()
         append_users(services, 1)
-        wait_until(lambda: users_position(services) == head(services), interval=0.005)
+        wait_until(lambda: users_position(services) == event_count(services), interval=0.005)
         assert time.monotonic() - started < Counted.pace / 2  # not held back by the pace
         batches, started = projection.batches, time.monotonic()
         while time.monotonic() - started < 2.5 * Counted.pace:  # a steady stream
             append_users(services, 1)
             time.sleep(0.02)
-        wait_until(lambda: users_position(services) == head(services))
+        wait_until(lambda: users_position(services) == event_count(services))
         assert projection.batches - batches <= 4  # about 100 appends over 2.5 paces
-        assert len(services.users.all_users()) == head(services) // 3
+        assert len(services.users.all_users()) == event_count(services) // 3
     finally:
         runner.stop()
 

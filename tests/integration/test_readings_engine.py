@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from uuid import UUID, uuid4
@@ -24,14 +23,13 @@ from psycopg.pq import Format
 from psycopg.types.json import set_json_dumps
 
 from iotledger.adapters.postgres import binary_copy
-from iotledger.adapters.postgres.database import migrate
 from iotledger.adapters.postgres.ingest import Outcome, ReadingIngest
 from iotledger.adapters.postgres.reading_log import RECORDED_TOPIC, copy_data, stored_state
 from iotledger.adapters.postgres.views.readings import copy_rows
 from iotledger.application.devices import DEVICE_NOT_FOUND, DeleteDevice, RegisterDevice
 from iotledger.application.readings import CorrectReading, DeleteReading, RecordReading
 from iotledger.application.service import Written
-from iotledger.bootstrap import Services, bootstrap
+from iotledger.bootstrap import Services
 from iotledger.domain.devices import DeviceAccess
 from iotledger.domain.errors import NotFound, Unavailable
 from iotledger.domain.readings import Reading
@@ -39,7 +37,8 @@ from iotledger.domain.vocabulary import DeviceStatus
 from iotledger.maintenance import rebuild
 from iotledger.projections.readings import ReadingRow
 from iotledger.settings import DatabaseUrl, Settings
-from tests.unit.test_readings_domain import moments, payloads, readings, types, values
+from tests.support.databases import migrated_services
+from tests.support.readings import moments, payloads, readings, types, values
 
 T0 = datetime(2025, 8, 22, 12, 0, tzinfo=UTC)
 
@@ -347,7 +346,7 @@ def test_a_failed_append_fails_every_caller_and_stores_nothing(
 def test_a_rebuild_reproduces_the_readings_read_model(
     settings: Settings, fresh_database_url: DatabaseUrl
 ) -> None:
-    with quiet_services(settings, fresh_database_url) as services:
+    with migrated_services(settings, fresh_database_url) as services:
         device = uuid4()
         outcomes = submit(services, [a_reading(device, seconds=s) for s in range(50)])
         services.ledger.correct_reading(CorrectReading(outcomes[7].id, "user:1", value=7.5))
@@ -360,17 +359,6 @@ def test_a_rebuild_reproduces_the_readings_read_model(
     assert [r.lambda_id for r in before[0]] == [o.position for o in reversed(outcomes[:49])]
     assert [r.id for r in before[1]] == [outcomes[48].id]
     assert {r.id: r.value for r in before[0]}[outcomes[7].id] == 7.5
-
-
-@contextmanager
-def quiet_services(settings: Settings, url: DatabaseUrl) -> Iterator[Services]:
-    """Services on a database of their own, with no projection running."""
-    services = bootstrap(settings, url)
-    migrate(url, services.ledger)
-    try:
-        yield services
-    finally:
-        services.close()
 
 
 def shown(services: Services, written: Written) -> UUID:

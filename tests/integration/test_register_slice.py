@@ -8,11 +8,8 @@ import pytest
 from litestar.testing import TestClient
 
 from iotledger.bootstrap import Services
-from tests.conftest import unique
-
-
-def event_count(services: Services) -> int:
-    return services.ledger.recorder.max_notification_id() or 0
+from tests.support.identity import unique
+from tests.support.ledger import event_count
 
 
 def test_registering_answers_201_with_the_new_users_id(client: TestClient[object]) -> None:

@@ -13,9 +13,10 @@ from iotledger.adapters.postgres.retention import ReadingRetention
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services
 from iotledger.settings import DatabaseUrl, Settings, load_settings
-from tests.conftest import register_and_login, start_services
-from tests.integration.test_telemetry_devices import event_count, new_telemetry_device
-from tests.integration.test_telemetry_readings import listed, post
+from tests.support.databases import start_services
+from tests.support.identity import register_and_login
+from tests.support.ledger import event_count
+from tests.support.telemetry import listed, new_telemetry_device, post
 
 Client = TestClient[Any]
 NOW = datetime.now(UTC)

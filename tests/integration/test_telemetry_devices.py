@@ -12,41 +12,12 @@ from litestar.testing import TestClient
 from iotledger.api.app import create_app
 from iotledger.bootstrap import Services
 from iotledger.settings import DatabaseUrl, Settings
-from tests.conftest import register_and_login, start_services
+from tests.support.databases import start_services
+from tests.support.identity import register_and_login
+from tests.support.ledger import event_count
+from tests.support.telemetry import DEVICE, is_telemetry_error, new_telemetry_device
 
 Client = TestClient[Any]
-DEVICE = {
-    "name": "Temperature Sensor",
-    "device_type": "sensor",
-    "status": "offline",
-    "metadata": {"location": "greenhouse", "model": "esp32"},
-}
-
-
-def event_count(services: Services) -> int:
-    return services.ledger.recorder.max_notification_id() or 0
-
-
-def new_telemetry_device(client: Client, headers: dict[str, str], **fields: Any) -> Any:
-    response = client.post("/api/v1/devices", json={**DEVICE, **fields}, headers=headers)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def is_telemetry_error(response: Any, status: int) -> bool:
-    body = response.json()
-    return (
-        response.status_code == status
-        and body["success"] is False
-        and set(body["error"]) == {"code", "message"}
-    )
-
-
-@pytest.fixture(scope="module")
-def headers(services: Services) -> dict[str, str]:
-    """One signed-in user for the module: signing in (argon2) is the slow part of a test."""
-    with TestClient(create_app(services)) as client:
-        return register_and_login(client)
 
 
 @pytest.fixture

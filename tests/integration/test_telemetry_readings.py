@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -10,46 +10,23 @@ import pytest
 from litestar.testing import TestClient
 
 from iotledger.bootstrap import Services
-from tests.conftest import register_and_login
-from tests.integration.test_telemetry_devices import (
-    event_count,
-    headers,
+from tests.support.identity import register_and_login
+from tests.support.ledger import event_count
+from tests.support.telemetry import (
+    READING,
+    at,
     is_telemetry_error,
+    listed,
     new_telemetry_device,
+    post,
 )
 
-__all__ = ["headers"]  # the module's signed-in user (a fixture)
-
 Client = TestClient[Any]
-T0 = datetime(2025, 8, 22, 12, 0, tzinfo=UTC)
-READING = {
-    "telemetry_type": "environment",
-    "payload": {"temperature": 22.5, "humidity": 60},
-    "recorded_at": "2025-08-22T12:34:56Z",
-}
 
 
 @pytest.fixture
 def device(client: Client, headers: dict[str, str]) -> str:
     return str(new_telemetry_device(client, headers)["id"])
-
-
-def post(client: Client, headers: dict[str, str], device: str, **fields: Any) -> Any:
-    response = client.post(
-        f"/api/v1/devices/{device}/telemetry", json={**READING, **fields}, headers=headers
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def at(seconds: float) -> str:
-    return (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
-
-
-def listed(client: Client, headers: dict[str, str], device: str, query: str = "") -> list[Any]:
-    response = client.get(f"/api/v1/devices/{device}/telemetry?limit=100{query}", headers=headers)
-    assert response.status_code == 200, response.text
-    return list(response.json())
 
 
 def test_a_reading_answers_201_in_the_documented_shape_and_is_listed_at_once(

@@ -27,13 +27,9 @@ from iotledger.adapters.mqtt.dynsec.control import DynsecControl
 from iotledger.adapters.mqtt.dynsec.reconciler import BrokerAccounts
 from iotledger.adapters.mqtt.topics import Topics
 from iotledger.settings import MqttUrl
-from tests.support.faults.cluster import (
-    answers,
-    free_port,
-    give_to_broker,
-    mosquitto_path,
-    wait_for,
-)
+from tests.support.faults.cluster import give_to_broker, mosquitto_path
+from tests.support.network import answers, free_port
+from tests.support.waiting import eventually
 
 PLUGIN = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
 ADMIN, ADMIN_PASSWORD = "admin", "admin-secret"
@@ -73,7 +69,7 @@ class DynsecBroker:
         with (self.workdir / "mosquitto.log").open("ab") as log:
             command = [mosquitto_path(), "-c", str(config)]
             self._process = subprocess.Popen(command, stdout=log, stderr=log)
-        wait_for(lambda: answers(self.admin.port), 10, "mosquitto to listen")
+        eventually(lambda: answers("127.0.0.1", self.admin.port, 0.5), 10, "mosquitto to listen")
 
     def stop(self) -> None:
         if self._process is not None:

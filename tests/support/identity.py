@@ -1,20 +1,12 @@
-"""What the identity tests share: people who sign up, sign in and count events.
-
-This module holds no tests of its own.
-"""
+"""People who sign up and sign in, in either dialect: the first step of most tests."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from litestar.testing import TestClient
-
-from iotledger.bootstrap import Services
-from tests.conftest import unique
 
 TELEMETRY_AUTH = "/api/v1/auth"
 REGISTER = {"lambda": "/register", "telemetry": f"{TELEMETRY_AUTH}/register"}
@@ -27,13 +19,26 @@ class Person(msgspec.Struct):
     id: str = ""
 
 
+def unique(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def register_and_login(client: TestClient[Any]) -> dict[str, str]:
+    """A new user signed in through the Lambda dialect: its Authorization header."""
+    username = unique()
+    password = "secret-" + uuid.uuid4().hex[:8]
+    assert (
+        client.post("/register", json={"username": username, "password": password}).status_code
+        == 201
+    )
+    response = client.post("/login", json={"username": username, "password": password})
+    assert response.status_code == 200
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
 def someone() -> Person:
     username = unique()
     return Person(username, f"{username}@example.com", "secret-" + uuid.uuid4().hex[:8])
-
-
-def event_count(services: Services) -> int:
-    return services.ledger.recorder.max_notification_id() or 0
 
 
 def register(client: TestClient[Any], dialect: str, person: Person | None = None) -> Person:
@@ -67,11 +72,3 @@ def from_address(app: Any, host: str) -> Any:
         await app(scope, receive, send)
 
     return asgi
-
-
-def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait for something another thread (a projection) makes true."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.01)

@@ -10,20 +10,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
+from uuid import UUID
 
 import gmqtt
 import msgspec
 from gmqtt.mqtt.constants import MQTTv311
+from litestar.testing import TestClient
 
 from iotledger.bootstrap import Services
 from iotledger.roles.mqtt import MqttRole, Timing, mqtt_role
 from iotledger.settings import MqttUrl
 
 T = TypeVar("T")
+Headers = dict[str, str]
 
 FAST = Timing(
     dispatch_every=0.05,
@@ -156,18 +158,6 @@ async def _abort(client: gmqtt.Client) -> None:
     client._connection._transport.abort()
 
 
-def eventually(check: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
-    """The first truthy result of `check`, polled until the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 @contextlib.contextmanager
 def devices(loop: LoopThread) -> Iterator[list[Device]]:
     """Devices made in the block are disconnected at its end."""
@@ -178,3 +168,81 @@ def devices(loop: LoopThread) -> Iterator[list[Device]]:
         for device in made:
             with contextlib.suppress(Exception):
                 device.disconnect()
+
+
+class World:
+    """A test's view: the HTTP client, the adapter, and devices to play."""
+
+    def __init__(
+        self,
+        client: TestClient[object],
+        headers: Headers,
+        services: Services,
+        adapter: Adapter,
+        loop: LoopThread,
+        url: MqttUrl,
+        played: list[Device],
+    ) -> None:
+        self.client = client
+        self.headers = headers
+        self.services = services
+        self.topics = services.topics
+        self.adapter = adapter
+        self.loop = loop
+        self.url = url
+        self.played = played
+
+    def new_device(self, status: str = "offline") -> UUID:
+        body = {"name": "Pump", "device_type": "actor", "status": status}
+        response = self.client.post("/api/v1/devices", json=body, headers=self.headers)
+        assert response.status_code == 201
+        return UUID(response.json()["id"])
+
+    def device(self, device_id: UUID, will: bool = False) -> Device:
+        """A client playing the device, listening to its command topic."""
+        last_words = (self.topics.status(device_id), b'{"status": "offline"}') if will else None
+        played = Device(self.loop, self.url, (self.topics.commands(device_id),), last_words)
+        self.played.append(played)
+        return played
+
+    def status_of(self, device_id: UUID) -> str:
+        path = f"/api/v1/devices/{device_id}"
+        return str(self.client.get(path, headers=self.headers).json()["status"])
+
+    def command(self, device_id: UUID, **extra: Any) -> str:
+        body = {"command_name": "restart", "payload": {"delay": 5}, **extra}
+        path = f"/api/v1/devices/{device_id}/commands"
+        response = self.client.post(path, json=body, headers=self.headers)
+        assert response.status_code == 201
+        return str(response.json()["id"])
+
+    def command_status(self, device_id: UUID, command_id: str) -> Any:
+        path = f"/api/v1/devices/{device_id}/commands/{command_id}"
+        return self.client.get(path, headers=self.headers).json()
+
+    def readings(self, device_id: UUID) -> list[Any]:
+        return self.services.readings.device_page(device_id, 100)
+
+    def handled(self) -> int:
+        return self.adapter.counters.get("handled", 0)
+
+    def duplicates(self) -> int:
+        return self.adapter.counters.get("duplicate", 0)
+
+    def dropped(self, reason: str) -> int:
+        return self.adapter.counters.get(f"dropped.{reason}", 0)
+
+
+def refused(loop: LoopThread, url: MqttUrl, credentials: tuple[str, str] | None) -> bool:
+    """Whether the broker refuses a CONNECT with these credentials (None: anonymous)."""
+    client = gmqtt.Client(f"probe-{uuid.uuid4().hex[:8]}")
+    client.set_config({"reconnect_retries": 0})
+    if credentials is not None:
+        client.set_auth_credentials(*credentials)
+    try:
+        loop.run(client.connect(url.host, url.port, version=MQTTv311, keepalive=5), timeout=10)
+    except Exception:
+        return True
+    connected = client.is_connected
+    loop.run(client.disconnect())
+    return not connected

@@ -8,13 +8,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
 from iotledger.settings import DatabaseUrl, MqttUrl
+from tests.support.identity import unique
+from tests.support.waiting import eventually
 
 COMMAND = str(Path(sys.executable).parent / "iotledger")
 
@@ -112,10 +114,24 @@ def wait_for_http(base: str, process: Server, timeout: float = 60) -> None:
     raise AssertionError(f"{base}/health did not answer within {timeout}s")
 
 
-def wait_until(predicate: object, timeout: float = 30, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 30, interval: float = 0.05
+) -> None:
+    """`eventually`, with the patience a process or a projection runner needs."""
+    eventually(predicate, timeout, interval=interval)
+
+
+def signed_in_device(base: str) -> tuple[dict[str, str], str]:
+    """A new user of a served process, signed up and in over HTTP, with a device of its
+    own: the user's headers and the device's id."""
+    name = unique()
+    account = {"username": name, "email": f"{name}@example.com", "password": "secret123"}
+    with httpx.Client(base_url=base, timeout=10) as client:
+        assert client.post("/api/v1/auth/register", json=account).status_code == 201
+        login = client.post("/api/v1/auth/login", json=account)
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        device = client.post(
+            "/api/v1/devices", json={"name": "boiler", "device_type": "sensor"}, headers=headers
+        )
+        assert device.status_code == 201, device.text
+        return headers, device.json()["id"]

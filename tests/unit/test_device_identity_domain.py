@@ -24,7 +24,7 @@ from iotledger.domain.credentials import ClaimRefused, secret_hash
 from iotledger.domain.devices import FLEET, DeviceAccess
 from iotledger.domain.errors import InvalidInput, NotFound
 from iotledger.domain.vocabulary import DeviceStatus
-from tests.unit.test_devices_domain import MSGSPEC_STORE, START
+from tests.support.domain import MSGSPEC_STORE, START
 
 secrets = st.text(min_size=1, max_size=40)
 durations = st.integers(min_value=1, max_value=7 * 24 * 3600 * 1000).map(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -47,12 +47,7 @@ from iotledger.domain.vocabulary import (
     status_id,
     telemetry_status,
 )
-
-MSGSPEC_STORE = {
-    "TRANSCODER_TOPIC": "iotledger.adapters.postgres.eventstore:MsgspecTranscoder",
-    "MAPPER_TOPIC": "iotledger.adapters.postgres.eventstore:MsgspecMapper",
-}
-START = datetime(2026, 1, 14, 10, 0, tzinfo=UTC)
+from tests.support.domain import MSGSPEC_STORE, START
 
 
 class Registry(DeviceService):

@@ -20,12 +20,9 @@ from iotledger.domain.devices import Component, ComponentKind, DeviceAccess
 from iotledger.domain.discovery import normalise_mac
 from iotledger.domain.errors import HeldElsewhere, InvalidInput, NotFound
 from iotledger.domain.vocabulary import DeviceStatus
+from tests.support.domain import MSGSPEC_STORE
 
 SENSOR, ACTOR = ComponentKind.SENSOR, ComponentKind.ACTOR
-MSGSPEC_STORE = {
-    "TRANSCODER_TOPIC": "iotledger.adapters.postgres.eventstore:MsgspecTranscoder",
-    "MAPPER_TOPIC": "iotledger.adapters.postgres.eventstore:MsgspecMapper",
-}
 
 
 def announce(

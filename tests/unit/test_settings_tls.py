@@ -17,7 +17,6 @@ from iotledger.settings import (
     load_settings,
     parse_mqtt_url,
 )
-from tests.support.processes import environment, run
 
 README = Path(__file__).parents[2] / "README.md"
 VERIFIED = "postgresql://u:pw@db:5432/app?sslmode=verify-full&sslrootcert=/ca.pem"
@@ -145,17 +144,3 @@ def test_without_tls_there_is_no_context_and_with_it_the_system_store() -> None:
     context = tls_context(load_settings(environ={"IOTLEDGER_MQTT_URL": "mqtts://b"}))
     assert context is not None
     assert context.check_hostname
-
-
-def test_serve_stops_in_one_line_when_the_ca_file_is_no_certificate(tmp_path: Path) -> None:
-    ca = tmp_path / "ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\nnot one\n-----END CERTIFICATE-----\n")
-    env = environment(
-        IOTLEDGER_DATABASE_URL="postgresql://u:secret@127.0.0.1:1/db",
-        IOTLEDGER_MQTT_URL="mqtts://127.0.0.1:1",
-        IOTLEDGER_MQTT_CA_FILE=str(ca),
-    )
-    result = run("serve", "--role", "mqtt", env=env, cwd=tmp_path, timeout=60)
-    assert result.returncode == 2
-    (line,) = result.stderr.splitlines()
-    assert line.startswith("iotledger: IOTLEDGER_MQTT_CA_FILE: cannot load the CA ("), line

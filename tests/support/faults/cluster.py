@@ -11,13 +11,11 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +23,8 @@ import psycopg
 
 from iotledger.adapters.embedded.services import EmbeddedPostgres
 from iotledger.settings import DatabaseUrl, MqttUrl, parse_database_url
+from tests.support.network import answers, free_port
+from tests.support.waiting import eventually
 
 MOSQUITTO_CONFIG = """\
 listener {port} 127.0.0.1
@@ -35,28 +35,6 @@ autosave_interval 1
 max_inflight_messages 1000
 max_queued_messages 100000
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class Postgres(EmbeddedPostgres):
@@ -104,7 +82,7 @@ class Mosquitto:
             self._process = subprocess.Popen(
                 [mosquitto_path(), "-c", str(self._config)], stdout=log, stderr=log
             )
-        wait_for(lambda: answers(self.port), 10, "mosquitto to listen")
+        eventually(lambda: answers("127.0.0.1", self.port, 0.5), 10, "mosquitto to listen")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         process, self._process = self._process, None

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.faults.cluster import Cluster, free_port, wait_for
+from tests.support.faults.cluster import Cluster
+from tests.support.network import free_port
 from tests.support.processes import COMMAND, environment, run
+from tests.support.waiting import eventually
 
 ROLES = ("projections", "mqtt", "api")
 READY_TIMEOUT = 60.0
@@ -123,7 +125,7 @@ class System:
             self.wait_ready(node)
 
     def wait_ready(self, node: Node) -> None:
-        wait_for(lambda: self._ready(node), READY_TIMEOUT, f"{node.name} to be ready")
+        eventually(lambda: self._ready(node), READY_TIMEOUT, f"{node.name} to be ready")
 
     def _ready(self, node: Node) -> bool:
         if node.role == "mqtt":
