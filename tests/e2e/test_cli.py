@@ -211,12 +211,48 @@ def test_a_second_serve_on_the_same_data_leaves_the_first_ones_postgres_running(
 _ = wait_until
 
 
-def test_a_served_process_shows_what_it_printed_in_the_test_output(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    with serving(env=environment(IOTLEDGER_PORT="99999")) as process:
+REFUSED = "iotledger: IOTLEDGER_PORT: 99999 is not a port"
+FAILING_ON_PURPOSE = """
+from tests.support.processes import environment, run, serving
+
+REFUSED = environment(IOTLEDGER_PORT="99999")
+
+
+def test_served_and_failing():
+    with serving(env=REFUSED) as process:
         process.wait(30)
-    assert "iotledger: IOTLEDGER_PORT: 99999 is not a port" in capsys.readouterr().out
+    assert False, "failing on purpose"
+
+
+def test_run_and_failing():
+    assert run("serve", env=REFUSED).returncode == 0
+
+
+def test_served_and_passing():
+    with serving(env=REFUSED) as process:
+        process.wait(30)
+"""
+
+
+def test_a_served_process_shows_what_it_printed_in_the_test_output(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only when the test fails: a passing test stays quiet."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[2]))
+    pytester.makepyfile(test_on_purpose=FAILING_ON_PURPOSE)
+    result = pytester.runpytest_subprocess("-p", "tests.support.outputs", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_served_and_failing _*",
+            "*- output of iotledger serve (pid *) -*",
+            f"{REFUSED} (1-65535)",
+            "*_ test_run_and_failing _*",
+            "*- output of iotledger serve (exit 2) -*",
+            f"{REFUSED} (1-65535)",
+        ]
+    )
+    assert result.stdout.str().count("- output of iotledger") == 2  # none of the passing test
 
 
 def test_serve_stops_in_one_line_when_the_ca_file_is_no_certificate(tmp_path: Path) -> None:

@@ -7,8 +7,6 @@ import asyncio
 import os
 import signal
 import socket
-import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
 
@@ -21,7 +19,7 @@ from iotledger.adapters.mqtt.topics import Topics
 from iotledger.roles.mqtt import link_for
 from iotledger.settings import MqttUrl, Settings
 from tests.support.mqtt import Device, LoopThread, devices
-from tests.support.processes import COMMAND
+from tests.support.processes import COMMAND, Server
 from tests.support.waiting import eventually
 
 
@@ -140,33 +138,21 @@ class MqttProcess:
     comes: it logs each message it drops, and the payloads here are not JSON."""
 
     def __init__(self, env: dict[str, str], name: str) -> None:
-        self._process = subprocess.Popen(
-            [COMMAND, "serve", "--role", "mqtt"],
-            env={**env, "IOTLEDGER_MQTT_CLIENT_ID": name},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        command = [COMMAND, "serve", "--role", "mqtt"]
+        self._process = Server(command, {**env, "IOTLEDGER_MQTT_CLIENT_ID": name}, None)
         self._wait_for(f"in share group {share_group(env['IOTLEDGER_MQTT_TOPIC'])}")
-
-    def _read(self) -> None:
-        assert self._process.stdout is not None
-        for line in self._process.stdout:
-            self.lines.append(line)
 
     def got(self, payloads: set[bytes]) -> set[bytes]:
         """Which of these payloads it received (and dropped: they are not JSON)."""
-        output = "".join(self.lines)
+        output = self._process.output()
         return {payload for payload in payloads if f"): {payload!r}" in output}
 
     def _wait_for(self, text: str) -> None:
         def seen() -> bool:
-            return any(text in line for line in self.lines) or self._process.poll() is not None
+            return text in self._process.output() or self._process.poll() is not None
 
         eventually(seen, timeout=30, what=text)
-        assert self._process.poll() is None, "".join(self.lines)
+        assert self._process.poll() is None, self._process.output()
 
     def stop(self) -> int:
         self._process.send_signal(signal.SIGTERM)

@@ -1,4 +1,8 @@
-"""Running `iotledger` as a user would: as a command, in its own process."""
+"""Running `iotledger` as a user would: as a command, in its own process.
+
+Whatever such a process prints is kept, and shown with the test that fails
+(`tests/support/outputs.py`); a passing test stays quiet.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import httpx
 
 from iotledger.settings import DatabaseUrl, MqttUrl
 from tests.support.identity import unique
+from tests.support.outputs import watch
 from tests.support.waiting import eventually
 
 COMMAND = str(Path(sys.executable).parent / "iotledger")
@@ -38,7 +43,7 @@ def environment(
 def run(
     *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    result = subprocess.run(
         [COMMAND, *args],
         env=env,
         cwd=cwd,
@@ -47,11 +52,14 @@ def run(
         timeout=timeout,
         check=False,
     )
+    name = f"iotledger {' '.join(args)} (exit {result.returncode})"
+    watch(result, name, lambda: result.stdout + result.stderr, lambda: False)
+    return result
 
 
 class Server(subprocess.Popen[str]):
-    """`iotledger serve ...` with everything it prints collected by a thread (a full pipe
-    would stall it), for a failing test to show."""
+    """`iotledger ...` with everything it prints collected by a thread (a full pipe would
+    stall it), for a failing test to show."""
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path | None) -> None:
         super().__init__(
@@ -60,6 +68,8 @@ class Server(subprocess.Popen[str]):
         self._lines: list[str] = []
         self._reader = threading.Thread(target=self._collect, daemon=True)
         self._reader.start()
+        name = f"iotledger {' '.join(args[1:])} (pid {self.pid})"
+        watch(self, name, self.output, lambda: self.poll() is None)
 
     def _collect(self) -> None:
         assert self.stdout is not None
@@ -75,8 +85,7 @@ class Server(subprocess.Popen[str]):
 
 @contextmanager
 def serving(*args: str, env: dict[str, str], cwd: Path | None = None) -> Iterator[Server]:
-    """`iotledger serve ...` in the background; SIGTERM and a bounded wait when done.
-    What it printed goes to the test's captured output, which pytest shows when it fails."""
+    """`iotledger serve ...` in the background; SIGTERM and a bounded wait when done."""
     process = Server([COMMAND, "serve", *args], env, cwd)
     try:
         yield process
@@ -88,8 +97,6 @@ def serving(*args: str, env: dict[str, str], cwd: Path | None = None) -> Iterato
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
-        print(f"--- output of iotledger serve {' '.join(args)} (pid {process.pid}) ---")
-        print(process.output(), end="")
 
 
 def stop(process: Server, timeout: float = 15) -> tuple[int, float, str]:

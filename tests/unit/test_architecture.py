@@ -6,6 +6,10 @@ The layers, innermost first (docs/architecture.md draws them):
 
 A package may import the ones before it, never one after it. `settings` (what the
 process was told) may be read by the adapters and everything outward.
+
+The tests keep rules of their own: a test module imports from `tests` only its support
+package (shared fixtures live in `conftest.py` files), and the unit tier needs neither
+PostgreSQL, nor a broker, nor a process.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "iotledger"
+TESTS = PACKAGE.parent / "tests"
 
 OUTER = ("api", "bootstrap", "roles", "cli", "maintenance", "simulator")
 # layer -> the iotledger packages and modules it must never import
@@ -36,6 +41,7 @@ PURE_FORBIDDEN_LIBRARIES = ("psycopg", "psycopg_pool", "litestar", "gmqtt", "amq
 
 
 def imports_of(path: Path) -> set[str]:
+    """The modules `path` imports (for `from a import b`: `a`, and `a.b`, which may be one)."""
     tree = ast.parse(path.read_text())
     names: set[str] = set()
     for node in ast.walk(tree):
@@ -43,6 +49,7 @@ def imports_of(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 
@@ -87,3 +94,88 @@ def test_the_pending_exemptions_are_still_needed() -> None:
         if not any(is_in(name, package) for name in imports_of(PACKAGE / module))
     ]
     assert stale == []
+
+
+# What the unit tier may not import: the ways to PostgreSQL, a broker and processes.
+OUTSIDE_THE_UNIT_TIER = (
+    "psycopg",
+    "psycopg_pool",
+    "litestar.testing",
+    "tests.support.databases",
+    "tests.support.dynsec",
+    "tests.support.faults",
+    "tests.support.mqtt",
+    "tests.support.processes",
+    "tests.support.tls",
+)
+PURE_PARTS = ("psycopg.conninfo",)  # parses a connection string; connects to nothing
+
+
+def within(name: str, modules: tuple[str, ...]) -> bool:
+    return any(name == module or name.startswith(f"{module}.") for module in modules)
+
+
+def imports_of_other_tests(path: Path) -> set[str]:
+    """What `path` imports from the tests, their support package aside."""
+    return {
+        name
+        for name in imports_of(path)
+        if within(name, ("tests",)) and not within(name, ("tests.support",))
+    }
+
+
+def fixtures_of(path: Path) -> set[str]:
+    return {
+        node.name
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef)
+        and any("fixture" in ast.unparse(decorator) for decorator in node.decorator_list)
+    }
+
+
+def parameters_of(path: Path) -> set[str]:
+    """Every parameter of every function in `path`: the fixtures its tests ask for, and
+    more (enough to tell a fixture that must not be there)."""
+    return {
+        argument.arg
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef)
+        for argument in node.args.args
+    }
+
+
+def test_a_test_module_imports_nothing_of_the_tests_but_their_support() -> None:
+    modules = sorted(TESTS.rglob("test_*.py"))
+    offenders = [
+        f"{path.relative_to(TESTS.parent)} imports {name}"
+        for path in modules
+        for name in sorted(imports_of_other_tests(path))
+    ]
+    assert modules, "no test modules found"
+    assert offenders == []
+
+
+def test_a_test_module_that_imports_another_is_seen(tmp_path: Path) -> None:
+    module = tmp_path / "test_a.py"
+    module.write_text("from tests.integration.test_b import helper\nfrom tests.support import x\n")
+    assert imports_of_other_tests(module) == {
+        "tests.integration.test_b",
+        "tests.integration.test_b.helper",
+    }
+
+
+def test_the_unit_tier_needs_no_database_broker_or_process() -> None:
+    shared = set().union(*(fixtures_of(conftest) for conftest in TESTS.rglob("conftest.py")))
+    imports, fixtures = [], []
+    for path in sorted((TESTS / "unit").rglob("test_*.py")):
+        module = path.relative_to(TESTS.parent)
+        imports += [
+            f"{module} imports {name}"
+            for name in sorted(imports_of(path))
+            if within(name, OUTSIDE_THE_UNIT_TIER) and not within(name, PURE_PARTS)
+        ]
+        own = parameters_of(path) - fixtures_of(path)
+        fixtures += [f"{module} asks for {name}" for name in sorted(own & shared)]
+    assert shared >= {"services", "client", "mqtt_adapter", "migrated"}
+    assert imports == []
+    assert fixtures == []

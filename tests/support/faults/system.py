@@ -18,6 +18,7 @@ import httpx
 
 from tests.support.faults.cluster import Cluster
 from tests.support.network import free_port
+from tests.support.outputs import watch
 from tests.support.processes import COMMAND, environment, run
 from tests.support.waiting import eventually
 
@@ -51,6 +52,7 @@ class Node:
             self.process = subprocess.Popen(
                 [COMMAND, *args], env=env, stdout=out, stderr=subprocess.STDOUT
             )
+        watch(self, f"{self.name}: iotledger {' '.join(args)}", self.output, self.alive)
 
     def signal(self, sig: int) -> None:
         self.send(sig)
