@@ -1,4 +1,4 @@
-"""The fault suite, long: every scenario of `tests/faults/scenarios.py`, more load, longer.
+"""The fault suite, long: every scenario of `tests/support/faults/scenarios.py`, more load, longer.
 
 Run `python -m bench.faults --help`. It starts a PostgreSQL cluster and a Mosquitto
 of its own (free loopback ports, a temporary directory, both stopped at the end),

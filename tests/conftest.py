@@ -1,4 +1,4 @@
-"""Shared fixtures: the real PostgreSQL and the real broker of this machine.
+"""Fixtures the outer tiers share: the real PostgreSQL and the real broker of this machine.
 
 Tests use PostgreSQL on 127.0.0.1:5432 and Mosquitto on 127.0.0.1:1883 when they
 answer (a fresh database per test session), and the embedded ones when they don't,
