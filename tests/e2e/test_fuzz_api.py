@@ -12,29 +12,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-import schemathesis
-from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+
+from tests.support.fuzzing import MARKS, drawn, schema
 
 MAX_EXAMPLES = 50
 
-pytestmark = [
-    pytest.mark.filterwarnings(
-        "ignore:Do not use the `random` module:hypothesis.errors.HypothesisDeprecationWarning"
-    ),
-    pytest.mark.usefixtures("node_id_for_schemathesis"),
-]
-schema = schemathesis.pytest.from_fixture("api_schema")
+pytestmark = MARKS
 
 
 @schema.parametrize()
-@settings(
-    max_examples=MAX_EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-)
+@drawn(MAX_EXAMPLES)
 def test_no_input_answers_a_server_error(case: Any, signed_in: dict[str, str]) -> None:
     response = case.call(headers=signed_in)
     case.validate_response(response, checks=[not_a_server_error], headers=signed_in)

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-import schemathesis
-from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -19,6 +16,8 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from tests.support.fuzzing import MARKS, drawn, schema
 
 EXAMPLES = 25
 CHECKS = [
@@ -29,22 +28,11 @@ CHECKS = [
     response_headers_conformance,
 ]
 
-pytestmark = [
-    pytest.mark.filterwarnings(
-        "ignore:Do not use the `random` module:hypothesis.errors.HypothesisDeprecationWarning"
-    ),
-    pytest.mark.usefixtures("node_id_for_schemathesis"),
-]
-schema = schemathesis.pytest.from_fixture("api_schema")
+pytestmark = MARKS
 
 
 @schema.parametrize()
-@settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-)
+@drawn(EXAMPLES)
 def test_every_answer_is_one_the_document_describes(
     case: Any,
     signed_in: dict[str, str],
