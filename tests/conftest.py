@@ -24,9 +24,8 @@ from iotledger.bootstrap import Services
 from iotledger.settings import DatabaseUrl, MqttUrl, Settings, parse_database_url
 from tests.support.databases import (
     LOCAL_POSTGRES,
-    create_database,
-    drop_database,
     migrated_services,
+    new_database,
     start_services,
 )
 from tests.support.identity import register_and_login
@@ -51,21 +50,15 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseUrl
 @pytest.fixture(scope="session")
 def database_url(server_url: DatabaseUrl) -> Iterator[DatabaseUrl]:
     """One database for the session, migrated once."""
-    url = create_database(server_url)
-    try:
+    with new_database(server_url) as url:
         yield url
-    finally:
-        drop_database(server_url, url)
 
 
 @pytest.fixture
 def fresh_database_url(server_url: DatabaseUrl) -> Iterator[DatabaseUrl]:
     """A database of its own, for tests that count everything in it."""
-    url = create_database(server_url)
-    try:
+    with new_database(server_url) as url:
         yield url
-    finally:
-        drop_database(server_url, url)
 
 
 class BrokerThread:
@@ -191,9 +184,8 @@ def module_auth_headers(headers: dict[str, str]) -> dict[str, str]:
 @pytest.fixture
 def own_database(server_url: DatabaseUrl) -> Iterator[DatabaseUrl]:
     """A database of its own, dropped after the test."""
-    url = create_database(server_url)
-    yield url
-    drop_database(server_url, url)
+    with new_database(server_url) as url:
+        yield url
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from gmqtt.mqtt.handler import MQTTConnectError
 from iotledger.adapters.mqtt.dynsec.control import DynsecControl
 from iotledger.adapters.mqtt.topics import Topics
 from iotledger.settings import DatabaseUrl, MqttUrl
-from tests.support.databases import create_database, drop_database
+from tests.support.databases import create_database, drop_database, new_database
 from tests.support.dynsec import (
     DynsecBroker,
     Peer,
@@ -59,11 +59,8 @@ def broker() -> Iterator[DynsecBroker]:
 
 @pytest.fixture
 def database(server_url: DatabaseUrl) -> Iterator[DatabaseUrl]:
-    url = create_database(server_url)
-    try:
+    with new_database(server_url) as url:
         yield url
-    finally:
-        drop_database(server_url, url)
 
 
 def dynsec_env(database: DatabaseUrl, admin: MqttUrl, topic: str) -> dict[str, str]:

@@ -34,6 +34,16 @@ def drop_database(server: DatabaseUrl, url: DatabaseUrl) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{url.dbname}" WITH (FORCE)')
 
 
+@contextmanager
+def new_database(server: DatabaseUrl) -> Iterator[DatabaseUrl]:
+    """A database of the test's own on `server`, dropped at the end of the block."""
+    url = create_database(server)
+    try:
+        yield url
+    finally:
+        drop_database(server, url)
+
+
 def start_services(settings: Settings, url: DatabaseUrl) -> Services:
     """Every part of iotledger on `url`, migrated and watching; no projection runs yet."""
     services = bootstrap(settings, url)
