@@ -48,20 +48,16 @@ STATUS_OF: dict[type[DomainError], int] = {
     TooManyRequests: 429,
     Unavailable: 503,
 }
+"""The status each kind of domain error answers; its code is the class's own (`code`)."""
 
-CODE_OF_STATUS = {
-    400: "VALIDATION_ERROR",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
+CODE_OF_STATUS = {status: error.code for error, status in STATUS_OF.items()} | {
     405: "METHOD_NOT_ALLOWED",
-    409: "CONFLICT",
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
-    429: "RATE_LIMITED",
     500: "INTERNAL_ERROR",
-    503: "UNAVAILABLE",
 }
+"""The Device Telemetry code of an answer by its status: a domain error's, and those of
+the refusals no domain error causes (Litestar's, the body limit, a bug)."""
 
 
 class TelemetryErrorDetail(msgspec.Struct):

@@ -10,26 +10,20 @@ acknowledged before it began, whoever wrote it and through whichever process.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
-from typing import Annotated
 from uuid import UUID
-
-import msgspec
 
 from iotledger.adapters.postgres.ingest import Outcome
 from iotledger.adapters.postgres.views.readings import Bounds, DeviceReadings, PostgresReadingView
 from iotledger.api.deps import off_loop
-from iotledger.application.devices import DEVICE_NOT_FOUND
+from iotledger.api.export import CHUNK, chunks
+from iotledger.api.settle import settle
 from iotledger.application.readings import RecordReading
 from iotledger.bootstrap import LOG_HEAD, Services
 from iotledger.domain.devices import DeviceAccess
-from iotledger.domain.errors import InvalidInput, NotFound
+from iotledger.domain.errors import DeviceNotFound
 from iotledger.projections.readings import ReadingProjection, ReadingRow
-
-Instant = Annotated[datetime, msgspec.Meta(tz=True)]
-"""A device time in a body: RFC 3339 with its offset (a clock without one cannot be placed)."""
 
 
 async def record_readings(
@@ -53,10 +47,10 @@ async def device_readings(
     """
     seen = await off_loop(read)
     if seen is not None and seen.applied < seen.head:
-        await services.watch.wait(seen.head, ReadingProjection.name)
+        await settle(services.watch, seen.head, ReadingProjection)
         seen = await off_loop(read)
     if seen is None or not access.allows(seen.owner):
-        raise NotFound(DEVICE_NOT_FOUND)
+        raise DeviceNotFound()
     return seen.rows
 
 
@@ -70,18 +64,18 @@ async def visible_device(services: Services, access: DeviceAccess, device_id: UU
 async def settled_readings(services: Services) -> PostgresReadingView:
     """The readings read model, once it shows every reading acknowledged before this call."""
     head = await services.log_head.get(LOG_HEAD)
-    await services.watch.wait(head or 0, ReadingProjection.name)
+    await settle(services.watch, head or 0, ReadingProjection)
     return services.readings
 
 
-def instant(text: str | None, name: str) -> datetime | None:
-    """A device time given in a query: RFC 3339 with its offset, or absent."""
-    if text is None:
-        return None
-    try:
-        value = msgspec.convert(text, datetime)
-    except msgspec.ValidationError:
-        value = None
-    if value is None or value.tzinfo is None:
-        raise InvalidInput(f"{name} must be an RFC 3339 date-time with an offset")
-    return value
+def device_chunks(
+    readings: PostgresReadingView, device_id: UUID, bounds: Bounds, first: Sequence[ReadingRow]
+) -> AsyncIterator[Sequence[ReadingRow]]:
+    """An export's rows: `first`, then the device's readings in `bounds` after each full
+    chunk's last, oldest device time first (`iotledger.api.export`)."""
+
+    async def more(last: ReadingRow) -> list[ReadingRow]:
+        after = bounds._replace(after=(last.recorded_at, last.lambda_id))
+        return await off_loop(readings.device_rows, device_id, CHUNK, after)
+
+    return chunks(first, more)

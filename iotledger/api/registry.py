@@ -1,37 +1,21 @@
-"""What the device registry's controllers share, in both dialects.
-
-A write runs off the loop and then waits until the devices read model has
-applied it, so the same client's next read shows it (read-your-writes).
-"""
+"""What the device registry's controllers share, in both dialects: who is acting, on
+whose devices, and a device or component as its read model has it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TypeVar
+from uuid import UUID
 
 from msgspec import UnsetType
 
+from iotledger.adapters.postgres.views.devices import PostgresDeviceView
 from iotledger.api.auth import Caller, DeviceCaller
 from iotledger.api.deps import off_loop
-from iotledger.application.service import Written
-from iotledger.bootstrap import Services
-from iotledger.domain.devices import DeviceAccess, caused_by_device, caused_by_user
-from iotledger.domain.errors import NotFound
-from iotledger.projections.devices import DeviceProjection
+from iotledger.domain.devices import ComponentKind, DeviceAccess, caused_by_device, caused_by_user
+from iotledger.domain.errors import DeviceNotFound, NotFound
+from iotledger.projections.devices import ComponentSummary, DeviceSummary
 
-C = TypeVar("C")
 T = TypeVar("T")
-
-
-async def record(services: Services, write: Callable[[C], Written], command: C) -> Written:
-    written = await off_loop(write, command)
-    await services.watch.wait(written.position, DeviceProjection.name)
-    return written
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def cause(caller: Caller) -> str:
@@ -52,8 +36,22 @@ def given(value: T | UnsetType) -> T | None:
     return None if isinstance(value, UnsetType) else value
 
 
-def found(value: T | None, message: str) -> T:
-    """The row a read model returned, or NotFound: absent and hidden look the same."""
+def found(value: T | None, missing: type[NotFound]) -> T:
+    """The row a read model returned, or `missing`: absent and hidden look the same."""
     if value is None:
-        raise NotFound(message)
+        raise missing()
     return value
+
+
+async def device_summary(
+    devices: PostgresDeviceView, device_id: UUID, access: DeviceAccess
+) -> DeviceSummary:
+    """The device as the devices read model has it, if `access` may see it."""
+    return found(await off_loop(devices.device, device_id, access), DeviceNotFound)
+
+
+async def fleet_component(
+    devices: PostgresDeviceView, kind: ComponentKind, component_id: UUID
+) -> ComponentSummary:
+    """A sensor or actor of the shared fleet, as the devices read model has it."""
+    return found(await off_loop(devices.fleet_component, kind, component_id), kind.not_found)

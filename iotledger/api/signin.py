@@ -7,18 +7,19 @@ one dialect can always sign in through the other with the same password.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID, uuid4
 
 import msgspec
 
 from iotledger.api.deps import off_loop
+from iotledger.api.settle import record
+from iotledger.application.clock import now
 from iotledger.application.users import RegisterUser, RehashPassword
 from iotledger.bootstrap import Services
 from iotledger.domain.storable import check_storable
 from iotledger.domain.users import InvalidCredentials, normalise
-from iotledger.projections.users import UserSummary
+from iotledger.projections.users import UserProjection, UserSummary
 
 # No edge spaces (they would be normalised away, so " bob" would only look unlike
 # "bob") and no control characters. `\Z`, not `$`: `$` also matches before a final "\n".
@@ -65,10 +66,9 @@ async def sign_up(services: Services, username: str, email: str | None, password
         username=username,
         email=email,
         password_hash=password_hash,
-        at=datetime.now(UTC),
+        at=now(),
     )
-    written = await off_loop(services.ledger.register_user, command)
-    await services.watch.wait(written.position, "users")
+    written = await record(services.watch, services.ledger.register_user, command, UserProjection)
     return NewUser(id=written.id, username=username, email=email)
 
 

@@ -17,14 +17,13 @@ from uuid import UUID
 import msgspec
 from eventsourcing.domain import Aggregate
 
-from iotledger.application.devices import DEVICE_NOT_FOUND, owner_after
+from iotledger.application.devices import owner_after
 from iotledger.application.discovery import DiscoveryService
 from iotledger.application.service import Written
 from iotledger.domain.commands import Command, CommandStatus, Delivery
 from iotledger.domain.devices import Device, DeviceAccess
-from iotledger.domain.errors import InvalidInput, NotFound
+from iotledger.domain.errors import CommandNotFound, DeviceNotFound, InvalidInput
 
-COMMAND_NOT_FOUND = "command not found"
 REPORTABLE = frozenset(
     {
         CommandStatus.ACKNOWLEDGED,
@@ -102,17 +101,17 @@ class CommandService(DiscoveryService):
         return Written(command.id, self.append(command, conflict="command already exists"))
 
     def dispatch_command(self, cmd: DispatchCommand) -> Written:
-        command = self.load(Command, cmd.command_id, COMMAND_NOT_FOUND)
+        command = self.load(Command, cmd.command_id, CommandNotFound)
         command.dispatch(cmd.by, cmd.at)
         return self._saved(command)
 
     def expire_command(self, cmd: ExpireCommand) -> Written:
-        command = self.load(Command, cmd.command_id, COMMAND_NOT_FOUND)
+        command = self.load(Command, cmd.command_id, CommandNotFound)
         command.expire(cmd.by, cmd.at)
         return self._saved(command)
 
     def cancel_command(self, cmd: CancelCommand) -> Written:
-        command = self.load(Command, cmd.command_id, COMMAND_NOT_FOUND)
+        command = self.load(Command, cmd.command_id, CommandNotFound)
         command.cancel(cmd.reason, cmd.by, cmd.at)
         return self._saved(command)
 
@@ -141,9 +140,9 @@ class CommandService(DiscoveryService):
         self._ensure_visible(device_id, access)
         events = cast(list[Aggregate.Event], list(self.events.get(command_id)))
         if not events or not isinstance(events[0], Command.Issued):
-            raise NotFound(COMMAND_NOT_FOUND)
+            raise CommandNotFound()
         if events[0].device_id != device_id:
-            raise NotFound(COMMAND_NOT_FOUND)
+            raise CommandNotFound()
         return events
 
     def _command_of(
@@ -153,9 +152,9 @@ class CommandService(DiscoveryService):
             self.device_itself(device_id)
         else:
             self.device(device_id, access)
-        command = self.load(Command, command_id, COMMAND_NOT_FOUND)
+        command = self.load(Command, command_id, CommandNotFound)
         if command.device_id != device_id:
-            raise NotFound(COMMAND_NOT_FOUND)
+            raise CommandNotFound()
         return command
 
     def _ensure_visible(self, device_id: UUID, access: DeviceAccess) -> None:
@@ -163,9 +162,9 @@ class CommandService(DiscoveryService):
         moves it to its claimant's tenancy)."""
         events = cast(list[Aggregate.Event], list(self.events.get(device_id)))
         if not events or not isinstance(events[0], Device.Registered):
-            raise NotFound(DEVICE_NOT_FOUND)
+            raise DeviceNotFound()
         if not access.allows(owner_after(events), device_id):
-            raise NotFound(DEVICE_NOT_FOUND)
+            raise DeviceNotFound()
 
     def _saved(self, command: Command) -> Written:
         return Written(command.id, self.append(command, conflict="command changed concurrently"))

@@ -31,12 +31,10 @@ from iotledger.domain.devices import (
     DeviceChanges,
     Metadata,
 )
-from iotledger.domain.errors import Conflict, NotFound
+from iotledger.domain.errors import Conflict, DeviceNotFound
 from iotledger.domain.vocabulary import DeviceStatus
 
 Event = Aggregate.Event
-
-DEVICE_NOT_FOUND = "device not found"
 
 
 class RegisterDevice(msgspec.Struct, frozen=True):
@@ -157,9 +155,9 @@ class DeviceService(LedgerService):
 
     def device(self, device_id: UUID, access: DeviceAccess) -> Device:
         """The device as it is now; NotFound if deleted or not the caller's to see."""
-        device = self.load(Device, device_id, DEVICE_NOT_FOUND)
+        device = self.load(Device, device_id, DeviceNotFound)
         if not access.allows(device.owner, device.id):
-            raise NotFound(DEVICE_NOT_FOUND)
+            raise DeviceNotFound()
         device.ensure_exists()
         return device
 
@@ -179,9 +177,9 @@ class DeviceService(LedgerService):
         events = cast(list[Event], list(self.events.get(device_id, gt=after or None, limit=limit)))
         first = events[:1] if after == 0 else list(self.events.get(device_id, lte=1))
         if not first or not isinstance(first[0], Device.Registered):
-            raise NotFound(DEVICE_NOT_FOUND)
+            raise DeviceNotFound()
         if not access.allows(owner_after(events), device_id):
-            raise NotFound(DEVICE_NOT_FOUND)
+            raise DeviceNotFound()
         return events
 
     def device_as_of(self, device_id: UUID, access: DeviceAccess, moment: datetime) -> Device:
@@ -192,11 +190,11 @@ class DeviceService(LedgerService):
                 break
             device = event.mutate(device)
         if device is None or device.deleted:
-            raise NotFound(DEVICE_NOT_FOUND)
+            raise DeviceNotFound()
         return device
 
     def _claim(self, kind: ComponentKind, component_id: UUID) -> ComponentClaim:
-        return self.load(ComponentClaim, component_id, f"{kind} not found")
+        return self.load(ComponentClaim, component_id, kind.not_found)
 
     def _new_claim(
         self, component_id: UUID, kind: ComponentKind, device_id: UUID, at: datetime

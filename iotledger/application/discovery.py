@@ -25,7 +25,7 @@ import msgspec
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from iotledger.application.devices import DEVICE_NOT_FOUND, DeviceService
+from iotledger.application.devices import DeviceService
 from iotledger.application.service import Written
 from iotledger.domain.devices import (
     Component,
@@ -37,7 +37,7 @@ from iotledger.domain.devices import (
     DeviceChanges,
 )
 from iotledger.domain.discovery import MacAddressClaim, normalise_mac
-from iotledger.domain.errors import HeldElsewhere, InvalidInput, NotFound
+from iotledger.domain.errors import DeviceNotFound, HeldElsewhere, InvalidInput, NotFound
 from iotledger.domain.vocabulary import DeviceStatus
 
 MAC_KEY = "mac_address"
@@ -110,7 +110,7 @@ class DiscoveryService(DeviceService):
 
     def device_itself(self, device_id: UUID) -> Device:
         """A live device of any owner: the one whose own topic a message came on."""
-        device = self.load(Device, device_id, DEVICE_NOT_FOUND)
+        device = self.load(Device, device_id, DeviceNotFound)
         device.ensure_exists()
         return device
 

@@ -15,8 +15,8 @@ import msgspec
 from iotledger.application.devices import DeviceService
 from iotledger.application.service import Written
 from iotledger.domain.devices import DeviceAccess, caused_by_user
-from iotledger.domain.errors import NotFound
-from iotledger.domain.gateways import GATEWAY_NOT_FOUND, Gateway
+from iotledger.domain.errors import GatewayNotFound
+from iotledger.domain.gateways import Gateway
 
 CHANGED = "device changed concurrently"
 
@@ -93,9 +93,9 @@ class IdentityService(DeviceService):
 
     def revoke_gateway(self, cmd: RevokeGateway) -> Written:
         """Only its owner may revoke a gateway; to anyone else it does not exist."""
-        gateway = self.load(Gateway, cmd.gateway_id, GATEWAY_NOT_FOUND)
+        gateway = self.load(Gateway, cmd.gateway_id, GatewayNotFound)
         if gateway.owner != cmd.owner:
-            raise NotFound(GATEWAY_NOT_FOUND)
+            raise GatewayNotFound()
         gateway.revoke(caused_by_user(cmd.owner), cmd.at)
         return Written(gateway.id, self.append(gateway, conflict="gateway changed concurrently"))
 

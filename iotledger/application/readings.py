@@ -17,7 +17,7 @@ import msgspec
 from msgspec.structs import force_setattr
 
 from iotledger.application.service import LedgerService, Written
-from iotledger.domain.errors import InvalidInput, NotFound, TooManyReadings
+from iotledger.domain.errors import InvalidInput, ReadingNotFound, TooManyReadings
 from iotledger.domain.readings import (
     MAX_KEY_LENGTH,
     Reading,
@@ -119,9 +119,9 @@ class DeleteReading(msgspec.Struct, frozen=True):
 class ReadingService(LedgerService):
     def reading(self, reading_id: UUID) -> Reading:
         """A reading that is recorded and not deleted, or NotFound."""
-        reading = self.load(Reading, reading_id, "reading not found")
+        reading = self.load(Reading, reading_id, ReadingNotFound)
         if reading.deleted:
-            raise NotFound("reading not found")
+            raise ReadingNotFound()
         return reading
 
     def correct_reading(self, cmd: CorrectReading) -> Written:

@@ -29,14 +29,14 @@ class Written(msgspec.Struct, frozen=True):
 
 
 class LedgerService(Application[UUID]):
-    def load(self, cls: type[A], aggregate_id: UUID, missing: str = "resource not found") -> A:
-        """The aggregate, or NotFound when there is none of that class with that id."""
+    def load(self, cls: type[A], aggregate_id: UUID, missing: type[NotFound] = NotFound) -> A:
+        """The aggregate, or `missing` when there is none of that class with that id."""
         try:
             aggregate: Aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
-            raise NotFound(missing) from None
+            raise missing() from None
         if not isinstance(aggregate, cls):
-            raise NotFound(missing)
+            raise missing()
         return aggregate
 
     def append(self, *aggregates: Any, conflict: str = "resource already exists") -> int:

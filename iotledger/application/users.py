@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 
 from iotledger.application.service import LedgerService, Written
-from iotledger.domain.errors import Conflict
+from iotledger.domain.errors import Conflict, UserNotFound
 from iotledger.domain.users import EmailIndex, User, UsernameIndex
 
 
@@ -56,4 +56,4 @@ class UserService(LedgerService):
             return None  # a concurrent sign-in rehashed (or changed) it first
 
     def user(self, user_id: UUID) -> User:
-        return self.load(User, user_id, "user not found")
+        return self.load(User, user_id, UserNotFound)

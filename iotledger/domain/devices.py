@@ -30,7 +30,16 @@ from iotledger.domain.credentials import (
     same_hash,
     username_of,
 )
-from iotledger.domain.errors import Conflict, HeldElsewhere, InvalidInput, NotFound
+from iotledger.domain.errors import (
+    ActorNotFound,
+    Conflict,
+    DeviceNotFound,
+    HeldElsewhere,
+    InvalidInput,
+    NoCredentials,
+    NotFound,
+    SensorNotFound,
+)
 from iotledger.domain.vocabulary import DeviceStatus
 
 NAME_MAX = 200
@@ -96,6 +105,11 @@ def checked_component(component: Component) -> Component:
 class ComponentKind(StrEnum):
     SENSOR = "sensor"
     ACTOR = "actor"
+
+    @property
+    def not_found(self) -> type[NotFound]:
+        """The error of a sensor, or an actor, that is not there."""
+        return SensorNotFound if self is ComponentKind.SENSOR else ActorNotFound
 
 
 class Component(msgspec.Struct, frozen=True):
@@ -407,7 +421,7 @@ class Device(Aggregate):
     def revoke_credentials(self, by: str, at: datetime) -> None:
         self.ensure_exists()
         if self.secret_hash is None:
-            raise NotFound("device has no credentials")
+            raise NoCredentials()
         self._trigger(self.CredentialsRevoked, at, username=self.username, by=by)
 
     def offer_claim(self, secret_hash: str, duration: timedelta, by: str, at: datetime) -> None:
@@ -428,7 +442,7 @@ class Device(Aggregate):
     def component(self, kind: ComponentKind, component_id: UUID) -> Component:
         found = self.components.get(component_id)
         if found is None or found.kind is not kind:
-            raise NotFound(f"{kind} not found")
+            raise kind.not_found()
         return found
 
     def add_component(
@@ -475,7 +489,7 @@ class Device(Aggregate):
     def ensure_exists(self) -> None:
         """A deleted device keeps its history but takes no more commands."""
         if self.deleted:
-            raise NotFound("device not found")
+            raise DeviceNotFound()
 
     def _put(
         self,
@@ -604,7 +618,7 @@ class ComponentClaim(Aggregate):
     def holder(self, kind: ComponentKind) -> UUID:
         """The device that holds this component; NotFound if released or of another kind."""
         if self.device_id is None or self.kind is not kind:
-            raise NotFound(f"{kind} not found")
+            raise kind.not_found()
         return self.device_id
 
     def move(self, device_id: UUID, at: datetime) -> None:

@@ -28,7 +28,61 @@ class TooManyReadings(InvalidInput):
 
 
 class NotFound(DomainError):
+    """Absent, or not the caller's to see: the two look the same from outside.
+
+    Each kind of thing has its own class, carrying its message, so that an edge tells
+    them apart by class (MQTT counts an unknown device and an unknown command apart).
+    """
+
     code = "NOT_FOUND"
+    message = "resource not found"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+
+
+class DeviceNotFound(NotFound):
+    """Never registered, deleted, or not the caller's to see."""
+
+    message = "device not found"
+
+
+class SensorNotFound(NotFound):
+    """Also a sensor removed, or one of a device the caller may not see."""
+
+    message = "sensor not found"
+
+
+class ActorNotFound(NotFound):
+    message = "actor not found"
+
+
+class CommandNotFound(NotFound):
+    """Also a command of another device than the one named (by the path, or the topic)."""
+
+    message = "command not found"
+
+
+class ReadingNotFound(NotFound):
+    """Never recorded, or deleted (its history stays in the log)."""
+
+    message = "reading not found"
+
+
+class GatewayNotFound(NotFound):
+    """Also one revoked, or another user's: a gateway is its owner's alone."""
+
+    message = "gateway not found"
+
+
+class UserNotFound(NotFound):
+    message = "user not found"
+
+
+class NoCredentials(NotFound):
+    """A revocation of credentials the device does not have (never issued, or revoked)."""
+
+    message = "device has no credentials"
 
 
 class Conflict(DomainError):

@@ -13,9 +13,7 @@ from eventsourcing.domain import Aggregate
 
 from iotledger.domain.credentials import CredentialKind, username_of
 from iotledger.domain.devices import checked_name
-from iotledger.domain.errors import NotFound
-
-GATEWAY_NOT_FOUND = "gateway not found"
+from iotledger.domain.errors import GatewayNotFound
 
 
 class Gateway(Aggregate):
@@ -66,5 +64,5 @@ class Gateway(Aggregate):
 
     def revoke(self, by: str, at: datetime) -> None:
         if self.revoked:
-            raise NotFound(GATEWAY_NOT_FOUND)
+            raise GatewayNotFound()
         self.trigger_event(self.Revoked, username=self.username, by=by, timestamp=at)

@@ -26,7 +26,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 import msgspec
 from eventsourcing.domain import Aggregate
 
-from iotledger.domain.errors import InvalidInput, NotFound
+from iotledger.domain.errors import InvalidInput, ReadingNotFound
 from iotledger.domain.storable import check_storable
 
 READING_NAMESPACE = uuid5(NAMESPACE_URL, "iotledger:reading")
@@ -215,4 +215,4 @@ class Reading(Aggregate):
 
     def _check_present(self) -> None:
         if self.deleted:
-            raise NotFound("reading not found")
+            raise ReadingNotFound()

@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from uuid import UUID
 
 import msgspec
@@ -28,9 +28,11 @@ from iotledger.adapters.mqtt.link import BrokerUnavailable
 from iotledger.adapters.mqtt.topics import Topics
 from iotledger.adapters.postgres.views.devices import PostgresDeviceView
 from iotledger.adapters.postgres.views.dispatch import PostgresDispatchView
+from iotledger.application.clock import now
 from iotledger.application.discovery import ReportDeviceStatus
 from iotledger.application.ledger import Ledger
 from iotledger.domain.devices import FLEET
+from iotledger.domain.instants import lambda_time
 from iotledger.domain.vocabulary import DeviceStatus
 from iotledger.projections.devices import DeviceSummary
 
@@ -49,11 +51,6 @@ class CheckRequest(msgspec.Struct, tag_field="type", tag="device_check_request")
 
 
 _encode = msgspec.json.Encoder().encode
-
-
-def rfc3339(moment: datetime) -> datetime:
-    """Whole seconds in UTC, as the Lambda IoT Core document writes times."""
-    return moment.astimezone(UTC).replace(microsecond=0)
 
 
 class DeviceChecks:
@@ -80,7 +77,7 @@ class DeviceChecks:
 
     async def round(self) -> None:
         """Judge last round's answers, then ask every device again."""
-        at = datetime.now(UTC)
+        at = now()
         fleet = await asyncio.to_thread(self._fleet)
         heard = await asyncio.to_thread(self._presence.last_heard, [d.id for d in fleet])
         for device in fleet:
@@ -121,7 +118,7 @@ class DeviceChecks:
                 return
 
     async def _request(self, device_id: UUID, at: datetime) -> None:
-        message = CheckRequest(device_id=device_id, requested_at=rfc3339(at))
+        message = CheckRequest(device_id=device_id, requested_at=lambda_time(at))
         await self._publish(self._topics.base, _encode(message))
         self._asked[device_id] = at
         self.counters["checks.requested"] += 1

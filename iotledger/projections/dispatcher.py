@@ -25,6 +25,7 @@ import msgspec
 from iotledger.adapters.mqtt.link import BrokerUnavailable
 from iotledger.adapters.mqtt.topics import Topics
 from iotledger.adapters.postgres.views.dispatch import Due, PostgresDispatchView
+from iotledger.application.clock import now
 from iotledger.application.commands import DispatchCommand, ExpireCommand
 from iotledger.application.ledger import Ledger
 from iotledger.domain.errors import Conflict
@@ -65,7 +66,7 @@ class Dispatcher:
         """Sent and recorded, for this coming-online of its device, but not yet in the view."""
 
     async def round(self) -> None:
-        at = datetime.now(UTC)
+        at = now()
         await self._expire(at)
         due = await asyncio.to_thread(self._view.due, at)
         self._sent = {

@@ -26,7 +26,7 @@ from iotledger.adapters.postgres import binary_copy
 from iotledger.adapters.postgres.ingest import Outcome, ReadingIngest
 from iotledger.adapters.postgres.reading_log import RECORDED_TOPIC, copy_data, stored_state
 from iotledger.adapters.postgres.views.readings import copy_rows
-from iotledger.application.devices import DEVICE_NOT_FOUND, DeleteDevice, RegisterDevice
+from iotledger.application.devices import DeleteDevice, RegisterDevice
 from iotledger.application.readings import CorrectReading, DeleteReading, RecordReading
 from iotledger.application.service import Written
 from iotledger.bootstrap import Services
@@ -396,8 +396,13 @@ def test_the_ingest_admits_only_devices_the_caller_may_see_and_stores_nothing_el
             [a_reading(fleet, key="f2")],
         )
     )
-    assert [type(a).__name__ for a in answers] == ["list", "NotFound", "NotFound", "list"]
-    assert str(answers[1]) == DEVICE_NOT_FOUND
+    assert [type(a).__name__ for a in answers] == [
+        "list",
+        "DeviceNotFound",
+        "DeviceNotFound",
+        "list",
+    ]
+    assert str(answers[1]) == "device not found"
     queryable(services, max(o.position for a in (answers[0], answers[3]) for o in a))
     # the refused third caller's fleet reading is not stored either: a caller's readings
     # go in together or not at all

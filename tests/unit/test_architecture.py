@@ -41,7 +41,6 @@ PURE_FORBIDDEN_LIBRARIES = ("psycopg", "psycopg_pool", "litestar", "gmqtt", "amq
 
 
 def imports_of(path: Path) -> set[str]:
-    """The modules `path` imports (for `from a import b`: `a`, and `a.b`, which may be one)."""
     tree = ast.parse(path.read_text())
     names: set[str] = set()
     for node in ast.walk(tree):
@@ -49,7 +48,6 @@ def imports_of(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 
@@ -96,6 +94,53 @@ def test_the_pending_exemptions_are_still_needed() -> None:
     assert stale == []
 
 
+# A controller module: a module of a dialect's endpoints (under `api/telemetry` or
+# `api/lambda_iot`) that declares route handlers. What two of them share (wire types,
+# lookups, a handler both dialects serve alike) lives in a module that is no controller.
+DIALECTS = ("api/telemetry", "api/lambda_iot")
+ROUTE_DECORATORS = frozenset({"get", "post", "put", "patch", "delete", "head", "route"})
+
+
+def declares_routes(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for decorator in node.decorator_list:
+                called = decorator.func if isinstance(decorator, ast.Call) else decorator
+                if isinstance(called, ast.Name) and called.id in ROUTE_DECORATORS:
+                    return True
+    return False
+
+
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+
+
+def modules_imported_by(path: Path) -> set[str]:
+    """`imports_of`, and each name a `from package import name` takes (it may be a module)."""
+    names = imports_of(path)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_no_controller_imports_another_controller() -> None:
+    controllers = {
+        module_name(path): path
+        for dialect in DIALECTS
+        for path in modules(dialect)
+        if declares_routes(path)
+    }
+    offenders = [
+        f"{name} imports {other}"
+        for name, path in controllers.items()
+        for other in modules_imported_by(path)
+        if other in controllers and other != name
+    ]
+    assert len(controllers) > len(DIALECTS), "the dialects' controllers were not found"
+    assert offenders == []
+
+
 # What the unit tier may not import: the ways to PostgreSQL, a broker and processes.
 OUTSIDE_THE_UNIT_TIER = (
     "psycopg",
@@ -119,7 +164,7 @@ def imports_of_other_tests(path: Path) -> set[str]:
     """What `path` imports from the tests, their support package aside."""
     return {
         name
-        for name in imports_of(path)
+        for name in modules_imported_by(path)
         if within(name, ("tests",)) and not within(name, ("tests.support",))
     }
 

@@ -67,7 +67,6 @@ from iotledger.adapters.mqtt.messages import (
     StatusReport,
     decode,
     device_cause,
-    now,
     speaker,
 )
 from iotledger.adapters.mqtt.order import ArrivalOrder
@@ -75,8 +74,8 @@ from iotledger.adapters.mqtt.packets import Message
 from iotledger.adapters.mqtt.readings import Drafts, Found
 from iotledger.adapters.mqtt.topics import Channel, Route, Topics
 from iotledger.adapters.postgres.ingest import ReadingIngest
-from iotledger.application.commands import COMMAND_NOT_FOUND, ReportCommand
-from iotledger.application.devices import DEVICE_NOT_FOUND
+from iotledger.application.clock import now
+from iotledger.application.commands import ReportCommand
 from iotledger.application.discovery import (
     AnnouncedComponent,
     DiscoverDevice,
@@ -88,11 +87,14 @@ from iotledger.domain.commands import CommandStatus
 from iotledger.domain.credentials import secret_hash
 from iotledger.domain.devices import FLEET, Component, ComponentKind, DeviceAccess
 from iotledger.domain.errors import (
+    CommandNotFound,
     Conflict,
+    DeviceNotFound,
     DomainError,
     HeldElsewhere,
     InvalidInput,
     NotFound,
+    SensorNotFound,
     TooManyReadings,
     Unavailable,
     UnstorableText,
@@ -113,11 +115,12 @@ V = TypeVar("V")
 INFRASTRUCTURE = (Unavailable, psycopg.Error, PersistenceError, OSError, TimeoutError)
 CONFLICT_RETRIES = 3
 LOOKUP_LANES = 4
-_NOT_FOUND_REASONS = {
-    DEVICE_NOT_FOUND: "unknown_device",
-    COMMAND_NOT_FOUND: "unknown_command",
-    "sensor not found": "unknown_sensor",
+_MISSING: dict[type[NotFound], str] = {
+    DeviceNotFound: "unknown_device",
+    CommandNotFound: "unknown_command",
+    SensorNotFound: "unknown_sensor",
 }
+"""How a drop for something not there is counted, by what was not there."""
 
 Work = Callable[[], Awaitable[None]]
 """Handling one message that is not a reading: repeated if it fails for a passing reason."""
@@ -456,7 +459,7 @@ def _reason(error: DomainError) -> str:
     if isinstance(error, HeldElsewhere):
         return f"{error.what}_conflict"
     if isinstance(error, NotFound):
-        return _NOT_FOUND_REASONS.get(str(error), "unknown_target")
+        return _MISSING.get(type(error), "unknown_target")
     if isinstance(error, TooManyReadings):
         return "too_many_readings"
     if isinstance(error, UnstorableText):

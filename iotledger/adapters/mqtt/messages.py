@@ -7,7 +7,6 @@ batches (`mqtt_readings`).
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
@@ -15,10 +14,9 @@ import msgspec
 
 from iotledger.adapters.mqtt.topics import Route
 from iotledger.domain.devices import caused_by_device
+from iotledger.domain.instants import Instant
 
 S = TypeVar("S")
-Instant = Annotated[datetime, msgspec.Meta(tz=True)]
-"""A date-time with its offset: a device's clock without one cannot be placed."""
 
 READING_TYPES = frozenset({"sensor_reading", "sensor_value"})
 CHECK_RESPONSE = "device_check_response"
@@ -134,10 +132,6 @@ def decode_telemetry(payload: bytes) -> Telemetry | list[Telemetry]:
 @functools.lru_cache(maxsize=65536)
 def device_cause(device_id: UUID) -> str:
     return caused_by_device(device_id)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def speaker(route: Route, named: UUID | None) -> UUID:

@@ -23,12 +23,12 @@ from iotledger.adapters.mqtt.messages import (
     decode,
     decode_telemetry,
     device_cause,
-    now,
     speaker,
 )
 from iotledger.adapters.mqtt.packets import Message
 from iotledger.adapters.mqtt.topics import Route
 from iotledger.adapters.postgres.ingest import Outcome
+from iotledger.application.clock import now
 from iotledger.application.readings import RecordReading, batch_readings
 from iotledger.domain.readings import lambda_value
 

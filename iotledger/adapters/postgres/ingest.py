@@ -31,7 +31,6 @@ import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -41,10 +40,10 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 
 from iotledger.adapters.observability.metrics import APPEND_SECONDS, INGEST_BATCH, READINGS_INGESTED
 from iotledger.adapters.postgres.reading_log import Positions, ReadingLog, stored_state
-from iotledger.application.devices import DEVICE_NOT_FOUND
+from iotledger.application.clock import now
 from iotledger.application.readings import RecordReading
 from iotledger.domain.devices import DeviceAccess
-from iotledger.domain.errors import NotFound, Unavailable
+from iotledger.domain.errors import DeviceNotFound, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +172,7 @@ class ReadingIngest:
         access: DeviceAccess | None = None,
         source: str = "other",
     ) -> None:
-        received_at = datetime.now(UTC)
+        received_at = now()
         rows = [(r.reading_id, stored_state(r, received_at)) for r in readings]
         if not rows:
             waiter.set_result([])
@@ -274,7 +273,7 @@ class ReadingIngest:
         refused: list[_Submission] = []
         for submission in batch:
             (refused if submission.refused(owners) else admitted).append(submission)
-        _settle(refused, [NotFound(DEVICE_NOT_FOUND) for _ in refused])
+        _settle(refused, [DeviceNotFound() for _ in refused])
         return admitted
 
     def _connect(self) -> psycopg.Connection[Any]:

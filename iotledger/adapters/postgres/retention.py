@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from psycopg_pool import ConnectionPool
+
+from iotledger.application.clock import now
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ class ReadingRetention:
 
     async def round(self) -> None:
         """One pruning pass, off the event loop."""
-        pruned = await asyncio.to_thread(self.prune, datetime.now(UTC))
+        pruned = await asyncio.to_thread(self.prune, now())
         if pruned:
             log.info("retention: %d readings older than %s left the read model", pruned, self.keep)
 

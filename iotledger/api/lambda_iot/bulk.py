@@ -21,13 +21,15 @@ from iotledger.adapters.postgres.views.readings import Bounds
 from iotledger.api.aggregates import AggregateBucket, Width, Zone, buckets, zone
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
-from iotledger.api.export import CHUNK, ExportFormat, chunks, export_response
-from iotledger.api.lambda_iot.readings import LambdaReading, fleet_sensor, lambda_reading
+from iotledger.api.export import CHUNK, ExportFormat, export_response
+from iotledger.api.lambda_iot.wire import LambdaReading, lambda_reading
 from iotledger.api.openapi import raises
-from iotledger.api.readings import instant, settled_readings
+from iotledger.api.readings import device_chunks, settled_readings
+from iotledger.api.registry import fleet_component
+from iotledger.api.wire import instant
 from iotledger.bootstrap import Services
+from iotledger.domain.devices import ComponentKind
 from iotledger.domain.errors import NotFound
-from iotledger.projections.readings import ReadingRow
 
 _TIME = "RFC 3339 date-time with an offset, compared with value_at"
 Since = Annotated[str | None, QueryParameter(name="from", description=f"{_TIME}: from")]
@@ -59,17 +61,13 @@ class LambdaBulkController(Controller):
             sensor_id=sensor_id,
             oldest_first=True,
         )
-        sensor = await fleet_sensor(services, sensor_id)
+        sensor = await fleet_component(services.devices, ComponentKind.SENSOR, sensor_id)
         readings = await settled_readings(services)
-
-        async def more(last: ReadingRow) -> list[ReadingRow]:
-            after = bounds._replace(after=(last.recorded_at, last.lambda_id))
-            return await off_loop(readings.device_rows, sensor.device_id, CHUNK, after)
-
         rows = await off_loop(readings.device_rows, sensor.device_id, CHUNK, bounds)
+        all_rows = device_chunks(readings, sensor.device_id, bounds, rows)
         fields = LambdaReading.__struct_fields__
         name = f"sensor-readings-{sensor_id}"
-        return export_response(chunks(rows, more), lambda_reading, fields, format, name)
+        return export_response(all_rows, lambda_reading, fields, format, name)
 
     @get("/aggregate", opt=raises(NotFound))  # an unknown sensor
     async def aggregate_readings(
@@ -85,7 +83,7 @@ class LambdaBulkController(Controller):
     ) -> list[AggregateBucket]:
         """Per bucket of `value_at`, oldest first: count, min, max, avg, first, last value."""
         since_at, until_at, key = instant(since, "from"), instant(until, "to"), zone(tz).key
-        sensor = await fleet_sensor(services, sensor_id)
+        sensor = await fleet_component(services.devices, ComponentKind.SENSOR, sensor_id)
         await settled_readings(services)
         window = Window(sensor.device_id, bucket, key, since_at, until_at, None, sensor_id, VALUE)
         return await buckets(services, window)

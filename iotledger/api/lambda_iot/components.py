@@ -20,16 +20,12 @@ from msgspec import UNSET, UnsetType
 
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
-from iotledger.api.lambda_iot.devices import (
-    Created,
-    ListLimit,
-    Message,
-    offset_of,
-    rfc3339,
-)
+from iotledger.api.lambda_iot.wire import Created, ListLimit, Message, offset_of
 from iotledger.api.openapi import raises
 from iotledger.api.pagination import PageNumber
-from iotledger.api.registry import cause, found, given, now, record
+from iotledger.api.registry import cause, fleet_component, given
+from iotledger.api.settle import record
+from iotledger.application.clock import now
 from iotledger.application.devices import AddComponent, RemoveComponent, UpdateComponent
 from iotledger.bootstrap import Services
 from iotledger.domain.devices import (
@@ -42,7 +38,8 @@ from iotledger.domain.devices import (
     Name,
 )
 from iotledger.domain.errors import Conflict, NotFound
-from iotledger.projections.devices import ComponentSummary
+from iotledger.domain.instants import lambda_time
+from iotledger.projections.devices import ComponentSummary, DeviceProjection
 
 
 class LambdaComponent(msgspec.Struct):
@@ -76,8 +73,8 @@ def lambda_component(component: ComponentSummary) -> LambdaComponent:
         name=component.name,
         type=component.component_type,
         data_type_id=component.data_type_id,
-        created_at=rfc3339(component.created_at),
-        updated_at=rfc3339(component.updated_at),
+        created_at=lambda_time(component.created_at),
+        updated_at=lambda_time(component.updated_at),
     )
 
 
@@ -101,7 +98,9 @@ class ComponentsController(Controller):
             by=cause(principal),
             at=now(),
         )
-        written = await record(services, services.ledger.add_component, command)
+        written = await record(
+            services.watch, services.ledger.add_component, command, DeviceProjection
+        )
         return Created(id=written.id)
 
     @get("/")
@@ -123,8 +122,8 @@ class ComponentsController(Controller):
         services: NamedDependency[Services],
         principal: NamedDependency[Principal],
     ) -> LambdaComponent:
-        component = await off_loop(services.devices.fleet_component, self.kind, component_id)
-        return lambda_component(found(component, f"{self.kind} not found"))
+        component = await fleet_component(services.devices, self.kind, component_id)
+        return lambda_component(component)
 
     @put("/{component_id:str}", opt=raises(Conflict))
     async def update_component(
@@ -140,7 +139,8 @@ class ComponentsController(Controller):
         command = UpdateComponent(
             self.kind, component_id, FLEET, changes, by=cause(principal), at=now()
         )
-        await record(services, services.ledger.update_component, command)
+        update = services.ledger.update_component
+        await record(services.watch, update, command, DeviceProjection)
         return Message(message=f"{self.kind} updated")
 
     @delete("/{component_id:str}", status_code=200)
@@ -151,7 +151,8 @@ class ComponentsController(Controller):
         principal: NamedDependency[Principal],
     ) -> Message:
         command = RemoveComponent(self.kind, component_id, FLEET, by=cause(principal), at=now())
-        await record(services, services.ledger.remove_component, command)
+        remove = services.ledger.remove_component
+        await record(services.watch, remove, command, DeviceProjection)
         return Message(message=f"{self.kind} deleted")
 
 

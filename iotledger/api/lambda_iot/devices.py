@@ -6,54 +6,32 @@ sees the shared fleet: a private device's id answers 404 here, as if absent.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID, uuid4
 
 import msgspec
 from litestar import Controller, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 from msgspec import UNSET, UnsetType
 
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.identity import delete_device
-from iotledger.api.pagination import LAMBDA_MAX_LIMIT, PageNumber
-from iotledger.api.registry import cause, found, given, now, record
-from iotledger.application.devices import (
-    DEVICE_NOT_FOUND,
-    DeleteDevice,
-    RegisterDevice,
-    UpdateDevice,
-)
+from iotledger.api.lambda_iot.wire import Created, ListLimit, Message, offset_of
+from iotledger.api.pagination import PageNumber
+from iotledger.api.registry import cause, device_summary, given
+from iotledger.api.settle import record
+from iotledger.application.clock import now
+from iotledger.application.devices import DeleteDevice, RegisterDevice, UpdateDevice
 from iotledger.bootstrap import Services
 from iotledger.domain.devices import FLEET, DeviceChanges, Label, Name, Text
+from iotledger.domain.instants import lambda_time
 from iotledger.domain.vocabulary import STATUS_ID_MAX, STATUS_ID_MIN, from_status_id, status_id
-from iotledger.projections.devices import DeviceSummary
+from iotledger.projections.devices import DeviceProjection, DeviceSummary
 
 StatusId = Annotated[int, msgspec.Meta(ge=STATUS_ID_MIN, le=STATUS_ID_MAX)]
-ListLimit = Annotated[
-    int | None,
-    QueryParameter(ge=1, le=LAMBDA_MAX_LIMIT, description="Rows per page (default: all)"),
-]
-
-
-def rfc3339(moment: datetime) -> datetime:
-    """Whole seconds in UTC, as the document writes them (`2026-01-14T10:00:00Z`)."""
-    return moment.astimezone(UTC).replace(microsecond=0)
-
-
-def offset_of(limit: int | None, page: int) -> int:
-    return page * limit if limit else 0
-
-
-class Created(msgspec.Struct):
-    id: UUID
-
-
-class Message(msgspec.Struct):
-    message: str
 
 
 class LambdaDevice(msgspec.Struct):
@@ -87,8 +65,8 @@ def lambda_device(device: DeviceSummary) -> LambdaDevice:
         description=device.description,
         location=device.location,
         status_id=status_id(device.status),
-        created_at=rfc3339(device.created_at),
-        updated_at=rfc3339(device.updated_at),
+        created_at=lambda_time(device.created_at),
+        updated_at=lambda_time(device.updated_at),
     )
 
 
@@ -120,7 +98,9 @@ class LambdaDevicesController(Controller):
             by=cause(principal),
             at=now(),
         )
-        written = await record(services, services.ledger.register_device, command)
+        written = await record(
+            services.watch, services.ledger.register_device, command, DeviceProjection
+        )
         return Created(id=written.id)
 
     @get("/{device_id:str}")
@@ -130,8 +110,7 @@ class LambdaDevicesController(Controller):
         services: NamedDependency[Services],
         principal: NamedDependency[Principal],
     ) -> LambdaDevice:
-        device = await off_loop(services.devices.device, device_id, FLEET)
-        return lambda_device(found(device, DEVICE_NOT_FOUND))
+        return lambda_device(await device_summary(services.devices, device_id, FLEET))
 
     @put("/{device_id:str}")
     async def update_device(
@@ -148,7 +127,7 @@ class LambdaDevicesController(Controller):
             status=None if data.status_id is UNSET else from_status_id(data.status_id),
         )
         command = UpdateDevice(device_id, FLEET, changes, by=cause(principal), at=now())
-        await record(services, services.ledger.update_device, command)
+        await record(services.watch, services.ledger.update_device, command, DeviceProjection)
         return Message(message="device updated")
 
     @delete("/{device_id:str}", status_code=200)

@@ -23,14 +23,16 @@ from iotledger.adapters.mqtt.link import BrokerUnavailable
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.errors import error_response
-from iotledger.api.lambda_iot.devices import rfc3339
 from iotledger.api.openapi import raises
-from iotledger.api.registry import cause, found, now
-from iotledger.api.telemetry.commands import record_command
+from iotledger.api.registry import cause, fleet_component
+from iotledger.api.settle import record
+from iotledger.application.clock import now
 from iotledger.application.commands import CancelCommand, DispatchCommand, IssueCommand
 from iotledger.bootstrap import Services
 from iotledger.domain.commands import Delivery
 from iotledger.domain.devices import FLEET, ComponentKind
+from iotledger.domain.instants import lambda_time
+from iotledger.projections.commands import CommandProjection
 
 Action = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 _encode = msgspec.json.Encoder().encode
@@ -108,10 +110,10 @@ async def send_command(
     except BrokerUnavailable:
         reason = "the broker could not take it"
         cancel = CancelCommand(command.command_id, reason, SYSTEM, now())
-        await record_command(services, services.ledger.cancel_command, cancel)
+        await record(services.watch, services.ledger.cancel_command, cancel, CommandProjection)
         raise
     dispatch = DispatchCommand(command.command_id, SYSTEM, now())
-    await record_command(services, services.ledger.dispatch_command, dispatch)
+    await record(services.watch, services.ledger.dispatch_command, dispatch, CommandProjection)
     return Published(status="published", topic=topic)
 
 
@@ -127,11 +129,10 @@ class MqttActionsController(Controller):
         principal: NamedDependency[Principal],
         data: JSONBody[TriggerBody | None] = None,
     ) -> Published:
-        sensor = await off_loop(services.devices.fleet_component, ComponentKind.SENSOR, sensor_id)
-        device_id = found(sensor, "sensor not found").device_id
+        sensor = await fleet_component(services.devices, ComponentKind.SENSOR, sensor_id)
         action = TriggerBody() if data is None else data
-        message = SensorTrigger(sensor_id, action.action, rfc3339(now()))
-        return await send_command(services, principal, device_id, message)
+        message = SensorTrigger(sensor_id, action.action, lambda_time(now()))
+        return await send_command(services, principal, sensor.device_id, message)
 
     @post("/actors/{actor_id:str}/write", status_code=202, opt=raises(PUBLISH_FAILED))
     async def write_actor(
@@ -141,15 +142,14 @@ class MqttActionsController(Controller):
         services: NamedDependency[Services],
         principal: NamedDependency[Principal],
     ) -> Published:
-        actor = await off_loop(services.devices.fleet_component, ComponentKind.ACTOR, actor_id)
-        device_id = found(actor, "actor not found").device_id
-        message = ActorCommand(actor_id, data.action, data.value, rfc3339(now()))
-        return await send_command(services, principal, device_id, message)
+        actor = await fleet_component(services.devices, ComponentKind.ACTOR, actor_id)
+        message = ActorCommand(actor_id, data.action, data.value, lambda_time(now()))
+        return await send_command(services, principal, actor.device_id, message)
 
     @get("/mqttping", opt=raises(PUBLISH_FAILED))
     async def mqtt_ping(
         self, services: NamedDependency[Services], principal: NamedDependency[Principal]
     ) -> PingReply:
-        message = Ping(timestamp=rfc3339(now()))
+        message = Ping(timestamp=lambda_time(now()))
         await services.publisher.publish(services.topics.base, _encode(message))
         return PingReply(timestamp=message.timestamp, topic=services.topics.base)

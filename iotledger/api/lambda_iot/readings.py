@@ -10,7 +10,6 @@ history keeps what it said before.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -22,21 +21,20 @@ from msgspec import UNSET, UnsetType
 
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
-from iotledger.api.lambda_iot.devices import Message
+from iotledger.api.lambda_iot.wire import LambdaReading, Message, lambda_reading
 from iotledger.api.openapi import raises
 from iotledger.api.pagination import LAMBDA_MAX_LIMIT, PageNumber
-from iotledger.api.readings import Instant, record_readings, settled_readings
-from iotledger.api.registry import cause, found, given, now
+from iotledger.api.readings import record_readings, settled_readings
+from iotledger.api.registry import cause, fleet_component, given
+from iotledger.api.settle import record
+from iotledger.application.clock import now
 from iotledger.application.readings import CorrectReading, DeleteReading, RecordReading
 from iotledger.bootstrap import Services
 from iotledger.domain.devices import ComponentKind
-from iotledger.domain.errors import NotFound
+from iotledger.domain.errors import NotFound, ReadingNotFound
+from iotledger.domain.instants import Instant
 from iotledger.domain.readings import lambda_value
-from iotledger.projections.devices import ComponentSummary
 from iotledger.projections.readings import ReadingProjection, ReadingRow
-
-READING_NOT_FOUND = "sensor reading not found"
-SENSOR_NOT_FOUND = "sensor not found"
 
 Value = float | bool | str
 """A number, a boolean (true is 1, false 0), or a numeric string ("1", "23.7")."""
@@ -69,23 +67,6 @@ class CreatedReading(msgspec.Struct):
     id: int
 
 
-class LambdaReading(msgspec.Struct):
-    id: int
-    sensor_id: UUID | None
-    value: float | None
-    value_at: datetime
-
-
-def lambda_reading(row: ReadingRow) -> LambdaReading:
-    return LambdaReading(row.lambda_id, row.sensor_id, row.value, row.recorded_at)
-
-
-async def fleet_sensor(services: Services, sensor_id: UUID) -> ComponentSummary:
-    """A sensor of the shared fleet, or 404."""
-    component = services.devices.fleet_component
-    return found(await off_loop(component, ComponentKind.SENSOR, sensor_id), SENSOR_NOT_FOUND)
-
-
 class LambdaReadingsController(Controller):
     path = "/sensor-readings"
     tags = ["Lambda IoT Core: sensor readings"]
@@ -97,7 +78,7 @@ class LambdaReadingsController(Controller):
         services: NamedDependency[Services],
         principal: NamedDependency[Principal],
     ) -> CreatedReading:
-        sensor = await fleet_sensor(services, data.sensor_id)
+        sensor = await fleet_component(services.devices, ComponentKind.SENSOR, data.sensor_id)
         value = lambda_value(data.value)
         reading = RecordReading(
             device_id=sensor.device_id,
@@ -122,7 +103,7 @@ class LambdaReadingsController(Controller):
     ) -> list[LambdaReading]:
         """Oldest first (by id); `sensor_id` narrows it to one sensor of the fleet."""
         if sensor_id is not None:
-            await fleet_sensor(services, sensor_id)
+            await fleet_component(services.devices, ComponentKind.SENSOR, sensor_id)
         readings = await settled_readings(services)
         rows = await off_loop(readings.sensor_page, sensor_id, limit, page * limit)
         return [lambda_reading(row) for row in rows]
@@ -153,8 +134,8 @@ class LambdaReadingsController(Controller):
             payload=None if value is None else {"value": value},
             recorded_at=given(data.value_at),
         )
-        written = await off_loop(services.ledger.correct_reading, command)
-        await services.watch.wait(written.position, ReadingProjection.name)
+        correct = services.ledger.correct_reading
+        await record(services.watch, correct, command, ReadingProjection)
         return Message(message="sensor reading updated")
 
     @delete("/{reading_id:str}", status_code=200)
@@ -166,8 +147,7 @@ class LambdaReadingsController(Controller):
     ) -> Message:
         row = await self._reading(services, reading_id)
         command = DeleteReading(reading_id=row.id, by=cause(principal))
-        written = await off_loop(services.ledger.delete_reading, command)
-        await services.watch.wait(written.position, ReadingProjection.name)
+        await record(services.watch, services.ledger.delete_reading, command, ReadingProjection)
         return Message(message="sensor reading deleted")
 
     async def _reading(self, services: Services, reading_id: int) -> ReadingRow:
@@ -175,5 +155,5 @@ class LambdaReadingsController(Controller):
         readings = await settled_readings(services)
         row = await off_loop(readings.by_lambda_id, reading_id)
         if row is None or row.sensor_id is None:
-            raise NotFound(READING_NOT_FOUND)
+            raise ReadingNotFound("sensor reading not found")
         return row

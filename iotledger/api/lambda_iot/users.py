@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +23,7 @@ from iotledger.api.signin import (
     sign_in,
     sign_up,
 )
+from iotledger.application.clock import now
 from iotledger.bootstrap import Services
 from iotledger.domain.errors import Conflict, TooManyRequests
 from iotledger.domain.users import InvalidCredentials
@@ -84,8 +85,7 @@ class LambdaUsersController(Controller):
             data.password,
             client_address(request, services.settings.trusted_proxies),
         )
-        now = datetime.now(UTC)
-        return LoginReply(token=services.tokens.issue(user.id, user.username, now, TOKEN_TTL))
+        return LoginReply(token=services.tokens.issue(user.id, user.username, now(), TOKEN_TTL))
 
     @get("/protected")
     async def protected(self, principal: NamedDependency[Principal]) -> ProtectedReply:

@@ -8,7 +8,7 @@ no other site or path gets it sent.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
@@ -23,6 +23,7 @@ from iotledger.api.auth import Principal
 from iotledger.api.clients import client_address
 from iotledger.api.deps import off_loop
 from iotledger.api.openapi import raises
+from iotledger.api.settle import record, settle
 from iotledger.api.signin import (
     Email,
     LoginName,
@@ -32,12 +33,13 @@ from iotledger.api.signin import (
     sign_in,
     sign_up,
 )
+from iotledger.application.clock import now
 from iotledger.application.sessions import CloseSession, OpenSession, RefreshSession
 from iotledger.bootstrap import Services
 from iotledger.domain.errors import Conflict, TooManyRequests, Unauthorized
 from iotledger.domain.sessions import InvalidRefreshToken
 from iotledger.domain.users import InvalidCredentials
-from iotledger.projections.sessions import SessionSummary
+from iotledger.projections.sessions import SessionProjection, SessionSummary
 from iotledger.projections.users import UserSummary
 from iotledger.settings import Settings
 
@@ -85,8 +87,7 @@ def refresh_cookie(settings: Settings, token: RefreshToken | None) -> Cookie:
 
 
 def tokens(services: Services, user: UserSummary, refresh: RefreshToken) -> Response[TokenReply]:
-    now = datetime.now(UTC)
-    access = services.tokens.issue(user.id, user.username, now, ACCESS_TTL)
+    access = services.tokens.issue(user.id, user.username, now(), ACCESS_TTL)
     return Response(
         TokenReply(access_token=access, expires_in=int(ACCESS_TTL.total_seconds())),
         cookies=[refresh_cookie(services.settings, refresh)],
@@ -125,11 +126,10 @@ class TelemetryAuthController(Controller):
             data.password,
             client_address(request, services.settings.trusted_proxies),
         )
-        now = datetime.now(UTC)
+        at = now()
         refresh = new_refresh_token(uuid4())
-        command = OpenSession(refresh.session_id, user.id, refresh.hash, now, now + REFRESH_TTL)
-        written = await off_loop(services.ledger.open_session, command)
-        await services.watch.wait(written.position, "sessions")
+        command = OpenSession(refresh.session_id, user.id, refresh.hash, at, at + REFRESH_TTL)
+        await record(services.watch, services.ledger.open_session, command, SessionProjection)
         return tokens(services, user, refresh)
 
     @post("/refresh", status_code=200, opt=raises(InvalidRefreshToken))
@@ -138,10 +138,10 @@ class TelemetryAuthController(Controller):
     ) -> Response[TokenReply]:
         old = presented(refresh_token)
         new = new_refresh_token(old.session_id)
-        now = datetime.now(UTC)
-        command = RefreshSession(old.session_id, old.hash, new.hash, now, now + REFRESH_TTL)
-        refreshed = await off_loop(services.ledger.refresh_session, command)
-        await services.watch.wait(refreshed.position, "sessions")
+        at = now()
+        command = RefreshSession(old.session_id, old.hash, new.hash, at, at + REFRESH_TTL)
+        refresh = services.ledger.refresh_session
+        refreshed = await record(services.watch, refresh, command, SessionProjection)
         user = await off_loop(services.users.by_id, refreshed.user_id)
         if user is None:
             raise InvalidRefreshToken("invalid refresh token")
@@ -154,9 +154,9 @@ class TelemetryAuthController(Controller):
         """Revoke the cookie's session, if it names a live one, and clear the cookie anyway."""
         token = read_refresh_token(refresh_token)
         if token is not None:
-            command = CloseSession(token.session_id, token.hash, datetime.now(UTC))
+            command = CloseSession(token.session_id, token.hash, now())
             position = await off_loop(services.ledger.close_session, command)
-            await services.watch.wait(position or 0, "sessions")
+            await settle(services.watch, position or 0, SessionProjection)
         return Response(None, status_code=204, cookies=[refresh_cookie(services.settings, None)])
 
     @get("/me")

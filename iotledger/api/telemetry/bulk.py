@@ -23,14 +23,20 @@ from iotledger.api.aggregates import AggregateBucket, Width, Zone, buckets, fiel
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.export import CHUNK, ExportFormat, chunks, export_response
-from iotledger.api.readings import device_readings, instant, visible_device
+from iotledger.api.readings import device_chunks, device_readings, visible_device
 from iotledger.api.registry import access_of
-from iotledger.api.telemetry.devices import HistoryEntry, history_entries
-from iotledger.api.telemetry.telemetry import Since, TelemetryReading, Until, telemetry_reading
+from iotledger.api.telemetry.wire import (
+    HistoryEntry,
+    Since,
+    TelemetryReading,
+    Until,
+    history_entries,
+    telemetry_reading,
+)
+from iotledger.api.wire import instant
 from iotledger.bootstrap import Services
 from iotledger.domain.readings import MAX_TYPE_LENGTH
 from iotledger.domain.storable import check_storable
-from iotledger.projections.readings import ReadingRow
 
 TelemetryType = Annotated[str | None, QueryParameter(max_length=MAX_TYPE_LENGTH)]
 Format = Annotated[ExportFormat, QueryParameter(description="ndjson (default) or csv")]
@@ -64,17 +70,12 @@ class TelemetryBulkController(Controller):
     ) -> Stream:
         """Every reading in the range (`from` inclusive, `to` exclusive), oldest first."""
         bounds = export_bounds(since, until, telemetry_type)
-        readings = services.readings
-
-        async def more(last: ReadingRow) -> list[ReadingRow]:
-            after = bounds._replace(after=(last.recorded_at, last.lambda_id))
-            return await off_loop(readings.device_rows, device_id, CHUNK, after)
-
-        first = partial(readings.device_page_as_seen, device_id, CHUNK, bounds)
+        first = partial(services.readings.device_page_as_seen, device_id, CHUNK, bounds)
         rows = await device_readings(services, access_of(principal), first)
+        all_rows = device_chunks(services.readings, device_id, bounds, rows)
         fields = TelemetryReading.__struct_fields__
         name = f"telemetry-{device_id}"
-        return export_response(chunks(rows, more), telemetry_reading, fields, format, name)
+        return export_response(all_rows, telemetry_reading, fields, format, name)
 
     @get("/history/export")
     async def export_history(

@@ -14,9 +14,8 @@ device's tenancy: a foreign device's commands answer 404.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal, TypeVar
+from datetime import timedelta
+from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
 import msgspec
@@ -28,24 +27,23 @@ from iotledger.api.auth import Caller, Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.openapi import raises
 from iotledger.api.pagination import PAGE_HEADERS, Cursor, Limit, decode_cursor, page_response
-from iotledger.api.registry import access_of, cause, found, now
-from iotledger.api.telemetry.devices import HistoryEntry, history_entries
-from iotledger.application.commands import COMMAND_NOT_FOUND, IssueCommand, ReportCommand
-from iotledger.application.devices import DEVICE_NOT_FOUND
-from iotledger.application.service import Written
+from iotledger.api.registry import access_of, cause, device_summary, found
+from iotledger.api.settle import record
+from iotledger.api.telemetry.wire import (
+    HistoryEntry,
+    TelemetryCommand,
+    history_entries,
+    telemetry_command,
+)
+from iotledger.application.clock import now
+from iotledger.application.commands import IssueCommand, ReportCommand
 from iotledger.bootstrap import Services
 from iotledger.domain.commands import MAX_NAME_LENGTH, CommandStatus, Delivery
-from iotledger.domain.errors import Conflict, InvalidInput
-from iotledger.domain.vocabulary import (
-    CommandState,
-    CommandWord,
-    command_state,
-    command_statuses,
-    command_word,
-)
-from iotledger.projections.commands import CommandProjection, CommandSummary
+from iotledger.domain.errors import CommandNotFound, Conflict, InvalidInput
+from iotledger.domain.instants import Instant
+from iotledger.domain.vocabulary import CommandState, CommandWord, command_statuses
+from iotledger.projections.commands import CommandProjection
 
-C = TypeVar("C")
 MAX_TTL_SECONDS = 30 * 24 * 3600
 
 CommandName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_LENGTH)]
@@ -58,7 +56,6 @@ TtlSeconds = Annotated[
         "never sent by then, it expires",
     ),
 ]
-Instant = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 class NewCommand(msgspec.Struct):
@@ -102,32 +99,6 @@ StatusFilter = Annotated[
 ]
 
 
-class TelemetryCommand(msgspec.Struct, omit_defaults=True):
-    id: UUID
-    command_name: str
-    payload: dict[str, Any]
-    status: CommandWord
-    state: CommandState
-    executed_at: datetime | None = None
-    result: Any = None
-    expires_at: datetime | None = None
-    reason: str | None = None
-
-
-def telemetry_command(command: CommandSummary) -> TelemetryCommand:
-    return TelemetryCommand(
-        id=command.id,
-        command_name=command.command_name,
-        payload=command.payload,
-        status=command_word(command.status),
-        state=command_state(command.status),
-        executed_at=command.executed_at,
-        result=command.result,
-        expires_at=command.expires_at,
-        reason=command.reason,
-    )
-
-
 class TelemetryCommandsController(Controller):
     path = "/api/v1/devices/{device_id:str}/commands"
     tags = ["Device Telemetry: commands"]
@@ -153,7 +124,7 @@ class TelemetryCommandsController(Controller):
             at=at,
             expires_at=None if ttl is None else at + timedelta(seconds=ttl),
         )
-        await record_command(services, services.ledger.issue_command, command)
+        await record(services.watch, services.ledger.issue_command, command, CommandProjection)
         return TelemetryCommand(
             id=command.command_id,
             command_name=command.command_name,
@@ -175,7 +146,7 @@ class TelemetryCommandsController(Controller):
         status: StatusFilter = None,
     ) -> Response[list[TelemetryCommand]]:
         statuses = None if status is None else command_statuses(status)
-        await visible_device(services, device_id, principal)
+        await device_summary(services.devices, device_id, access_of(principal))
         (after,) = decode_cursor(CommandProjection.name, cursor) or (0,)
         page = services.commands.page
         commands, more = await off_loop(page, device_id, after, limit, statuses)
@@ -190,7 +161,7 @@ class TelemetryCommandsController(Controller):
         services: NamedDependency[Services],
         principal: NamedDependency[Principal],
     ) -> TelemetryCommand:
-        await visible_device(services, device_id, principal)
+        await device_summary(services.devices, device_id, access_of(principal))
         return await _current(services, device_id, command_id)
 
     @patch("/{command_id:str}", opt=raises(Conflict))
@@ -213,7 +184,7 @@ class TelemetryCommandsController(Controller):
             executed_at=data.executed_at,
             result=data.result,
         )
-        await record_command(services, services.ledger.report_command, report)
+        await record(services.watch, services.ledger.report_command, report, CommandProjection)
         return await _current(services, device_id, command_id)
 
     @get("/{command_id:str}/history")
@@ -229,18 +200,6 @@ class TelemetryCommandsController(Controller):
         return history_entries(events)
 
 
-async def record_command(services: Services, write: Callable[[C], Written], command: C) -> None:
-    """Write, then wait until the commands read model shows it (read-your-writes)."""
-    written = await off_loop(write, command)
-    await services.watch.wait(written.position, CommandProjection.name)
-
-
-async def visible_device(services: Services, device_id: UUID, principal: Principal) -> None:
-    """The device exists and is the caller's to see; else NotFound, as if absent."""
-    device = await off_loop(services.devices.device, device_id, access_of(principal))
-    found(device, DEVICE_NOT_FOUND)
-
-
 async def _current(services: Services, device_id: UUID, command_id: UUID) -> TelemetryCommand:
     command = await off_loop(services.commands.command, device_id, command_id)
-    return telemetry_command(found(command, COMMAND_NOT_FOUND))
+    return telemetry_command(found(command, CommandNotFound))

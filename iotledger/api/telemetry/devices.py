@@ -10,9 +10,6 @@ model: they show what was recorded, also of a deleted device.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
 from uuid import UUID, uuid4
 
 import msgspec
@@ -25,30 +22,21 @@ from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.identity import delete_device
 from iotledger.api.pagination import PAGE_HEADERS, Cursor, Limit, decode_cursor, page_response
-from iotledger.api.registry import access_of, cause, found, given, now, record
-from iotledger.application.devices import (
-    DEVICE_NOT_FOUND,
-    DeleteDevice,
-    RegisterDevice,
-    UpdateDevice,
+from iotledger.api.registry import access_of, cause, device_summary, given
+from iotledger.api.settle import record
+from iotledger.api.telemetry.wire import (
+    HistoryEntry,
+    TelemetryDevice,
+    history_entries,
+    telemetry_device,
 )
+from iotledger.api.wire import instant
+from iotledger.application.clock import now
+from iotledger.application.devices import DeleteDevice, RegisterDevice, UpdateDevice
 from iotledger.bootstrap import Services
-from iotledger.domain.devices import Device, DeviceChanges, Label, Metadata, Name
-from iotledger.domain.errors import InvalidInput
-from iotledger.domain.vocabulary import TelemetryStatus, from_telemetry_status, telemetry_status
-from iotledger.projections.devices import DeviceProjection, DeviceSummary
-
-_ENVELOPE = frozenset(
-    {"originator_id", "originator_version", "originator_topic", "timestamp", "by"}
-)
-
-
-class TelemetryDevice(msgspec.Struct):
-    id: UUID
-    name: str
-    device_type: str
-    status: TelemetryStatus
-    metadata: Metadata
+from iotledger.domain.devices import DeviceChanges, Label, Metadata, Name
+from iotledger.domain.vocabulary import TelemetryStatus, from_telemetry_status
+from iotledger.projections.devices import DeviceProjection
 
 
 class NewTelemetryDevice(msgspec.Struct):
@@ -65,49 +53,6 @@ class TelemetryDeviceEdit(msgspec.Struct):
     device_type: Label | UnsetType = UNSET
     status: TelemetryStatus | UnsetType = UNSET
     metadata: Metadata | UnsetType = UNSET
-
-
-class HistoryEntry(msgspec.Struct):
-    type: str
-    version: int
-    timestamp: datetime
-    caused_by: str
-    data: dict[str, Any]
-
-
-def telemetry_device(device: DeviceSummary | Device) -> TelemetryDevice:
-    return TelemetryDevice(
-        id=device.id,
-        name=device.name,
-        device_type=device.device_type,
-        status=telemetry_status(device.status),
-        metadata=device.metadata,
-    )
-
-
-def history_entries(events: Sequence[Any]) -> list[HistoryEntry]:
-    """An aggregate's events as auditors read them: the envelope apart, the rest as data."""
-    return [
-        HistoryEntry(
-            type=type(event).__qualname__,
-            version=event.originator_version,
-            timestamp=event.timestamp,
-            caused_by=getattr(event, "by", "system"),
-            data={k: v for k, v in vars(event).items() if k not in _ENVELOPE},
-        )
-        for event in events
-    ]
-
-
-def moment(as_of: str) -> datetime:
-    """An RFC 3339 date-time with its offset; anything else is the client's mistake."""
-    try:
-        value = msgspec.convert(as_of, datetime)
-    except msgspec.ValidationError:
-        value = None
-    if value is None or value.tzinfo is None:
-        raise InvalidInput("as_of must be an RFC 3339 date-time with an offset")
-    return value
 
 
 class TelemetryDevicesController(Controller):
@@ -131,7 +76,9 @@ class TelemetryDevicesController(Controller):
             by=cause(principal),
             at=now(),
         )
-        written = await record(services, services.ledger.register_device, command)
+        written = await record(
+            services.watch, services.ledger.register_device, command, DeviceProjection
+        )
         return await self._current(services, written.id, principal)
 
     @get("/", response_headers=PAGE_HEADERS)
@@ -155,11 +102,11 @@ class TelemetryDevicesController(Controller):
         principal: NamedDependency[Principal],
         as_of: FromQuery[str | None] = None,
     ) -> TelemetryDevice:
-        if as_of is None:
+        moment = instant(as_of, "as_of")
+        if moment is None:
             return await self._current(services, device_id, principal)
         rebuild = services.ledger.device_as_of
-        device = await off_loop(rebuild, device_id, access_of(principal), moment(as_of))
-        return telemetry_device(device)
+        return telemetry_device(await off_loop(rebuild, device_id, access_of(principal), moment))
 
     @patch("/{device_id:str}")
     async def update_device(
@@ -176,7 +123,7 @@ class TelemetryDevicesController(Controller):
             metadata=given(data.metadata),
         )
         command = UpdateDevice(device_id, access_of(principal), changes, cause(principal), now())
-        await record(services, services.ledger.update_device, command)
+        await record(services.watch, services.ledger.update_device, command, DeviceProjection)
         return await self._current(services, device_id, principal)
 
     @delete("/{device_id:str}")
@@ -202,5 +149,5 @@ class TelemetryDevicesController(Controller):
     async def _current(
         self, services: Services, device_id: UUID, principal: Principal
     ) -> TelemetryDevice:
-        device = await off_loop(services.devices.device, device_id, access_of(principal))
-        return telemetry_device(found(device, DEVICE_NOT_FOUND))
+        device = await device_summary(services.devices, device_id, access_of(principal))
+        return telemetry_device(device)

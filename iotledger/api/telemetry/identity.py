@@ -19,20 +19,20 @@ from litestar.params import FromPath, JSONBody
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.identity import (
-    IssuedCredentials,
-    issue_device_credentials,
+    DeviceCredentialsController,
     new_secret,
-    record_identity,
     revoke_device_credentials,
 )
-from iotledger.api.registry import access_of, cause, found, now, record
-from iotledger.api.telemetry.devices import TelemetryDevice, telemetry_device
-from iotledger.application.devices import DEVICE_NOT_FOUND
+from iotledger.api.registry import access_of, cause, device_summary
+from iotledger.api.settle import record
+from iotledger.api.telemetry.wire import TelemetryDevice, telemetry_device
+from iotledger.application.clock import now
 from iotledger.application.identity import ClaimDevice, RegisterGateway, RevokeGateway
 from iotledger.bootstrap import Services
 from iotledger.domain.credentials import CredentialKind, secret_hash, username_of
-from iotledger.domain.devices import Name
-from iotledger.projections.credentials import GatewaySummary
+from iotledger.domain.devices import DeviceAccess, Name
+from iotledger.projections.credentials import CredentialProjection, GatewaySummary
+from iotledger.projections.devices import DeviceProjection
 
 SecretKey = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
@@ -64,20 +64,12 @@ def telemetry_gateway(gateway: GatewaySummary) -> TelemetryGateway:
     return TelemetryGateway(gateway.id, gateway.name, gateway.username, gateway.issued_at)
 
 
-class TelemetryDeviceIdentityController(Controller):
+class TelemetryDeviceIdentityController(DeviceCredentialsController):
     path = "/api/v1/devices/{device_id:str}"
     tags = ["Device Telemetry: device identity"]
 
-    @post("/credentials", status_code=201)
-    async def issue_credentials(
-        self,
-        device_id: FromPath[UUID],
-        services: NamedDependency[Services],
-        principal: NamedDependency[Principal],
-    ) -> IssuedCredentials:
-        """The password is shown only here; a second POST rotates (the old one stops)."""
-        access, by = access_of(principal), cause(principal)
-        return await issue_device_credentials(services, device_id, access, by)
+    def access(self, principal: Principal) -> DeviceAccess:
+        return access_of(principal)
 
     @delete("/credentials")
     async def revoke_credentials(
@@ -100,9 +92,9 @@ class TelemetryDeviceIdentityController(Controller):
         """The device's offered secret makes it the caller's (400 `CLAIM_REFUSED` if wrong
         or expired)."""
         claim = ClaimDevice(device_id, principal.user_id, secret_hash(data.secret_key), now())
-        await record(services, services.ledger.claim_device, claim)
-        device = await off_loop(services.devices.device, device_id, access_of(principal))
-        return telemetry_device(found(device, DEVICE_NOT_FOUND))
+        await record(services.watch, services.ledger.claim_device, claim, DeviceProjection)
+        device = await device_summary(services.devices, device_id, access_of(principal))
+        return telemetry_device(device)
 
 
 class TelemetryGatewaysController(Controller):
@@ -118,7 +110,8 @@ class TelemetryGatewaysController(Controller):
     ) -> RegisteredGateway:
         password, at = new_secret(), now()
         command = RegisterGateway(uuid4(), principal.user_id, data.name, secret_hash(password), at)
-        await record_identity(services, services.ledger.register_gateway, command)
+        register = services.ledger.register_gateway
+        await record(services.watch, register, command, CredentialProjection)
         await services.enforcer.issue(CredentialKind.GATEWAY, command.gateway_id, password)
         username = username_of(CredentialKind.GATEWAY, command.gateway_id)
         return RegisteredGateway(command.gateway_id, data.name, username, password, at)
@@ -138,5 +131,6 @@ class TelemetryGatewaysController(Controller):
         principal: NamedDependency[Principal],
     ) -> None:
         command = RevokeGateway(gateway_id, principal.user_id, now())
-        await record_identity(services, services.ledger.revoke_gateway, command)
+        revoke = services.ledger.revoke_gateway
+        await record(services.watch, revoke, command, CredentialProjection)
         await services.enforcer.revoke(CredentialKind.GATEWAY, gateway_id)

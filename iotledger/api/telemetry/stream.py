@@ -25,14 +25,16 @@ from iotledger.adapters.postgres.device_log import STREAM_TOPICS, Entry
 from iotledger.api.auth import Principal
 from iotledger.api.deps import off_loop
 from iotledger.api.event_stream import EventStream, Frames, frame
-from iotledger.api.registry import access_of, found
-from iotledger.api.telemetry.commands import telemetry_command, visible_device
-from iotledger.api.telemetry.devices import TelemetryDevice, telemetry_device
-from iotledger.api.telemetry.telemetry import telemetry_reading
-from iotledger.application.commands import COMMAND_NOT_FOUND
+from iotledger.api.registry import access_of, device_summary, found
+from iotledger.api.telemetry.wire import (
+    TelemetryDevice,
+    telemetry_command,
+    telemetry_device,
+    telemetry_reading,
+)
 from iotledger.bootstrap import Services
 from iotledger.domain.devices import Device, DeviceAccess
-from iotledger.domain.errors import InvalidInput
+from iotledger.domain.errors import CommandNotFound, InvalidInput
 from iotledger.domain.vocabulary import TelemetryStatus, telemetry_status
 from iotledger.projections.commands import command_after
 from iotledger.projections.readings import row_of
@@ -80,10 +82,9 @@ class StreamController(Controller):
     ) -> ASGIApp:
         """Every event of the device as it is recorded: `event:` is its kind, `id:` its
         log position, `data:` its JSON."""
-        await visible_device(services, device_id, principal)
-        return await _stream(
-            services, access_of(principal), _scope(types, device_id), last_event_id or after
-        )
+        access = access_of(principal)
+        await device_summary(services.devices, device_id, access)
+        return await _stream(services, access, _scope(types, device_id), last_event_id or after)
 
     @get("/api/v1/stream", media_type="text/event-stream")
     async def stream(
@@ -168,6 +169,6 @@ def _render(services: Services, entry: Entry) -> msgspec.Struct:
     ledger = services.ledger
     if entry.kind == "command":
         life = ledger.events.get(event.originator_id, lte=event.originator_version)
-        return telemetry_command(found(command_after(life), COMMAND_NOT_FOUND))
+        return telemetry_command(found(command_after(life), CommandNotFound))
     device: Device = ledger.repository.get(entry.device_id, version=event.originator_version)
     return DeviceChange(type(event).__name__, telemetry_device(device))

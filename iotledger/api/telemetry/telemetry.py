@@ -36,17 +36,15 @@ from iotledger.api.pagination import (
     decode_cursor,
     page_response,
 )
-from iotledger.api.readings import (
-    Instant,
-    device_readings,
-    instant,
-    record_readings,
-    settled_readings,
-)
-from iotledger.api.registry import access_of, cause, now
+from iotledger.api.readings import device_readings, record_readings, settled_readings
+from iotledger.api.registry import access_of, cause
+from iotledger.api.telemetry.wire import Since, TelemetryReading, Until, telemetry_reading
+from iotledger.api.wire import instant
+from iotledger.application.clock import now
 from iotledger.application.readings import RecordReading, batch_readings
 from iotledger.bootstrap import Services
 from iotledger.domain.errors import Conflict, InvalidInput
+from iotledger.domain.instants import Instant
 from iotledger.domain.readings import MAX_KEY_LENGTH, MAX_TYPE_LENGTH
 from iotledger.domain.storable import check_storable
 from iotledger.projections.readings import ReadingRow
@@ -57,9 +55,6 @@ _MICROSECOND = timedelta(microseconds=1)
 
 TelemetryType = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TYPE_LENGTH)]
 ReadingKey = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH)] | int
-_DEVICE_TIME = "RFC 3339 date-time with an offset, compared with the device time"
-Since = Annotated[str | None, QueryParameter(name="from", description=f"{_DEVICE_TIME}: from")]
-Until = Annotated[str | None, QueryParameter(name="to", description=f"{_DEVICE_TIME}: before")]
 
 
 DELETED = "a reading with this id was recorded and has been deleted"
@@ -73,20 +68,9 @@ class NewTelemetry(msgspec.Struct):
     """Our extension: the client's id for this reading, which makes a retry idempotent."""
 
 
-class TelemetryReading(msgspec.Struct):
-    id: UUID
-    telemetry_type: str
-    payload: dict[str, Any]
-    recorded_at: datetime
-
-
 TelemetryBody = NewTelemetry | list[NewTelemetry]
 """Our extension: a list is a batch, stored whole or not at all, answered with a list."""
 Created = TelemetryReading | list[TelemetryReading]
-
-
-def telemetry_reading(row: ReadingRow) -> TelemetryReading:
-    return TelemetryReading(row.id, row.telemetry_type, row.payload, row.recorded_at)
 
 
 def page_key(row: ReadingRow) -> list[int]:
