@@ -5,7 +5,7 @@ database on 127.0.0.1:5432, measures, and drops it. Figures:
 
 - baseline: a raw binary COPY of as many event-shaped rows into a scratch table;
 - throughput: readings submitted by many concurrent submitters through
-  `ReadingIngest`, until the readings projection has applied every one;
+  `CopyReadingAppender`, until the readings projection has applied every one;
 - latency: submit-to-queryable of single readings at a steady rate;
 - rebuild: wiping the readings read model and replaying it from the log.
 
@@ -35,9 +35,9 @@ from tempfile import mkdtemp
 import psycopg
 
 from iotledger.adapters.postgres.database import migrate
-from iotledger.adapters.postgres.reading_log import RECORDED_TOPIC, stored_state
+from iotledger.adapters.postgres.reading_log import stored_state
 from iotledger.adapters.postgres.views.base import PROJECTIONS_CHANNEL
-from iotledger.application.readings import RecordReading
+from iotledger.application.readings import RECORDED_TOPIC, RecordReading
 from iotledger.bootstrap import Services, bootstrap
 from iotledger.maintenance import rebuild
 from iotledger.projections.runner import ProjectionRunner
@@ -248,7 +248,7 @@ async def submit_concurrently(services: Services, args: argparse.Namespace) -> t
     async def submitter() -> None:
         nonlocal last
         for start in chunks:
-            outcomes = await services.ingest.submit(cmds[start : start + args.chunk])
+            outcomes = await services.recording.record(cmds[start : start + args.chunk])
             last = max(last, outcomes[-1].position)
 
     started = time.perf_counter()
@@ -275,7 +275,7 @@ async def submit_steadily(
 
     async def one(i: int) -> None:
         sent[i] = time.perf_counter()
-        (outcome,) = await services.ingest.submit(cmds[i : i + 1])
+        (outcome,) = await services.recording.record(cmds[i : i + 1])
         acked[i] = time.perf_counter()
         positions[i] = outcome.position
 

@@ -383,7 +383,7 @@ async def submit_all(
     async def submitter() -> None:
         nonlocal last
         for at in chunks:
-            outcomes = await services.ingest.submit(cmds[at : at + chunk])
+            outcomes = await services.recording.record(cmds[at : at + chunk])
             last = max(last, outcomes[-1].position)
 
     await asyncio.gather(*(submitter() for _ in range(submitters)))

@@ -24,13 +24,13 @@ from iotledger.adapters.observability.metrics import (
     process_registry,
 )
 from iotledger.adapters.observability.runtime import tune_collector
+from iotledger.adapters.postgres.appender import CopyReadingAppender
 from iotledger.adapters.postgres.connections import Bounds, connection_string
 from iotledger.adapters.postgres.database import open_pool
 from iotledger.adapters.postgres.device_log import DeviceLog
 from iotledger.adapters.postgres.eventstore import MsgspecMapper, eventsourcing_env
 from iotledger.adapters.postgres.feed import PostgresEventFeed, open_feed
 from iotledger.adapters.postgres.health import DatabaseProbe
-from iotledger.adapters.postgres.ingest import ReadingIngest
 from iotledger.adapters.postgres.log_wake import LogWake
 from iotledger.adapters.postgres.lookup import BatchedLookup
 from iotledger.adapters.postgres.projection_failures import transient
@@ -40,7 +40,7 @@ from iotledger.adapters.postgres.views.base import PostgresView
 from iotledger.adapters.postgres.views.catalog import PROJECTIONS
 from iotledger.adapters.postgres.views.commands import PostgresCommandView
 from iotledger.adapters.postgres.views.credentials import PostgresCredentialView
-from iotledger.adapters.postgres.views.devices import PostgresDeviceView, owners_of
+from iotledger.adapters.postgres.views.devices import PostgresDeviceOwners, PostgresDeviceView
 from iotledger.adapters.postgres.views.dispatch import PostgresDispatchView
 from iotledger.adapters.postgres.views.readings import PostgresReadingView
 from iotledger.adapters.postgres.views.sessions import PostgresSessionView
@@ -51,6 +51,7 @@ from iotledger.adapters.security.passwords import PasswordHasher
 from iotledger.adapters.security.ratelimit import LoginLimiter
 from iotledger.adapters.security.tokens import TokenIssuer, jwt_secret
 from iotledger.application.ledger import Ledger
+from iotledger.application.readings import RecordingService
 from iotledger.projections.runner import ProjectionRunner
 from iotledger.settings import DatabaseUrl, MqttUrl, Settings
 
@@ -66,8 +67,9 @@ class Services:
     views: dict[str, PostgresView[Any]]
     watch: ProjectionWatch
     tokens: TokenIssuer
-    ingest: ReadingIngest
-    """Whose a device is, for the requests that ask on every call (telemetry)."""
+    appender: CopyReadingAppender
+    """Where new readings go, from every source (`recording` hands them over)."""
+    recording: RecordingService
     log_head: BatchedLookup[str, int]
     """`LOG_HEAD`: the newest position of the log, for reads that must see every
     write acknowledged before them (readings: see `iotledger.api.readings`)."""
@@ -175,7 +177,7 @@ class Services:
 
     def close(self) -> None:
         self.log_wake.close()
-        self.ingest.stop()
+        self.appender.stop()
         self.watch.stop()
         self.ledger.close()
         self.pool.close()
@@ -193,6 +195,9 @@ def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
     views = {name: view(pool, name) for name, (_, view) in PROJECTIONS.items()}
     recorder = cast(PostgresApplicationRecorder, ledger.recorder)
     ingest_conninfo = connection_string(database_url, "ingest", bounds)
+    appender = CopyReadingAppender.for_recorder(
+        recorder, ingest_conninfo, lock_timeout=bounds.lock_timeout, owners=PostgresDeviceOwners
+    )
     watch_conninfo = connection_string(database_url, "watch", bounds)
     secret = jwt_secret(settings.jwt_secret, settings.data_dir)
     return Services(
@@ -203,9 +208,8 @@ def bootstrap(settings: Settings, database_url: DatabaseUrl) -> Services:
         views=views,
         watch=ProjectionWatch(pool, watch_conninfo, settings.read_wait_timeout),
         tokens=TokenIssuer(secret),
-        ingest=ReadingIngest.for_recorder(
-            recorder, ingest_conninfo, lock_timeout=bounds.lock_timeout, owners=owners_of
-        ),
+        appender=appender,
+        recording=RecordingService(appender, max_batch=settings.max_batch_readings),
         log_head=BatchedLookup(partial(_log_head, recorder)),
         database_probe=DatabaseProbe(pool),
         credentials=CachedCredentials(cast(PostgresCredentialView, views["credentials"]).find),

@@ -3,11 +3,12 @@
 Devices post readings far more often than anything else is asked of the API, and
 Litestar's own work per request (routing, signature model, dependencies, response
 objects) costs about as much as recording the reading. The lane answers the common
-form of that one request as plain ASGI, through the same `record_telemetry` and the
-same error bodies as the Litestar handler; anything out of the ordinary (no
-Content-Length, a body over the limit, an id that is not a canonical UUID) passes to
+form of that one request as plain ASGI: it reads the body and the caller with the
+functions Litestar's handler has them read with (`decode_json`, `caller_of`), in the
+same order, and hands them to the endpoint's one function (`post_telemetry`), whose
+errors it answers through the same mapping (`api.errors`). Anything out of the ordinary
+(no Content-Length, a body over the limit, an id that is not a canonical UUID) passes to
 Litestar untouched, and so does every other request.
-`tests/test_intake.py` holds the two answers to be the same.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from uuid import UUID
 import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
+from msgspec import UNSET
 
 from iotledger.api.auth import caller_of
 from iotledger.api.bodies import decode_json
-from iotledger.api.errors import REQUIRED, answer_or_log, describe_body_error, error_body
-from iotledger.api.telemetry.telemetry import Created, TelemetryBody, record_telemetry
+from iotledger.api.errors import answer_or_log, error_body
+from iotledger.api.telemetry.telemetry import Created, post_telemetry
 from iotledger.bootstrap import Services
-from iotledger.domain.errors import InvalidInput
 
 _TELEMETRY = re.compile(
     r"/api/v1/devices/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/telemetry/?",
@@ -81,16 +82,10 @@ class IntakeLane:
             await _answer(send, 201, created)
 
     async def _record(self, scope: HTTPScope, device_id: UUID, body: bytes) -> Created:
-        """In Litestar's order: a body that is not JSON, then the caller, then the fields."""
-        value = decode_json(body) if body else None
+        """In Litestar's order: a body that is not JSON, then the caller, then the rest."""
+        document = decode_json(body) if body else UNSET
         caller = await caller_of(self.services, _header(scope, b"authorization"), device_id)
-        if not body:
-            raise InvalidInput(f"data: {REQUIRED}")
-        try:
-            data = msgspec.convert(value, TelemetryBody, strict=False)
-        except msgspec.ValidationError as e:
-            raise InvalidInput(describe_body_error(e)) from None
-        return await record_telemetry(self.services, device_id, data, caller)
+        return await post_telemetry(self.services, device_id, document, caller)
 
 
 async def _body(receive: Receive) -> bytes | None:

@@ -1,4 +1,6 @@
-"""What both dialects' reading controllers share: the one road in, the way out, device times.
+"""What both dialects' reading controllers share: reads that show every reading written before.
+
+New readings go in through `services.recording` (`iotledger.application.readings`).
 
 Read-your-writes for readings is kept on the reading side. A write of readings
 answers once its readings are committed to the log, without waiting for the
@@ -14,32 +16,26 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
 from uuid import UUID
 
-from iotledger.adapters.postgres.ingest import Outcome
 from iotledger.adapters.postgres.views.readings import Bounds, DeviceReadings, PostgresReadingView
 from iotledger.api.deps import off_loop
 from iotledger.api.export import CHUNK, chunks
 from iotledger.api.settle import settle
-from iotledger.application.readings import RecordReading
 from iotledger.bootstrap import LOG_HEAD, Services
 from iotledger.domain.devices import DeviceAccess
 from iotledger.domain.errors import DeviceNotFound
+from iotledger.domain.readings import readings_visible
 from iotledger.projections.readings import ReadingProjection, ReadingRow
 
 
-async def record_readings(
-    services: Services, readings: Sequence[RecordReading], access: DeviceAccess | None = None
-) -> list[Outcome]:
-    """Through the shared ingest; answers once the readings are committed to the log.
-    With `access`: NotFound, nothing stored, unless each reading's device is one it allows
-    (checked by the ingest, on a query that starts after this call)."""
-    return await services.ingest.submit(readings, access, source="rest")
-
-
 async def device_readings(
-    services: Services, access: DeviceAccess, read: Callable[[], DeviceReadings | None]
+    services: Services,
+    access: DeviceAccess,
+    device_id: UUID,
+    read: Callable[[], DeviceReadings | None],
 ) -> list[ReadingRow]:
-    """A device's readings as `read` finds them, showing every reading acknowledged
-    before this call; NotFound when the caller may not see the device.
+    """The readings of `device_id` as `read` finds them, showing every reading acknowledged
+    before this call; NotFound when the caller may not see the device (`readings_visible`,
+    on the owner the same statement read).
 
     One statement reads the readings with the head of the log and the read model's
     position, in one snapshot: when the model had applied that head, nothing more
@@ -49,7 +45,8 @@ async def device_readings(
     if seen is not None and seen.applied < seen.head:
         await settle(services.watch, seen.head, ReadingProjection)
         seen = await off_loop(read)
-    if seen is None or not access.allows(seen.owner):
+    owners = {} if seen is None else {device_id: seen.owner}
+    if seen is None or not readings_visible(access, (device_id,), owners):
         raise DeviceNotFound()
     return seen.rows
 
@@ -58,7 +55,7 @@ async def visible_device(services: Services, access: DeviceAccess, device_id: UU
     """Returns once the readings read model shows every reading acknowledged before this
     call, if the caller may see the device; else NotFound. (`device_readings` of one row.)"""
     one = partial(services.readings.device_page_as_seen, device_id, 1, Bounds())
-    await device_readings(services, access, one)
+    await device_readings(services, access, device_id, one)
 
 
 async def settled_readings(services: Services) -> PostgresReadingView:

@@ -1,25 +1,37 @@
-"""Commands about readings.
+"""Commands about readings, and the road every new reading takes into the log.
 
-Recording is the volume of the system, so it does not go through `save()`: the
-ingest adapter (`iotledger.adapters.postgres.ingest`) appends many `Reading.Recorded`
-events in one transaction, exactly as eventsourcing would store them. The rare
-corrections and deletions take the ordinary road: load, act, append.
+Recording is the volume of the system, so new readings do not go through `save()`
+one aggregate at a time: `RecordingService` hands them to a `ReadingAppender`, a
+port with one implementation per technique. In production the COPY appender
+(`iotledger.adapters.postgres.appender`) batches what arrives from every source into
+one append of many `Reading.Recorded` events; `SavingReadingAppender`
+(`iotledger.application.saving`) is its reference, through eventsourcing's public
+`Application.save`, and a test holds the rows of the two equal. The rare corrections
+and deletions take the ordinary road: load, act, append.
+
+Whose device a reading may name is the domain's rule (`readings_visible`), fed by a
+`DeviceOwners` port: the appender asks it once for a whole batch, on its own
+connection, after the caller submitted, so a request waits for one hand-over, not two.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import msgspec
+from eventsourcing.utils import get_topic
 from msgspec.structs import force_setattr
 
 from iotledger.application.service import LedgerService, Written
+from iotledger.domain.devices import DeviceAccess
 from iotledger.domain.errors import InvalidInput, ReadingNotFound, TooManyReadings
 from iotledger.domain.readings import (
+    MAX_BATCH_READINGS,
     MAX_KEY_LENGTH,
+    Owners,
     Reading,
     check_payload,
     check_recorded_at,
@@ -31,6 +43,22 @@ from iotledger.domain.readings import (
 )
 
 Item = TypeVar("Item")
+
+RECORDED_TOPIC = get_topic(Reading.Recorded)
+"""The topic every new reading's event is stored under."""
+
+
+class TelemetryMessage(Protocol):
+    """A Device Telemetry reading as a device sends it, over REST or over MQTT."""
+
+    @property
+    def telemetry_type(self) -> str: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+    @property
+    def recorded_at(self) -> datetime | None: ...
+    @property
+    def id(self) -> str | int | None: ...
 
 
 class RecordReading(msgspec.Struct, frozen=True):
@@ -65,6 +93,21 @@ class RecordReading(msgspec.Struct, frozen=True):
             return reading_id(source, given_reading_key(self.key))
         return reading_id(
             source, derived_reading_key(self.telemetry_type, self.payload, self.recorded_at)
+        )
+
+    @classmethod
+    def of_message(
+        cls, device_id: UUID, by: str, message: TelemetryMessage, *, now: Callable[[], datetime]
+    ) -> RecordReading:
+        """The reading a Device Telemetry message makes, whichever channel brought it: the
+        id the device gave it (if any) is its key; without a device time it gets `now()`."""
+        return cls(
+            device_id=device_id,
+            telemetry_type=message.telemetry_type,
+            payload=message.payload,
+            recorded_at=message.recorded_at or now(),
+            by=by,
+            key=None if message.id is None else str(message.id),
         )
 
     def to_reading(self, received_at: datetime) -> Reading:
@@ -138,3 +181,73 @@ class ReadingService(LedgerService):
         reading = self.reading(cmd.reading_id)
         reading.delete(cmd.by)
         return Written(reading.id, self.append(reading))
+
+
+class Outcome(Written, frozen=True):
+    """What became of one reading: its id, the log position of its `Recorded` event
+    (the original's, for a repeat), and whether this call stored it."""
+
+    new: bool
+    """False for a redelivery (or a repeat in the same call): stored once, earlier."""
+
+
+class DeviceOwners(Protocol):
+    """Whose each of these devices is, of those that exist: what `readings_visible` is fed.
+
+    Asked once for many readings, where waiting is allowed: the COPY appender's worker
+    asks the devices read model (`PostgresDeviceOwners`), on its own connection, for a
+    whole append. (The MQTT adapter feeds the rule what its cache of the event store
+    found for a batch, without waiting: `adapters.mqtt.directory.owners_of`.)
+    """
+
+    def owners(self, device_ids: Collection[UUID]) -> Owners: ...
+
+
+class AppendReadings(msgspec.Struct, frozen=True):
+    """New readings for the log, all or none, and whose devices their caller may name."""
+
+    readings: Sequence[RecordReading]
+    access: DeviceAccess | None = None
+    """The caller's: the readings are refused (NotFound) unless `readings_visible` holds
+    for it and the owners a `DeviceOwners` reads after the call. None: no check."""
+    source: str = "other"
+    """Where they came from (`rest`, `mqtt`): a label of what is counted."""
+
+
+class ReadingAppender(Protocol):
+    """Where new readings go: `Reading.Recorded` events, each stored once by its id.
+    Answers once the readings are committed, one `Outcome` each, in order."""
+
+    async def append(self, cmd: AppendReadings) -> list[Outcome]: ...
+
+
+class RecordingService:
+    """Recording readings, from every channel: checked commands in, positions out."""
+
+    def __init__(self, appender: ReadingAppender, *, max_batch: int = MAX_BATCH_READINGS) -> None:
+        self.appender = appender
+        self.max_batch = max_batch
+        """The most readings in one batched message or request (`IOTLEDGER_MAX_BATCH_READINGS`)."""
+
+    def batch(
+        self, items: Sequence[Item], reading: Callable[[Item], RecordReading]
+    ) -> list[RecordReading]:
+        """The readings of one batched message or request (`batch_readings`)."""
+        return batch_readings(items, self.max_batch, reading)
+
+    async def record(
+        self,
+        readings: Sequence[RecordReading],
+        access: DeviceAccess | None = None,
+        *,
+        source: str = "other",
+    ) -> list[Outcome]:
+        """Store these readings, all or none; answers once they are committed.
+
+        With `access`, the caller's: NotFound (as if the device did not exist) unless
+        each reading names a device it may see. Without, the channel has decided that
+        already (MQTT, from its cache: `Inbound`), or trusts its caller (Lambda sensors).
+        """
+        if not readings:
+            return []
+        return await self.appender.append(AppendReadings(readings, access, source))

@@ -11,6 +11,9 @@ an id or a device time makes its redeliveries recognisable.
 
 Both dialects write the same event: a Lambda sensor reading is a reading of the
 sensor's device with the sensor's type and the payload `{"value": v}`.
+
+Who may record or read a device's readings is one rule, `readings_visible`, whatever
+the channel: it is given the devices' owners, as the caller's channel reads them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import functools
 import hashlib
 import math
 import re
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -26,6 +30,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 import msgspec
 from eventsourcing.domain import Aggregate
 
+from iotledger.domain.devices import DeviceAccess
 from iotledger.domain.errors import InvalidInput, ReadingNotFound
 from iotledger.domain.storable import check_storable
 
@@ -38,11 +43,25 @@ MAX_BATCH_READINGS = 1000
 """The default most readings in one batched message or request (a setting)."""
 
 
+Owners = Mapping[UUID, UUID | None]
+"""Of the devices that exist, whose each one is (None: the shared fleet's). A device
+absent from it does not exist, or not as far as its reader knows."""
+
+
+def readings_visible(access: DeviceAccess, device_ids: Iterable[UUID], owners: Owners) -> bool:
+    """The tenancy rule of readings: a caller records or reads readings only of devices
+    that exist and that its access lets it see (`DeviceAccess.allows`).
+
+    A refused caller is told the device was not found, never that it is someone else's.
+    """
+    return all(d in owners and access.allows(owners[d], d) for d in device_ids)
+
+
 def reading_id(source_id: UUID, reading_key: str) -> UUID:
     """The id of a reading: `uuid5(namespace, f"{source_id}:{reading_key}")`.
 
     Computed as `uuid5` defines it, with the namespace and source part cached:
-    the standard function costs more than the rest of a reading's ingest.
+    the standard function costs more than the rest of a reading's append.
     """
     digest = hashlib.sha1(
         _source_prefix(source_id) + reading_key.encode(), usedforsecurity=False
@@ -114,7 +133,7 @@ def check_telemetry_type(telemetry_type: str) -> str:
 
 def check_payload(payload: dict[str, Any]) -> dict[str, Any]:
     """A payload's text is storable (`iotledger.domain.storable`): checked here, on the
-    command, because readings reach the log by a road of their own (the ingest)."""
+    command, because new readings reach the log by a port of their own (`ReadingAppender`)."""
     check_storable(payload, "payload")
     return payload
 

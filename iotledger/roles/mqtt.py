@@ -100,13 +100,12 @@ async def mqtt_role(
     presence = Presence(services.dispatch.record_heard)
     inbound = Inbound(
         services.ledger,
-        services.ingest,
+        services.recording,
         directory=ledger_directory(services.ledger),
         presence=presence,
         topics=topics,
         counters=counters,
         max_payload=settings.max_body_bytes,
-        max_batch_readings=settings.max_batch_readings,
     )
     link.handler = inbound.handle_many
     dispatcher = Dispatcher(services.ledger, services.dispatch, link.publish, topics, counters)

@@ -46,7 +46,7 @@ async def load(services: Services, device_id: UUID, count: int) -> None:
             )
             for n in range(first, min(first + 5000, count))
         ]
-        await services.ingest.submit(batch)
+        await services.recording.record(batch)
 
 
 @pytest.fixture

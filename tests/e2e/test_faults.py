@@ -1,4 +1,4 @@
-"""The fault suite, short: every scenario of `tests/faults/scenarios.py` against real
+"""The fault suite, short: every scenario of `tests/support/faults/scenarios.py` against real
 processes, a PostgreSQL it restarts and a Mosquitto it kills (`pytest -m faults`).
 
 `python -m bench.faults` runs the same scenarios longer and prints the table.

@@ -2,7 +2,7 @@
 in the dialect's own error body, and nothing stored.
 
 The intake lane's answers to the same bodies are held equal to Litestar's in
-`tests/test_intake.py`; here they go through the application `serve` runs.
+`tests/integration/test_intake.py`; here they go through the application `serve` runs.
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
-"""The intake lane answers telemetry posts exactly as the Litestar handler behind it does.
+"""The intake lane: which telemetry posts it takes, and that it answers them as Litestar does.
 
-Each request goes twice: once to the application `serve` runs (the lane in front of
-Litestar), once to the Litestar application alone. A spy between the lane and Litestar
-shows which of the two answered; the answers must be the same, and what the lane does
-not take must reach Litestar untouched.
+Both roads call the endpoint's one function (`post_telemetry`); the lane's own part is to
+take the common form, read the body and the caller as Litestar's handler has them read
+(the same functions, in the same order), and answer in the dialect's body. Each request
+goes twice: once to the application `serve` runs (the lane in front of Litestar), once to
+the Litestar application alone. A spy between the lane and Litestar shows which of the
+two answered; the answers must be the same, and what the lane does not take must reach
+Litestar untouched.
 """
 
 from __future__ import annotations

@@ -19,9 +19,13 @@ from iotledger.adapters.embedded.services import EmbeddedBroker
 from iotledger.adapters.mqtt.directory import Presence, ledger_directory
 from iotledger.adapters.mqtt.inbound import Inbound
 from iotledger.adapters.mqtt.link import MqttLink
-from iotledger.adapters.mqtt.packets import Intake, Message
-from iotledger.adapters.postgres.ingest import Outcome, ReadingIngest
-from iotledger.application.readings import RecordReading
+from iotledger.adapters.mqtt.packets import Message, PacketReader
+from iotledger.application.readings import (
+    AppendReadings,
+    Outcome,
+    ReadingAppender,
+    RecordingService,
+)
 from iotledger.bootstrap import Services
 from iotledger.settings import MqttUrl
 from tests.support.ledger import registered
@@ -55,7 +59,9 @@ async def subscribed(
     await link.start()
     assert await link.wait_ready(10), "the link did not subscribe"
     protocol = link._client._connection._protocol
-    assert isinstance(protocol._read_packet.__self__, Intake), "gmqtt's reader was not replaced"
+    assert isinstance(protocol._read_packet.__self__, PacketReader), (
+        "gmqtt's reader was not replaced"
+    )
     return link
 
 
@@ -184,16 +190,16 @@ def test_a_burst_through_the_embedded_broker_is_stored_once_each(
         adapter.close()
 
 
-class CountingIngest:
-    """The real ingest, counting the submissions it is given."""
+class CountingAppender:
+    """The real appender, counting the readings of each call it is given."""
 
-    def __init__(self, ingest: ReadingIngest) -> None:
-        self._ingest = ingest
-        self.submissions: list[int] = []
+    def __init__(self, appender: ReadingAppender) -> None:
+        self._appender = appender
+        self.calls: list[int] = []
 
-    async def submit(self, readings: Sequence[RecordReading], *, source: str) -> list[Outcome]:
-        self.submissions.append(len(readings))
-        return await self._ingest.submit(readings, source=source)
+    async def append(self, cmd: AppendReadings) -> list[Outcome]:
+        self.calls.append(len(cmd.readings))
+        return await self._appender.append(cmd)
 
 
 def test_the_readings_of_a_batch_go_in_one_submission_and_the_rest_is_handled_alone(
@@ -201,11 +207,11 @@ def test_the_readings_of_a_batch_go_in_one_submission_and_the_rest_is_handled_al
 ) -> None:
     first, second, unknown = registered(services), registered(services), uuid.uuid4()
     topics = services.topics
-    ingest = CountingIngest(services.ingest)
+    appender = CountingAppender(services.appender)
     counters: Counter[str] = Counter()
     inbound = Inbound(
         services.ledger,
-        ingest,  # type: ignore[arg-type]
+        RecordingService(appender),
         directory=ledger_directory(services.ledger),
         presence=Presence(services.dispatch.record_heard),
         topics=topics,
@@ -224,7 +230,7 @@ def test_the_readings_of_a_batch_go_in_one_submission_and_the_rest_is_handled_al
         (topics.base, b'{"type": "ping"}'),
     ]
     mqtt_loop.run(inbound.handle_many(batch))
-    assert ingest.submissions == [3]
+    assert appender.calls == [3]
     assert counters == {
         "handled": 4,
         "ignored": 1,

@@ -46,7 +46,7 @@ def stored(services: Services, sensors: list[UUID]) -> list[int]:
 def inbound(services: Services, counters: Counter[str]) -> Inbound:
     return Inbound(
         services.ledger,
-        services.ingest,
+        services.recording,
         directory=ledger_directory(services.ledger),
         presence=Presence(services.dispatch.record_heard),
         topics=services.topics,

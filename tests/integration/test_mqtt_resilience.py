@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +13,8 @@ import pytest
 
 from iotledger.adapters.mqtt.directory import Presence, ledger_directory
 from iotledger.adapters.mqtt.inbound import Inbound
-from iotledger.adapters.mqtt.packets import Intake
-from iotledger.adapters.postgres.ingest import Outcome
-from iotledger.application.readings import RecordReading
+from iotledger.adapters.mqtt.packets import PacketReader
+from iotledger.application.readings import AppendReadings, Outcome, RecordingService
 from iotledger.bootstrap import Services
 from iotledger.domain.errors import Unavailable
 from iotledger.settings import MqttUrl
@@ -83,7 +82,9 @@ def test_the_adapter_recovers_by_itself_when_the_broker_restarts(
             broker.start()
             assert mqtt_loop.run(link.wait_ready(15)), "the link did not come back by itself"
             reader = link._client._connection._protocol._read_packet
-            assert isinstance(reader.__self__, Intake), "the new connection reads without batches"
+            assert isinstance(reader.__self__, PacketReader), (
+                "the new connection reads without batches"
+            )
             played.append(Device(mqtt_loop, broker.url, (services.topics.base,)))
             played[1].publish(topic, telemetry("after"))
             eventually(
@@ -126,18 +127,18 @@ def test_several_adapters_share_the_messages_without_doubling_anything(
             adapter.close()
 
 
-class FlakyIngest:
-    """The real ingest behind a database that fails the first attempts."""
+class FlakyAppender:
+    """The real appender behind a database that fails the first attempts."""
 
     def __init__(self, services: Services, failures: int) -> None:
-        self._ingest = services.ingest
+        self._appender = services.appender
         self.failures = failures
 
-    async def submit(self, readings: Sequence[RecordReading], *, source: str) -> list[Outcome]:
+    async def append(self, cmd: AppendReadings) -> list[Outcome]:
         if self.failures > 0:
             self.failures -= 1
             raise Unavailable("the readings could not be stored; nothing was acknowledged")
-        return await self._ingest.submit(readings, source=source)
+        return await self._appender.append(cmd)
 
 
 def test_a_message_is_not_done_until_it_is_stored_whatever_fails_meanwhile(
@@ -147,7 +148,7 @@ def test_a_message_is_not_done_until_it_is_stored_whatever_fails_meanwhile(
     counters: Counter[str] = Counter()
     inbound = Inbound(
         services.ledger,
-        FlakyIngest(services, failures=2),  # type: ignore[arg-type]
+        RecordingService(FlakyAppender(services, failures=2)),
         directory=ledger_directory(services.ledger),
         presence=Presence(services.dispatch.record_heard),
         topics=services.topics,

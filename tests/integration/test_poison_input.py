@@ -267,7 +267,7 @@ def dropped_when_sent(
 
     Sent again because a closed adapter of an earlier test can keep its persistent
     session in the shared subscription group, and Mosquitto hands it some messages
-    (DESIGN.md's trap; tests/test_mqtt_resilience.py leaves two such sessions).
+    (DESIGN.md's trap; tests/integration/test_mqtt_resilience.py leaves two such sessions).
     """
     before = dropped(adapter, reason)
     for _ in range(10):

@@ -1,12 +1,15 @@
 """The PUBLISH fast path: what it takes off gmqtt's input, what it leaves to gmqtt, and the
-gmqtt internals it relies on (pinned here, so that an upgrade of gmqtt fails these first)."""
+gmqtt internals that it and the link rely on (pinned here, so that an upgrade of gmqtt fails
+these first)."""
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import inspect
 import itertools
 import struct
+from pathlib import Path
 from types import SimpleNamespace
 
 import gmqtt
@@ -15,10 +18,12 @@ from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 from gmqtt.mqtt.handler import MqttPackageHandler
 from gmqtt.mqtt.package import Package
 from gmqtt.mqtt.protocol import BaseMQTTProtocol, MQTTProtocol
+from gmqtt.mqtt.utils import IdGenerator
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iotledger.adapters.mqtt.packets import Intake, Message, pubacks
+import iotledger
+from iotledger.adapters.mqtt.packets import Client, Message, PacketReader, pubacks
 
 PINGRESP = b"\xd0\x00"
 CONTENT_TYPE = 0x03
@@ -71,7 +76,7 @@ class Protocol:
 
 
 class Connection:
-    """What the intake uses of gmqtt's `MQTTConnection`."""
+    """What the packet reader uses of gmqtt's `MQTTConnection`."""
 
     def __init__(self, version: int = MQTTv50) -> None:
         self._protocol = Protocol(version)
@@ -88,21 +93,21 @@ class Batches:
         self.messages: list[list[Message]] = []
         self.mids: list[list[int]] = []
 
-    def __call__(self, messages: list[Message], mids: list[int], intake: Intake) -> None:
+    def __call__(self, messages: list[Message], mids: list[int], reader: PacketReader) -> None:
         self.messages.append(messages)
         self.mids.append(mids)
 
 
-def intake(connection: Connection) -> tuple[Intake, Batches]:
+def reader_of(connection: Connection) -> tuple[PacketReader, Batches]:
     batches = Batches()
-    reader = Intake(connection, batches)
+    reader = PacketReader(connection, batches)
     reader.install()
     return reader, batches
 
 
 def test_the_publishes_of_a_chunk_are_handed_over_together_and_the_rest_goes_to_gmqtt() -> None:
     connection = Connection()
-    reader, batches = intake(connection)
+    reader, batches = reader_of(connection)
     with_properties = publish("t/p", b"{}", mid=3, properties=bytes([CONTENT_TYPE, 0, 1]) + b"j")
     chunk = b"".join(
         [
@@ -125,7 +130,7 @@ def test_the_publishes_of_a_chunk_are_handed_over_together_and_the_rest_goes_to_
 
 def test_mqtt_311_publishes_have_no_properties() -> None:
     connection = Connection(MQTTv311)
-    reader, batches = intake(connection)
+    reader, batches = reader_of(connection)
     chunk = publish("t/a", b"1", mid=7, version=MQTTv311) + publish(
         "t/b", b"2", mid=8, version=MQTTv311
     )
@@ -157,7 +162,7 @@ def test_whatever_the_chunks_every_publish_is_handed_over_once_in_order(
     )
     points = sorted({0, len(stream), *(cut % (len(stream) + 1) for cut in cuts)})
     connection = Connection(version)
-    reader, batches = intake(connection)
+    reader, batches = reader_of(connection)
     buffer = b""
     for start, end in itertools.pairwise(points):  # as gmqtt's read loop does
         buffer += stream[start:end]
@@ -171,14 +176,14 @@ def test_whatever_the_chunks_every_publish_is_handed_over_once_in_order(
 
 
 def test_a_malformed_length_resets_the_connection() -> None:
-    reader, batches = intake(Connection())
+    reader, batches = reader_of(Connection())
     assert reader.read(b"\x32\xff\xff\xff\xff\x01") == -1
     assert batches.messages == []
 
 
 def test_nothing_is_handed_over_from_a_superseded_connection() -> None:
     connection = Connection()
-    reader, batches = intake(connection)
+    reader, batches = reader_of(connection)
     connection._handler.current_connection = object()
     chunk = publish("t/a", b"1")
     assert reader.read(chunk) == len(chunk)
@@ -187,7 +192,7 @@ def test_nothing_is_handed_over_from_a_superseded_connection() -> None:
 
 def test_acknowledgements_leave_in_one_write_on_their_own_connection_only() -> None:
     connection = Connection()
-    reader, _ = intake(connection)
+    reader, _ = reader_of(connection)
     reader.acknowledge([1, 258, 65535])
     assert connection._protocol.written == [bytes.fromhex("40020001 40020102 4002ffff")]
     assert pubacks([]) == b""
@@ -196,7 +201,7 @@ def test_acknowledgements_leave_in_one_write_on_their_own_connection_only() -> N
     assert len(connection._protocol.written) == 1
 
 
-def test_the_gmqtt_internals_the_intake_relies_on_are_where_it_expects_them() -> None:
+def test_the_gmqtt_internals_the_packet_reader_relies_on_are_where_it_expects_them() -> None:
     """See the docstring of `iotledger.adapters.mqtt.packets`; pinned in pyproject.toml."""
     assert importlib.metadata.version("gmqtt") == "0.8.0"
     # The reader is replaced before anything is read: the connection exists before CONNECT.
@@ -218,3 +223,36 @@ def test_the_gmqtt_internals_the_intake_relies_on_are_where_it_expects_them() ->
     assert "self._transport = transport" in inspect.getsource(BaseMQTTProtocol.connection_made)
     assert callable(BaseMQTTProtocol.write_data)
     assert Package(0x30, b"").cmd == 0x30
+
+
+def test_what_the_link_asks_of_gmqtts_client_is_where_it_expects_it() -> None:
+    """`packets.Client`: the connection gmqtt keeps, and the receive maximum it applied."""
+    client = Client("pinned")
+    assert client._connection is None
+    assert not client.has_connected
+    assert not client.ready  # where gmqtt's own `is_connected` would fail
+    assert client.send_window == 65535  # no CONNACK yet: MQTT's default
+    assert "self._connection = await self._create_connection(" in inspect.getsource(
+        gmqtt.Client.connect
+    )
+    applied = inspect.getsource(MqttPackageHandler._apply_receive_maximum)
+    assert "self.id_generator._max = receive_maximum" in applied
+    assert IdGenerator(max=20)._max == 20
+    # The link's `_AckWaiters` learns of acknowledgements through gmqtt's storage hooks.
+    source = inspect.getsource(gmqtt.Client)
+    for hook in ("push_message(mid, ", "remove_message_by_mid(mid)", "clear()"):
+        assert f"self._persistent_storage.{hook}" in source
+
+
+GMQTT_PRIVATES = {"_connection", "_package_handler", "_protocol", "_read_packet", "_transport"}
+
+
+def test_no_module_but_the_packet_readers_touches_gmqtts_privates() -> None:
+    package = Path(iotledger.__file__).parent
+    touching = {
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr in GMQTT_PRIVATES
+    }
+    assert touching == {"adapters/mqtt/packets.py"}

@@ -1,8 +1,11 @@
-"""Readings in memory: their ids, their events, and the fast path's bytes."""
+"""Readings in memory: their ids, their events, the fast path's bytes, who may see them, and
+recording them through the reference appender."""
 
 from __future__ import annotations
 
+import asyncio
 import math
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
 from typing import Any
@@ -15,10 +18,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from iotledger.adapters.postgres.eventstore import MsgspecMapper, MsgspecTranscoder
-from iotledger.adapters.postgres.reading_log import RECORDED_TOPIC, stored_state
-from iotledger.application.readings import RecordReading, batch_readings
+from iotledger.adapters.postgres.reading_log import stored_state
+from iotledger.application.readings import (
+    RECORDED_TOPIC,
+    Outcome,
+    RecordingService,
+    RecordReading,
+    batch_readings,
+)
+from iotledger.application.saving import SavingReadingAppender
+from iotledger.domain.devices import FLEET, DeviceAccess
 from iotledger.domain.errors import InvalidInput, NotFound, TooManyReadings, UnstorableText
-from iotledger.domain.readings import READING_NAMESPACE, Reading, reading_id
+from iotledger.domain.readings import READING_NAMESPACE, Reading, reading_id, readings_visible
 from tests.support.readings import moments, payloads, readings, values
 
 
@@ -174,3 +185,78 @@ def test_a_bad_reading_in_a_batch_keeps_its_kind_of_error() -> None:
     make = partial(_reading_of, uuid4())
     with pytest.raises(UnstorableText, match=r"^\[1\]: telemetry_type must not contain"):
         batch_readings(["t", "a\x00b"], 3, make)
+
+
+# --- who may record or read a device's readings ----------------------------------------
+
+device_ids = st.lists(st.uuids(), min_size=1, max_size=6, unique=True)
+owner_of = st.none() | st.sampled_from([UUID(int=1), UUID(int=2)])
+"""The shared fleet's, or one of two users'."""
+accesses = st.sampled_from(
+    [FLEET, DeviceAccess(user_id=UUID(int=1)), DeviceAccess(user_id=UUID(int=3))]
+)
+
+
+@given(device_ids, st.data())
+def test_a_caller_sees_the_readings_of_existing_devices_it_may_see_and_no_others(
+    devices: list[UUID], data: Any
+) -> None:
+    absent, *existing = devices
+    owners = {d: data.draw(owner_of) for d in existing}
+    user = data.draw(accesses)
+    for device in existing:
+        shared_or_own = owners[device] is None or owners[device] == user.user_id
+        assert readings_visible(user, [device], owners) == shared_or_own
+        itself = DeviceAccess(device_id=device)
+        assert readings_visible(itself, [device], owners)  # whoever owns it
+        others = [absent, *(other for other in existing if other != device)]
+        assert not any(readings_visible(itself, [other], owners) for other in others)
+    assert not readings_visible(user, [absent], owners)  # as if it did not exist, to anyone
+    chosen = data.draw(st.lists(st.sampled_from(devices)))
+    each = all(readings_visible(user, [d], owners) for d in chosen)
+    assert readings_visible(user, chosen, owners) == each  # all of them, or none
+
+
+class FixedOwners:
+    """`DeviceOwners` in memory."""
+
+    def __init__(self, owners: dict[UUID, UUID | None]) -> None:
+        self._owners = owners
+
+    def owners(self, device_ids: Collection[UUID]) -> dict[UUID, UUID | None]:
+        return {d: self._owners[d] for d in device_ids if d in self._owners}
+
+
+def recording_in_memory(
+    owners: dict[UUID, UUID | None],
+) -> tuple[RecordingService, Application[UUID]]:
+    app: Application[UUID] = Application()
+    return RecordingService(SavingReadingAppender(app, FixedOwners(owners))), app
+
+
+def test_a_redelivered_reading_is_recorded_once_and_answers_where_the_first_went() -> None:
+    recording, app = recording_in_memory({})
+    first, second = a_reading(key="1"), a_reading(key="2")
+    stored = asyncio.run(recording.record([first, second, first]))
+    assert [(o.id, o.new) for o in stored] == [
+        (first.reading_id, True),
+        (second.reading_id, True),
+        (first.reading_id, False),
+    ]
+    assert stored[2].position == stored[0].position
+    again = asyncio.run(recording.record([second]))
+    assert again == [Outcome(second.reading_id, stored[1].position, new=False)]
+    assert len(app.recorder.select_notifications(1, 10)) == 2
+
+
+def test_a_caller_records_nothing_unless_it_may_see_every_device_its_readings_name() -> None:
+    me, mine, theirs, shared = uuid4(), uuid4(), uuid4(), uuid4()
+    recording, app = recording_in_memory({mine: me, theirs: uuid4(), shared: None})
+    access = DeviceAccess(user_id=me)
+    for devices in ([theirs], [mine, theirs], [shared, uuid4()]):
+        with pytest.raises(NotFound):
+            asyncio.run(recording.record([a_reading(device_id=d) for d in devices], access))
+    assert app.recorder.select_notifications(1, 10) == []
+    stored = asyncio.run(recording.record([a_reading(device_id=d) for d in (mine, shared)], access))
+    assert [o.new for o in stored] == [True, True]
+    assert asyncio.run(recording.record([])) == []

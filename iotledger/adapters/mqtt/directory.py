@@ -6,7 +6,8 @@ few seconds, which devices and sensors exist (and each device's status), looked
 up in the event store (authoritative, so a device discovered a moment ago is
 found). Concurrent lookups of one id share one query. A device unknown a moment
 ago is looked up again after `miss_ttl`, so a message that overtook its
-device's discovery only waits that long.
+device's discovery only waits that long. What it finds of a batch's devices is what
+the tenancy rule of MQTT readings (`readings_visible`) is fed (`owners_of`).
 
 `Presence` remembers when each device was last heard from and writes it to
 PostgreSQL in one statement every so often, for the device checks.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Generic, TypeVar
 from uuid import UUID
@@ -27,6 +28,7 @@ import msgspec
 from iotledger.application.ledger import Ledger
 from iotledger.domain.devices import FLEET, ComponentKind
 from iotledger.domain.errors import NotFound
+from iotledger.domain.readings import Owners
 from iotledger.domain.vocabulary import DeviceStatus
 
 log = logging.getLogger(__name__)
@@ -134,6 +136,14 @@ class DeviceDirectory:
         for key in ids:
             self._devices.forget(key)
             self._sensors.forget(key)
+
+
+def owners_of(devices: Mapping[UUID, KnownDevice | None]) -> Owners:
+    """Whose each device is, of those the directory found: the cached answer to what
+    `DeviceOwners` answers from the read model. Taken from the devices one lookup
+    returned, not from the directory again: a concurrent message may have made it
+    forget one meanwhile (a status report does)."""
+    return {device_id: d.owner for device_id, d in devices.items() if d is not None}
 
 
 class Presence:

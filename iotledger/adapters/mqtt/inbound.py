@@ -6,8 +6,9 @@ Topics (base `T`): `T` (the Lambda IoT Core protocol: `sensor_reading`,
 
 The link hands over messages in batches (what it read from the socket in one
 go). The readings of a batch, telemetry and Lambda sensor readings alike, are
-decoded and checked one by one, but looked up once per device and submitted
-to the ingest together (`mqtt_readings`); every other message (discovery,
+decoded and checked one by one, but looked up once per device and recorded
+together, by one call of the recording service (`adapters.mqtt.readings`); every
+other message (discovery,
 command answers, statuses, check responses) is handled on its own,
 concurrently with them.
 
@@ -17,7 +18,7 @@ returns:
   before, is counted a `duplicate` instead);
 - dropped (larger than `max_payload`, checked before anything else; not JSON,
   wrong types, a batched message (a JSON array of telemetry) that is empty, holds
-  more than `max_batch_readings` or one reading that cannot be made (the whole
+  more than `IOTLEDGER_MAX_BATCH_READINGS` or one reading that cannot be made (the whole
   message), unknown type, unknown device or sensor, a message on one
   device's topic that names another, a report the domain refuses): counted by
   reason, logged once, nothing stored;
@@ -73,7 +74,6 @@ from iotledger.adapters.mqtt.order import ArrivalOrder
 from iotledger.adapters.mqtt.packets import Message
 from iotledger.adapters.mqtt.readings import Drafts, Found
 from iotledger.adapters.mqtt.topics import Channel, Route, Topics
-from iotledger.adapters.postgres.ingest import ReadingIngest
 from iotledger.application.clock import now
 from iotledger.application.commands import ReportCommand
 from iotledger.application.discovery import (
@@ -83,6 +83,7 @@ from iotledger.application.discovery import (
 )
 from iotledger.application.identity import OfferClaim
 from iotledger.application.ledger import Ledger
+from iotledger.application.readings import RecordingService
 from iotledger.domain.commands import CommandStatus
 from iotledger.domain.credentials import secret_hash
 from iotledger.domain.devices import FLEET, Component, ComponentKind, DeviceAccess
@@ -99,7 +100,6 @@ from iotledger.domain.errors import (
     Unavailable,
     UnstorableText,
 )
-from iotledger.domain.readings import MAX_BATCH_READINGS
 from iotledger.domain.vocabulary import (
     DeviceStatus,
     TelemetryStatus,
@@ -132,7 +132,7 @@ class Inbound:
     def __init__(
         self,
         ledger: Ledger,
-        ingest: ReadingIngest,
+        recording: RecordingService,
         *,
         directory: DeviceDirectory,
         presence: Presence,
@@ -140,17 +140,15 @@ class Inbound:
         counters: Counter[str],
         max_backoff: float = 5.0,
         max_payload: int | None = None,
-        max_batch_readings: int = MAX_BATCH_READINGS,
     ) -> None:
         self.ledger = ledger
-        self.ingest = ingest
+        self.recording = recording
         self.directory = directory
         self.presence = presence
         self.topics = topics
         self.counters = counters
         self.max_backoff = max_backoff
         self.max_payload = max_payload
-        self.max_batch_readings = max_batch_readings
         self._waking: SingleFlight[UUID, None] = SingleFlight()
         self._order = ArrivalOrder()
         self._channels: dict[Channel, Callable[[Route, bytes], Awaitable[None]]] = {
@@ -191,7 +189,7 @@ class Inbound:
         await asyncio.gather(*stages)
 
     def _drafts(self) -> Drafts:
-        return Drafts(self.topics.base, self.max_batch_readings)
+        return Drafts(self.topics.base, self.recording)
 
     async def _segment(self, drafts: Drafts, singles: list[Awaitable[None]]) -> None:
         """The readings of a run of messages in one submission; the rest alongside them."""
@@ -244,7 +242,9 @@ class Inbound:
             return
         try:
             outcomes = await self._persistently(
-                lambda: self.ingest.submit(built.readings, source="mqtt"), what, len(built.readings)
+                lambda: self.recording.record(built.readings, source="mqtt"),
+                what,
+                len(built.readings),
             )
         except Exception as error:
             self._settle_all(built.messages, error)

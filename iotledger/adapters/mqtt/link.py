@@ -4,7 +4,7 @@ Inbound, QoS 1 on a persistent session, and never acknowledged early: a
 message's PUBACK goes out when the handler it was given to returns, i.e. after
 what it caused has committed. The handler takes messages in batches: every
 PUBLISH of one chunk read from the socket, read straight off gmqtt's input
-(`mqtt_intake`), handed over together and acknowledged in one write. A PUBLISH
+(`adapters.mqtt.packets`), handed over together and acknowledged in one write. A PUBLISH
 that path leaves to gmqtt is handed over on its own and acknowledged by gmqtt
 when the handler returns (`optimistic_acknowledgement=False`). Batches are
 handled concurrently, and many of them share one append.
@@ -39,7 +39,7 @@ from gmqtt.mqtt.constants import MQTTv50
 from gmqtt.mqtt.handler import MQTTConnectError
 from gmqtt.storage import PersistentStorage
 
-from iotledger.adapters.mqtt.packets import BatchingClient, Intake, Message
+from iotledger.adapters.mqtt.packets import BatchingClient, Message, PacketReader
 from iotledger.adapters.mqtt.tls import is_tls_failure, ssl_option
 from iotledger.adapters.observability.metrics import MqttCounters
 from iotledger.domain.errors import Unavailable
@@ -241,7 +241,7 @@ class MqttLink:
         if leave:
             await self._leave_group()
         await self._drain(deadline)
-        if self._client._connection is not None:  # connected once: stop gmqtt's reconnecting too
+        if self._client.has_connected:  # stop gmqtt's reconnecting too
             with contextlib.suppress(Exception):
                 await self._client.disconnect()
 
@@ -269,7 +269,7 @@ class MqttLink:
         return self._connection_ready()
 
     def _connection_ready(self) -> bool:
-        return bool(self._client._connection is not None and self._client.is_connected)
+        return bool(self._client.ready)
 
     async def publish(self, topic: str, payload: bytes, timeout: float = 5.0) -> None:
         """Publish at QoS 1 and wait for the broker's PUBACK; from any event loop."""
@@ -303,8 +303,7 @@ class MqttLink:
 
     def _broker_receive_maximum(self) -> int:
         """How many unacknowledged messages the broker takes from us (gmqtt applied it)."""
-        generator = getattr(self._client._package_handler, "id_generator", None)
-        return min(int(getattr(generator, "_max", 20)), 1000)
+        return min(self._client.send_window, 1000)
 
     def _filters(self) -> list[gmqtt.Subscription]:
         if self.share_group is not None:
@@ -339,19 +338,19 @@ class MqttLink:
         if not self._closing:
             log.warning("MQTT disconnected from %s; reconnecting", self.url.redacted())
 
-    def _deliver(self, messages: list[Message], mids: list[int], intake: Intake) -> None:
+    def _deliver(self, messages: list[Message], mids: list[int], reader: PacketReader) -> None:
         """A batch read off the connection: handled in a task of its own, acked at its end."""
-        task = asyncio.get_running_loop().create_task(self._handle(messages, mids, intake))
+        task = asyncio.get_running_loop().create_task(self._handle(messages, mids, reader))
         self._batches.add(task)
         task.add_done_callback(self._batches.discard)
 
-    async def _handle(self, messages: list[Message], mids: list[int], intake: Intake) -> None:
+    async def _handle(self, messages: list[Message], mids: list[int], reader: PacketReader) -> None:
         try:
             await self._handed_over(messages)
         except Exception:
             log.exception("MQTT: %d messages failed; not acknowledged", len(messages))
             return
-        intake.acknowledge(mids)
+        reader.acknowledge(mids)
 
     async def _on_message(
         self, client: Any, topic: str, payload: bytes, qos: int, properties: Any

@@ -9,15 +9,17 @@ read from the socket into packets. Of each chunk read, every QoS 0 or 1
 PUBLISH without properties becomes a `(topic, payload)` pair; the pairs of the
 chunk go to `deliver` together (one task, one handler call), and their PUBACKs
 leave in one write when the handler has returned, i.e. after the commit
-(`Intake.acknowledge`). Every other packet goes to gmqtt exactly as before:
+(`PacketReader.acknowledge`). Every other packet goes to gmqtt exactly as before:
 CONNACK, SUBACK, PINGRESP, the PUBACKs of our own publishes, and any PUBLISH
 this reader leaves alone (QoS 2, MQTT 5 properties, which is also where a
 topic alias would be, an empty topic, a topic that is not UTF-8). Connecting,
 subscribing, keepalive, reconnecting and outbound QoS stay gmqtt's.
 
-What this relies on in gmqtt (pinned to 0.8.0 in pyproject.toml; each is
-checked by tests/test_mqtt_intake.py, so an upgrade that moves one fails there
-first):
+This is the one module that touches gmqtt's internals: `Client` below also gives the
+link and the dynsec control what gmqtt keeps private (whether a connection was ever
+made, the receive maximum the broker granted). What it relies on in gmqtt (pinned to
+0.8.0 in pyproject.toml; each is checked by tests/unit/test_mqtt_intake.py, so an upgrade
+that moves one fails there first):
 - `Client._create_connection(...)` returns the new `MQTTConnection` before
   CONNECT is sent, so nothing has been read yet when the reader is replaced;
 - `MQTTProtocol._read_loop` calls `self._read_packet(data) -> int` for each
@@ -25,7 +27,10 @@ first):
   input is malformed (the connection is then reset);
 - `MQTTConnection._protocol`, `._handler` (whose `current_connection` tells a
   superseded connection), `._last_data_in` (keepalive), `.put_package(Package)`;
-- `MQTTProtocol.proto_ver`, `._transport`, `.write_data(bytes)`.
+- `MQTTProtocol.proto_ver`, `._transport`, `.write_data(bytes)`;
+- `Client._connection`: None until the first connect, then the current connection;
+- `Client._package_handler.id_generator._max`: the broker's receive maximum, once its
+  CONNACK is applied.
 """
 
 from __future__ import annotations
@@ -55,11 +60,11 @@ def pubacks(mids: list[int]) -> bytes:
     return struct.pack(f"!{len(mids)}I", *[PUBACK | mid for mid in mids])
 
 
-class Intake:
+class PacketReader:
     """One connection's packet reader: PUBLISH packets in batches, the rest to gmqtt."""
 
     def __init__(
-        self, connection: Any, deliver: Callable[[list[Message], list[int], Intake], None]
+        self, connection: Any, deliver: Callable[[list[Message], list[int], PacketReader], None]
     ) -> None:
         self._connection = connection
         self._protocol = connection._protocol
@@ -153,13 +158,35 @@ def _publish(cmd: int, data: bytes, at: int, end: int, v5: bool) -> tuple[Messag
     return (topic, data[payload_at:end]), mid
 
 
-class BatchingClient(gmqtt.Client):  # type: ignore[misc]
-    """A gmqtt client whose every connection reads inbound PUBLISH packets through an `Intake`."""
+class Client(gmqtt.Client):  # type: ignore[misc]
+    """gmqtt's client, and what we ask of it that gmqtt keeps private."""
+
+    @property
+    def has_connected(self) -> bool:
+        """Whether it connected once: from then on it reconnects by itself until
+        `disconnect`, which before then would fail."""
+        return self._connection is not None
+
+    @property
+    def ready(self) -> bool:
+        """Connected now (gmqtt's `is_connected` fails before the first connection)."""
+        return self.has_connected and bool(self.is_connected)
+
+    @property
+    def send_window(self) -> int:
+        """How many unacknowledged QoS 1 messages the broker takes from us: its receive
+        maximum, as gmqtt applied it from the CONNACK (Mosquitto's default: 20)."""
+        generator = getattr(self._package_handler, "id_generator", None)
+        return int(getattr(generator, "_max", 20))
+
+
+class BatchingClient(Client):
+    """A gmqtt client whose every connection reads inbound PUBLISH packets with a `PacketReader`."""
 
     def __init__(
         self,
         client_id: str,
-        deliver: Callable[[list[Message], list[int], Intake], None],
+        deliver: Callable[[list[Message], list[int], PacketReader], None],
         **options: Any,
     ) -> None:
         super().__init__(client_id, **options)
@@ -167,5 +194,5 @@ class BatchingClient(gmqtt.Client):  # type: ignore[misc]
 
     async def _create_connection(self, *args: Any, **kwargs: Any) -> Any:
         connection = await super()._create_connection(*args, **kwargs)
-        Intake(connection, self._deliver).install()
+        PacketReader(connection, self._deliver).install()
         return connection

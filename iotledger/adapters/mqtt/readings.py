@@ -3,8 +3,9 @@
 A batch is what the link read from the socket in one go, often hundreds of
 messages from a few dozen devices. Per message there is only what cannot be
 shared: decoding, and the `RecordReading` command (whose construction checks
-the reading). Per device topic there is one route, one device lookup, one
-`caused_by`; per batch one submission to the ingest (`Inbound._store`).
+the reading). Per device topic there is one route, one device lookup, one decision
+of the tenancy rule (`readings_visible`: a device speaks for itself alone), one
+`caused_by`; per batch one call of the recording service (`Inbound._store`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from typing import NamedTuple, TypeVar
 from uuid import UUID
 
-from iotledger.adapters.mqtt.directory import KnownDevice, KnownSensor
+from iotledger.adapters.mqtt.directory import KnownDevice, KnownSensor, owners_of
 from iotledger.adapters.mqtt.messages import (
     Dropped,
     SensorReading,
@@ -27,10 +28,10 @@ from iotledger.adapters.mqtt.messages import (
 )
 from iotledger.adapters.mqtt.packets import Message
 from iotledger.adapters.mqtt.topics import Route
-from iotledger.adapters.postgres.ingest import Outcome
 from iotledger.application.clock import now
-from iotledger.application.readings import RecordReading, batch_readings
-from iotledger.domain.readings import lambda_value
+from iotledger.application.readings import Outcome, RecordingService, RecordReading
+from iotledger.domain.devices import DeviceAccess
+from iotledger.domain.readings import lambda_value, readings_visible
 
 V = TypeVar("V")
 Found = dict[UUID, V | None]
@@ -80,9 +81,9 @@ Refuse = Callable[[str, bytes, Exception], None]
 class Drafts:
     """The readings of a batch, before their devices and sensors are looked up."""
 
-    def __init__(self, lambda_topic: str, max_batch: int) -> None:
+    def __init__(self, lambda_topic: str, recording: RecordingService) -> None:
         self._lambda_topic = lambda_topic
-        self._max_batch = max_batch
+        self._recording = recording
         self._telemetry: dict[str, DeviceTelemetry] = {}
         self._sensor: list[SensorDraft] = []
 
@@ -125,14 +126,16 @@ class Drafts:
     ) -> Built:
         """Each message's reading; a message whose reading cannot be made goes to `refuse`."""
         built = Built([], [], [], [])
+        owners = owners_of(devices)
         for drafts in self._telemetry.values():
             device = devices.get(drafts.device_id)
-            if device is None:
+            speaker = DeviceAccess(device_id=drafts.device_id)
+            if device is None or not readings_visible(speaker, (device.id,), owners):
                 unknown = Dropped("unknown_device", f"no device {drafts.device_id}")
                 for payload, _ in drafts.messages:
                     refuse(drafts.topic, payload, unknown)
                 continue
-            if _telemetry_readings(device, drafts, built, refuse, self._max_batch):
+            if _telemetry_readings(device, drafts, built, refuse, self._recording):
                 built.devices.append(device)
         heard: dict[UUID, KnownDevice] = {}
         for draft in self._sensor:
@@ -150,15 +153,21 @@ class Drafts:
 
 
 def _telemetry_readings(
-    device: KnownDevice, drafts: DeviceTelemetry, built: Built, refuse: Refuse, max_batch: int
+    device: KnownDevice,
+    drafts: DeviceTelemetry,
+    built: Built,
+    refuse: Refuse,
+    recording: RecordingService,
 ) -> bool:
     """The readings of one device's messages into `built`; True if there was one."""
-    reading = functools.partial(_telemetry_reading, device.id, device_cause(device.id))
+    reading = functools.partial(
+        RecordReading.of_message, device.id, device_cause(device.id), now=now
+    )
     count = len(built.readings)
     for payload, message in drafts.messages:
         try:
             if isinstance(message, list):
-                readings = batch_readings(message, max_batch, reading)
+                readings = recording.batch(message, reading)
             else:
                 readings = [reading(message)]
         except Exception as error:
@@ -166,17 +175,6 @@ def _telemetry_readings(
             continue
         built.add((drafts.topic, payload), readings)
     return len(built.readings) > count
-
-
-def _telemetry_reading(device_id: UUID, cause: str, message: Telemetry) -> RecordReading:
-    return RecordReading(
-        device_id=device_id,
-        telemetry_type=message.telemetry_type,
-        payload=message.payload,
-        recorded_at=message.recorded_at or now(),
-        by=cause,
-        key=None if message.id is None else str(message.id),
-    )
 
 
 def _sensor_reading(message: SensorReading, sensors: Found[KnownSensor]) -> RecordReading:

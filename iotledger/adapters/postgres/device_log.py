@@ -28,7 +28,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from iotledger.adapters.postgres.eventstore import MsgspecMapper
-from iotledger.adapters.postgres.reading_log import RECORDED_TOPIC
+from iotledger.application.readings import RECORDED_TOPIC
 from iotledger.domain.commands import COMMAND_EVENTS, Command
 from iotledger.domain.devices import DEVICE_EVENTS, Device, DeviceAccess
 from iotledger.projections.base import Event, topics_of

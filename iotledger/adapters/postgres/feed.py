@@ -23,7 +23,8 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import sql
 
 from iotledger.adapters.postgres.log_reader import LogReader
-from iotledger.adapters.postgres.reading_log import RECORDED_TOPIC, readings_channel
+from iotledger.adapters.postgres.reading_log import readings_channel
+from iotledger.application.readings import RECORDED_TOPIC
 from iotledger.projections.base import Event
 
 

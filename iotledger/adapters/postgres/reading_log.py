@@ -16,6 +16,16 @@ A COPY cannot skip a row: a batch holding a reading the log already has (a
 redelivery) fails its COPY and is appended again by `INSERT ... ON CONFLICT DO
 NOTHING`, which skips the repeats. Redeliveries are rare, so the common batch
 pays only for the COPY.
+
+The only module that writes eventsourcing's table itself, it relies on what
+eventsourcing 9.5.6 keeps there (pinned in pyproject.toml; each is checked by
+`tests/integration/test_readings_engine.py`, so an upgrade that moves one fails there first, and
+the same file holds this module's rows equal to `Application.save`'s):
+- the table `{datastore.schema}.{events_table_name}` with the columns
+  `(originator_id, originator_version, topic, state, notification_id bigserial)` and
+  the primary key `(originator_id, originator_version)`;
+- writers take `LOCK TABLE ... IN EXCLUSIVE MODE` (waiting `datastore.lock_timeout`
+  seconds) and NOTIFY `channel_name` in the transaction of their insert.
 """
 
 from __future__ import annotations
@@ -32,10 +42,9 @@ from psycopg import sql
 
 from iotledger.adapters.postgres import binary_copy
 from iotledger.adapters.postgres.eventstore import state_struct
-from iotledger.application.readings import RecordReading
+from iotledger.application.readings import RECORDED_TOPIC, RecordReading
 from iotledger.domain.readings import Reading
 
-RECORDED_TOPIC = get_topic(Reading.Recorded)
 _READING_TOPIC = get_topic(Reading)
 _RecordedState = state_struct(Reading.Recorded)
 _encode = msgspec.json.Encoder().encode

@@ -24,7 +24,7 @@ from iotledger.api.deps import off_loop
 from iotledger.api.lambda_iot.wire import LambdaReading, Message, lambda_reading
 from iotledger.api.openapi import raises
 from iotledger.api.pagination import LAMBDA_MAX_LIMIT, PageNumber
-from iotledger.api.readings import record_readings, settled_readings
+from iotledger.api.readings import settled_readings
 from iotledger.api.registry import cause, fleet_component, given
 from iotledger.api.settle import record
 from iotledger.application.clock import now
@@ -89,7 +89,7 @@ class LambdaReadingsController(Controller):
             sensor_id=sensor.id,
             value=value,
         )
-        (outcome,) = await record_readings(services, [reading])
+        (outcome,) = await services.recording.record([reading], source="rest")
         return CreatedReading(id=outcome.position)
 
     @get("/", opt=raises(NotFound))

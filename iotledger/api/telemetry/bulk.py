@@ -71,7 +71,7 @@ class TelemetryBulkController(Controller):
         """Every reading in the range (`from` inclusive, `to` exclusive), oldest first."""
         bounds = export_bounds(since, until, telemetry_type)
         first = partial(services.readings.device_page_as_seen, device_id, CHUNK, bounds)
-        rows = await device_readings(services, access_of(principal), first)
+        rows = await device_readings(services, access_of(principal), device_id, first)
         all_rows = device_chunks(services.readings, device_id, bounds, rows)
         fields = TelemetryReading.__struct_fields__
         name = f"telemetry-{device_id}"

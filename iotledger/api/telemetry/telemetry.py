@@ -1,7 +1,7 @@
 """Device Telemetry: a device's readings, newest device time first, and its latest values.
 
-A reading goes through the one ingest every source shares, which also checks that
-the caller may see its device, and is answered once committed; reads of readings
+A reading goes through the one recording service every source shares, which also checks
+that the caller may see its device, and is answered once committed; reads of readings
 wait for the read model (`api.readings`). `recorded_at` is the device's clock (default:
 now); a reading is listed and its latest value chosen by that time, not by its
 arrival. Our extension: an `id` the client gives makes a retry idempotent (the
@@ -22,11 +22,13 @@ import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
+from msgspec import UNSET
 
-from iotledger.adapters.postgres.ingest import Outcome
 from iotledger.adapters.postgres.views.readings import Bounds
 from iotledger.api.auth import Caller, Principal
+from iotledger.api.bodies import JsonDocument
 from iotledger.api.deps import off_loop
+from iotledger.api.errors import REQUIRED, describe_body_error
 from iotledger.api.openapi import raises
 from iotledger.api.pagination import (
     INVALID_CURSOR,
@@ -36,12 +38,12 @@ from iotledger.api.pagination import (
     decode_cursor,
     page_response,
 )
-from iotledger.api.readings import device_readings, record_readings, settled_readings
+from iotledger.api.readings import device_readings, settled_readings
 from iotledger.api.registry import access_of, cause
 from iotledger.api.telemetry.wire import Since, TelemetryReading, Until, telemetry_reading
 from iotledger.api.wire import instant
 from iotledger.application.clock import now
-from iotledger.application.readings import RecordReading, batch_readings
+from iotledger.application.readings import Outcome, RecordReading
 from iotledger.bootstrap import Services
 from iotledger.domain.errors import Conflict, InvalidInput
 from iotledger.domain.instants import Instant
@@ -73,6 +75,10 @@ TelemetryBody = NewTelemetry | list[NewTelemetry]
 Created = TelemetryReading | list[TelemetryReading]
 
 
+class TelemetryDocument(JsonDocument):
+    documents = TelemetryBody
+
+
 def page_key(row: ReadingRow) -> list[int]:
     """Where a page ended, as the integers a cursor holds: (device time in µs, Lambda id)."""
     return [(row.recorded_at - _EPOCH) // _MICROSECOND, row.lambda_id]
@@ -92,18 +98,18 @@ class TelemetryController(Controller):
     path = "/api/v1/devices/{device_id:str}/telemetry"
     tags = ["Device Telemetry: telemetry"]
 
-    @post("/", status_code=201, opt=raises(Conflict))
+    @post("/", status_code=201, dto=TelemetryDocument, return_dto=None, opt=raises(Conflict))
     async def create_telemetry(
         self,
         device_id: FromPath[UUID],
-        data: JSONBody[TelemetryBody],
         services: NamedDependency[Services],
         caller: NamedDependency[Caller],
+        data: JSONBody[Any] = UNSET,
     ) -> Created:
         """The common request is answered before Litestar sees it (`api.intake`), by
-        `record_telemetry` too: what comes here is the rest (chunked bodies and the like).
+        `post_telemetry` too: what comes here is the rest (chunked bodies and the like).
         A device may post its own readings with its credentials (HTTP Basic)."""
-        return await record_telemetry(services, device_id, data, caller)
+        return await post_telemetry(services, device_id, data, caller)
 
     @get("/", response_headers=PAGE_HEADERS)
     async def list_telemetry(
@@ -127,7 +133,7 @@ class TelemetryController(Controller):
             telemetry_type=telemetry_type,
         )
         page = partial(services.readings.device_page_as_seen, device_id, limit + 1, bounds)
-        rows = await device_readings(services, access_of(principal), page)
+        rows = await device_readings(services, access_of(principal), device_id, page)
         more = len(rows) > limit
         items = [telemetry_reading(row) for row in rows[:limit]]
         return page_response(items, LIST_NAME, limit, page_key(rows[limit - 1]) if more else None)
@@ -141,34 +147,37 @@ class TelemetryController(Controller):
     ) -> list[TelemetryReading]:
         """Per telemetry type, the reading with the newest device time."""
         latest = partial(services.readings.latest_as_seen, device_id)
-        rows = await device_readings(services, access_of(principal), latest)
+        rows = await device_readings(services, access_of(principal), device_id, latest)
         return [telemetry_reading(row) for row in rows]
 
 
-async def record_telemetry(
-    services: Services, device_id: UUID, data: TelemetryBody, caller: Caller
+async def post_telemetry(
+    services: Services, device_id: UUID, document: Any, caller: Caller
 ) -> Created:
-    """A reading, or a batch of them stored whole or not at all (a list: answered with the
+    """The telemetry endpoint, written once for both roads to it (Litestar's, and the lane
+    in front of it: `api.intake`), from the body's JSON values (`UNSET`: no body) and the
+    caller on: a reading, or a batch stored whole or not at all (a list: answered with the
     list), of a device the caller may see (else 404, as if it did not exist)."""
-    reading = partial(_reading, device_id, cause(caller))
+    data = _telemetry_body(document)
+    reading = partial(RecordReading.of_message, device_id, cause(caller), now=now)
     if isinstance(data, list):
-        readings = batch_readings(data, services.settings.max_batch_readings, reading)
+        readings = services.recording.batch(data, reading)
     else:
         readings = [reading(data)]
-    outcomes = await record_readings(services, readings, access_of(caller))
+    outcomes = await services.recording.record(readings, access_of(caller), source="rest")
     stored = await _stored(services, readings, outcomes, batch=isinstance(data, list))
     return stored if isinstance(data, list) else stored[0]
 
 
-def _reading(device_id: UUID, by: str, data: NewTelemetry) -> RecordReading:
-    return RecordReading(
-        device_id=device_id,
-        telemetry_type=data.telemetry_type,
-        payload=data.payload,
-        recorded_at=data.recorded_at or now(),
-        by=by,
-        key=None if data.id is None else str(data.id),
-    )
+def _telemetry_body(document: Any) -> TelemetryBody:
+    """The fields of a body, as Litestar would read them into its handler's type."""
+    if document is UNSET:
+        raise InvalidInput(f"data: {REQUIRED}")
+    try:
+        data: TelemetryBody = msgspec.convert(document, TelemetryBody, strict=False)
+    except msgspec.ValidationError as e:
+        raise InvalidInput(describe_body_error(e)) from None
+    return data
 
 
 async def _stored(

@@ -23,6 +23,7 @@ import msgspec
 from gmqtt.mqtt.constants import MQTTv50
 from gmqtt.mqtt.handler import MQTTConnectError
 
+from iotledger.adapters.mqtt.packets import Client
 from iotledger.adapters.mqtt.tls import ssl_option
 from iotledger.domain.errors import Unavailable
 from iotledger.settings import MqttUrl
@@ -91,7 +92,7 @@ class DynsecControl:
         self._ready = asyncio.Event()
         self._closing = False
         client_id = client_id or f"iotledger-dynsec-{uuid.uuid4().hex[:12]}"
-        self._client = gmqtt.Client(client_id, clean_session=True, session_expiry_interval=0)
+        self._client = Client(client_id, clean_session=True, session_expiry_interval=0)
         self._client.set_config({"reconnect_delay": 1.0})
         self._client.set_auth_credentials(url.username, url.password)
         self._client.on_connect = self._on_connect
@@ -114,7 +115,7 @@ class DynsecControl:
     async def stop(self) -> None:
         self._closing = True
         self._fail_pending("the control connection closed")
-        if self._client._connection is not None:
+        if self._client.has_connected:
             await self._client.disconnect()
 
     async def __aenter__(self) -> DynsecControl:

@@ -9,7 +9,8 @@ NULL` as an equality, so it would sort the whole fleet for every page.) Each
 query is one statement, whatever the page size.
 
 The tenancy rule is `DeviceAccess.allows` (owner NULL, or the caller's own);
-`_VISIBLE` and `_PAGE` are its two SQL forms and nothing else here decides it.
+`_VISIBLE` and `_PAGE` are its two SQL forms and nothing else here decides it
+(`PostgresDeviceOwners` only reads the owners that `readings_visible` decides on).
 """
 
 from __future__ import annotations
@@ -58,13 +59,18 @@ _FLEET_COMPONENTS = (
 )
 
 
-def owners_of(
-    conn: psycopg.Connection[Any], device_ids: Collection[UUID]
-) -> dict[UUID, UUID | None]:
-    """Of each of these devices that exists, whose it is (None: the shared fleet's), all
-    that tenancy (`DeviceAccess.allows`) asks of a device."""
-    rows = conn.execute("SELECT id, owner FROM devices WHERE id = ANY(%s)", (list(device_ids),))
-    return dict(rows.fetchall())
+class PostgresDeviceOwners:
+    """The batched SQL `DeviceOwners`: the owners of any number of devices in one query,
+    on a connection its user holds (the COPY appender's, once per append)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def owners(self, device_ids: Collection[UUID]) -> dict[UUID, UUID | None]:
+        rows = self._conn.execute(
+            "SELECT id, owner FROM devices WHERE id = ANY(%s)", (list(device_ids),)
+        )
+        return dict(rows.fetchall())
 
 
 def _sets(columns: dict[str, Any], allowed: frozenset[str]) -> sql.Composed:

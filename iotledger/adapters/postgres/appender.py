@@ -1,18 +1,18 @@
-"""The one road every reading takes into the log: many readings, one transaction.
+"""The production `ReadingAppender`: many callers' readings, one binary COPY.
 
-Every source (REST, MQTT, bulk) hands its readings to `ReadingIngest.submit` (or
-`enqueue`, from a thread). A worker thread groups what arrives while it is
-writing the previous append (a few milliseconds), up to a few thousand readings,
-into the next append (`iotledger.adapters.postgres.reading_log`), and answers each caller
-only after that append has committed: nothing is acknowledged that is not
-stored, and under load one commit serves thousands of readings. No timer holds a
-lone reading back: an idle ingest appends it at once (`linger` can make the
-worker wait that long after the first arrival, for fewer, larger appends). If
-the append fails, every caller of that batch gets the error.
+Every source (REST, MQTT, bulk) hands its readings to `append` (through
+`RecordingService`), or to `enqueue` from a thread. A worker thread groups what
+arrives while it is writing the previous append (a few milliseconds), up to a few
+thousand readings, into the next append (`iotledger.adapters.postgres.reading_log`),
+and answers each caller only after that append has committed: nothing is acknowledged
+that is not stored, and under load one commit serves thousands of readings. No timer
+holds a lone reading back: an idle appender appends it at once (`linger` can make the
+worker wait that long after the first arrival, for fewer, larger appends). If the
+append fails, every caller of that batch gets the error.
 
 A caller may name whose devices it may write to (a `DeviceAccess`): before the append,
-one query on the worker's connection reads the owners of every device such callers
-named, and a caller whose readings name a device it may not see (or none that exists)
+the worker asks its `DeviceOwners` (one query on its own connection) for the owners of
+every device such callers named, and a caller for whom `readings_visible` does not hold
 gets NotFound, its readings left out. The query starts after the caller submitted, so it
 sees every device change acknowledged before; and a request waits for one hand-over to
 the worker instead of two (a look-up of its own, then the append).
@@ -29,76 +29,59 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import msgspec
 import psycopg
 from eventsourcing.postgres import PostgresApplicationRecorder
 
 from iotledger.adapters.observability.metrics import APPEND_SECONDS, INGEST_BATCH, READINGS_INGESTED
 from iotledger.adapters.postgres.reading_log import Positions, ReadingLog, stored_state
 from iotledger.application.clock import now
-from iotledger.application.readings import RecordReading
-from iotledger.domain.devices import DeviceAccess
+from iotledger.application.readings import AppendReadings, DeviceOwners, Outcome
 from iotledger.domain.errors import DeviceNotFound, Unavailable
+from iotledger.domain.readings import Owners, readings_visible
 
 log = logging.getLogger(__name__)
-
-
-class Outcome(msgspec.Struct, frozen=True):
-    """What became of one submitted reading."""
-
-    id: UUID
-    new: bool
-    """False for a redelivery (or a repeat in the same batch): stored once, earlier."""
-    position: int
-    """The log position of the reading's `Recorded` event (the original's, if a repeat)."""
-
 
 Answer = list[Outcome] | BaseException
 Waiter = Future[list[Outcome]] | asyncio.Future[list[Outcome]]
 
-
-Owners = Callable[[psycopg.Connection[Any], Collection[UUID]], Mapping[UUID, UUID | None]]
-"""Of each of these devices that exists, its owner (None: the shared fleet's)."""
+OwnersOn = Callable[[psycopg.Connection[Any]], DeviceOwners]
+"""The `DeviceOwners` that answers on the worker's own connection."""
 
 
 class _Submission:
-    """One caller's readings (id, state bytes), and how to wake the caller."""
+    """One caller's readings (id, state bytes), whose devices it may name, and how to wake it."""
 
     __slots__ = ("access", "arrived", "devices", "loop", "rows", "source", "waiter")
 
     def __init__(
         self,
+        cmd: AppendReadings,
         rows: list[tuple[UUID, bytes]],
         loop: asyncio.AbstractEventLoop | None,
         waiter: Waiter,
-        access: DeviceAccess | None = None,
-        devices: frozenset[UUID] = frozenset(),
-        *,
-        source: str = "other",
     ) -> None:
         self.rows = rows
-        self.source = source
-        """Where the readings came from (`rest`, `mqtt`): a label of the metrics."""
+        self.source = cmd.source
         self.loop = loop
         self.waiter = waiter
-        self.access = access
-        self.devices = devices
+        self.access = cmd.access
+        named = () if cmd.access is None else cmd.readings
+        self.devices = frozenset(r.device_id for r in named)
         """The devices its readings name, when `access` must allow each."""
         self.arrived = time.monotonic()
 
-    def refused(self, owners: Mapping[UUID, UUID | None]) -> bool:
+    def refused(self, owners: Owners) -> bool:
         """Whether it names a device that does not exist, or one its caller may not see."""
-        if self.access is None:
-            return False
-        return not all(d in owners and self.access.allows(owners[d], d) for d in self.devices)
+        return self.access is not None and not readings_visible(self.access, self.devices, owners)
 
 
-class ReadingIngest:
+class CopyReadingAppender:
     """Batches readings from any thread or event loop into one append per few ms."""
 
     def __init__(
@@ -108,18 +91,20 @@ class ReadingIngest:
         *,
         max_batch: int = 5000,
         linger: float = 0.0,
-        owners: Owners | None = None,
+        owners: OwnersOn | None = None,
+        clock: Callable[[], datetime] = now,
     ) -> None:
         self._conninfo = conninfo
         self._log = log_
         self._owners = owners
         self._max_batch = max_batch
         self._linger = linger
+        self._clock = clock
         self._pending: deque[_Submission] = deque()
         self._pending_rows = 0
         self._cond = threading.Condition()
         self._state = "new"  # new -> running -> stopped
-        self._thread = threading.Thread(target=self._work, name="reading-ingest", daemon=True)
+        self._thread = threading.Thread(target=self._work, name="reading-appender", daemon=True)
 
     @classmethod
     def for_recorder(
@@ -129,30 +114,21 @@ class ReadingIngest:
         *,
         lock_timeout: float | None = None,
         **options: Any,
-    ) -> ReadingIngest:
-        """An ingest into this recorder's log, waiting for its lock as long as it does."""
+    ) -> CopyReadingAppender:
+        """An appender to this recorder's log, waiting for its lock as long as it does."""
         return cls(conninfo, ReadingLog.of(recorder, lock_timeout), **options)
 
-    async def submit(
-        self,
-        readings: Sequence[RecordReading],
-        access: DeviceAccess | None = None,
-        *,
-        source: str = "other",
-    ) -> list[Outcome]:
-        """Append these readings; answers once they are committed, one outcome each.
-        With `access`, NotFound unless every reading's device exists and `access` allows it."""
+    async def append(self, cmd: AppendReadings) -> list[Outcome]:
+        """See `ReadingAppender`."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[list[Outcome]] = loop.create_future()
-        self._queue(readings, loop, waiter, access, source)
+        self._queue(cmd, loop, waiter)
         return await waiter
 
-    def enqueue(
-        self, readings: Sequence[RecordReading], *, source: str = "other"
-    ) -> Future[list[Outcome]]:
-        """The same as `submit`, for a thread: wait on the future's `result()`."""
+    def enqueue(self, cmd: AppendReadings) -> Future[list[Outcome]]:
+        """The same as `append`, for a thread: wait on the future's `result()`."""
         waiter: Future[list[Outcome]] = Future()
-        self._queue(readings, None, waiter, source=source)
+        self._queue(cmd, None, waiter)
         return waiter
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -165,25 +141,19 @@ class ReadingIngest:
             self._thread.join(timeout)
 
     def _queue(
-        self,
-        readings: Sequence[RecordReading],
-        loop: asyncio.AbstractEventLoop | None,
-        waiter: Waiter,
-        access: DeviceAccess | None = None,
-        source: str = "other",
+        self, cmd: AppendReadings, loop: asyncio.AbstractEventLoop | None, waiter: Waiter
     ) -> None:
-        received_at = now()
-        rows = [(r.reading_id, stored_state(r, received_at)) for r in readings]
+        received_at = self._clock()
+        rows = [(r.reading_id, stored_state(r, received_at)) for r in cmd.readings]
         if not rows:
             waiter.set_result([])
             return
-        if access is not None and self._owners is None:
-            raise TypeError("this ingest was made without `owners`: it cannot check access")
-        devices = frozenset(r.device_id for r in readings) if access is not None else frozenset()
-        submission = _Submission(rows, loop, waiter, access, devices, source=source)
+        if cmd.access is not None and self._owners is None:
+            raise TypeError("this appender was made without `owners`: it cannot check access")
+        submission = _Submission(cmd, rows, loop, waiter)
         with self._cond:
             if self._state == "stopped":
-                raise Unavailable("the reading ingest is stopped")
+                raise Unavailable("the reading appender is stopped")
             if self._state == "new":
                 self._state = "running"
                 self._thread.start()
@@ -268,7 +238,7 @@ class ReadingIngest:
         named = set().union(*(s.devices for s in batch))
         if not named or self._owners is None:
             return batch
-        owners = self._owners(conn, named)
+        owners = self._owners(conn).owners(named)
         admitted: list[_Submission] = []
         refused: list[_Submission] = []
         for submission in batch:
@@ -294,7 +264,7 @@ def _outcomes(batch: list[_Submission], inserted: Positions, originals: Position
                 position = originals[reading_id]
             else:
                 claimed.add(reading_id)
-            answer.append(Outcome(reading_id, new, position))
+            answer.append(Outcome(reading_id, position, new))
         answers.append(answer)
     return answers
 

@@ -1,0 +1,37 @@
+"""The batched SQL `DeviceOwners`, which feeds the tenancy rule of readings in the COPY
+appender's batches."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import psycopg
+
+from iotledger.adapters.postgres.views.devices import PostgresDeviceOwners
+from iotledger.application.devices import RegisterDevice
+from iotledger.bootstrap import Services
+from iotledger.domain.vocabulary import DeviceStatus
+from iotledger.settings import DatabaseUrl
+
+
+def registered(services: Services, owner: UUID | None) -> UUID:
+    """A device of `owner` (None: the shared fleet), shown by the devices read model."""
+    command = RegisterDevice(uuid4(), owner, "owned", DeviceStatus.OK, "test", datetime.now(UTC))
+    written = services.ledger.register_device(command)
+    deadline = time.monotonic() + 10
+    while (services.devices.position() or 0) < written.position:
+        assert time.monotonic() < deadline, "the devices projection never caught up"
+        time.sleep(0.01)
+    return written.id
+
+
+def test_the_sql_owners_are_read_in_one_query_for_any_number_of_devices(
+    services: Services, database_url: DatabaseUrl
+) -> None:
+    someone = uuid4()
+    private, shared, unknown = registered(services, someone), registered(services, None), uuid4()
+    with psycopg.connect(str(database_url)) as conn:
+        owners = PostgresDeviceOwners(conn).owners([private, shared, unknown])
+    assert owners == {private: someone, shared: None}
