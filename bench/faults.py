@@ -1,4 +1,4 @@
-"""The fault suite, long: every scenario of `tests/faults/scenarios.py`, more load, longer.
+"""The fault suite, long: every scenario of `tests/support/faults/scenarios.py`, more load, longer.
 
 Run `python -m bench.faults --help`. It starts a PostgreSQL cluster and a Mosquitto
 of its own (free loopback ports, a temporary directory, both stopped at the end),
@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.mqtt_readings import print_table
-from tests.faults.cluster import cluster, has_mosquitto
-from tests.faults.scenarios import LONG, SCENARIOS, SHORT, Outcome, Report, deployment, run
-from tests.faults.system import ROLES, system
+from tests.support.faults.cluster import cluster, has_mosquitto
+from tests.support.faults.scenarios import LONG, SCENARIOS, SHORT, Outcome, Report, deployment, run
+from tests.support.faults.system import ROLES, system
 
 HEADER = (
     "scenario",

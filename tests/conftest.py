@@ -1,4 +1,4 @@
-"""Shared fixtures: the real PostgreSQL and the real broker of this machine.
+"""Fixtures the outer tiers share: the real PostgreSQL and the real broker of this machine.
 
 Tests use PostgreSQL on 127.0.0.1:5432 and Mosquitto on 127.0.0.1:1883 when they
 answer (a fresh database per test session), and the embedded ones when they don't,
@@ -8,43 +8,28 @@ so the suite runs on a machine that has nothing but Python.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from litestar.testing import TestClient
 
 from iotledger.adapters.embedded.services import EmbeddedBroker, EmbeddedPostgres
-from iotledger.adapters.postgres.database import migrate
 from iotledger.api.app import create_app
-from iotledger.bootstrap import App, build
+from iotledger.bootstrap import App
 from iotledger.settings import DatabaseUrl, MqttUrl, Settings, parse_database_url
-from tests.mqtt_support import Adapter, LoopThread
-from tests.processes import environment, run
-
-LOCAL_POSTGRES = os.environ.get(
-    "IOTLEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+from tests.support.databases import (
+    LOCAL_POSTGRES,
+    migrated_services,
+    new_database,
+    start_services,
 )
-
-
-def answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.identity import register_and_login
+from tests.support.mqtt import Adapter, LoopThread
+from tests.support.network import answers, free_port
 
 
 @pytest.fixture(scope="session")
@@ -61,36 +46,18 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseUrl
         embedded.stop()
 
 
-def create_database(server: DatabaseUrl) -> DatabaseUrl:
-    name = f"iotledger_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(str(server), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return DatabaseUrl(server.host, server.port, server.user, server.password, name)
-
-
-def drop_database(server: DatabaseUrl, url: DatabaseUrl) -> None:
-    with psycopg.connect(str(server), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{url.dbname}" WITH (FORCE)')
-
-
 @pytest.fixture(scope="session")
 def database_url(server_url: DatabaseUrl) -> Iterator[DatabaseUrl]:
     """One database for the session, migrated once."""
-    url = create_database(server_url)
-    try:
+    with new_database(server_url) as url:
         yield url
-    finally:
-        drop_database(server_url, url)
 
 
 @pytest.fixture
 def fresh_database_url(server_url: DatabaseUrl) -> Iterator[DatabaseUrl]:
     """A database of its own, for tests that count everything in it."""
-    url = create_database(server_url)
-    try:
+    with new_database(server_url) as url:
         yield url
-    finally:
-        drop_database(server_url, url)
 
 
 class BrokerThread:
@@ -143,13 +110,6 @@ def settings(
     )
 
 
-def start_services(settings: Settings, url: DatabaseUrl) -> App:
-    services = build(settings, url)
-    migrate(url, services.ledger)
-    services.watch.start()
-    return services
-
-
 @pytest.fixture(scope="session")
 def services(settings: Settings, database_url: DatabaseUrl) -> Iterator[App]:
     """Every part of iotledger against the session database, projections running."""
@@ -162,6 +122,13 @@ def services(settings: Settings, database_url: DatabaseUrl) -> Iterator[App]:
 
 
 @pytest.fixture
+def quiet_services(settings: Settings, fresh_database_url: DatabaseUrl) -> Iterator[App]:
+    """Every part on a database of its own, with no projection running yet."""
+    with migrated_services(settings, fresh_database_url) as services:
+        yield services
+
+
+@pytest.fixture
 def client(services: App, request: pytest.FixtureRequest) -> Iterator[TestClient[object]]:
     """The HTTP API; in a test that runs the `mqtt` role too, it publishes through its link."""
     publisher = None
@@ -169,23 +136,6 @@ def client(services: App, request: pytest.FixtureRequest) -> Iterator[TestClient
         publisher = request.getfixturevalue("mqtt_adapter").role.link
     with TestClient(create_app(services, publisher)) as client:
         yield client
-
-
-def unique(prefix: str = "user") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def register_and_login(client: TestClient[object]) -> dict[str, str]:
-    """A new user signed in through the Lambda dialect: its Authorization header."""
-    username = unique()
-    password = "secret-" + uuid.uuid4().hex[:8]
-    assert (
-        client.post("/register", json={"username": username, "password": password}).status_code
-        == 201
-    )
-    response = client.post("/login", json={"username": username, "password": password})
-    assert response.status_code == 200
-    return {"Authorization": f"Bearer {response.json()['token']}"}
 
 
 @pytest.fixture
@@ -216,18 +166,23 @@ def mqtt_adapter(services: App, mqtt_url: MqttUrl, mqtt_loop: LoopThread) -> Ite
 
 
 @pytest.fixture(scope="module")
-def module_auth_headers(services: App) -> dict[str, str]:
+def headers(services: App) -> dict[str, str]:
     """One user signed in for a whole test module: signing in (argon2) is the slow part."""
     with TestClient(create_app(services)) as client:
         return register_and_login(client)
 
 
+@pytest.fixture(scope="module")
+def module_auth_headers(headers: dict[str, str]) -> dict[str, str]:
+    """`headers`, by the name the command and MQTT tests give it."""
+    return headers
+
+
 @pytest.fixture
 def own_database(server_url: DatabaseUrl) -> Iterator[DatabaseUrl]:
     """A database of its own, dropped after the test."""
-    url = create_database(server_url)
-    yield url
-    drop_database(server_url, url)
+    with new_database(server_url) as url:
+        yield url
 
 
 @pytest.fixture
@@ -240,13 +195,3 @@ def outside_tmp() -> Iterator[Path]:
     """
     with tempfile.TemporaryDirectory(prefix="iotledger-test-") as directory:
         yield Path(directory)
-
-
-@pytest.fixture
-def migrated(own_database: DatabaseUrl, mqtt_url: MqttUrl) -> tuple[int, dict[str, str]]:
-    """A free port, and the environment of `iotledger` processes on their own database,
-    migrated (what single roles need before they start)."""
-    port = free_port()
-    env = environment(own_database, mqtt_url, IOTLEDGER_PORT=str(port))
-    assert run("migrate", env=env).returncode == 0
-    return port, env

@@ -2,7 +2,7 @@
 
 It goes through eventsourcing's public `Application.save` and nothing else, so it is
 plainly right: the domain tests record readings through it in memory, and
-`tests/test_readings_engine.py` holds the rows of the COPY appender (which writes
+`tests/integration/test_readings_engine.py` holds the rows of the COPY appender (which writes
 eventsourcing's table itself, for speed) equal to its rows.
 """
 

@@ -18,7 +18,7 @@ subscribing, keepalive, reconnecting and outbound QoS stay gmqtt's.
 This is the one module that touches gmqtt's internals: `Client` below also gives the
 link and the dynsec control what gmqtt keeps private (whether a connection was ever
 made, the receive maximum the broker granted). What it relies on in gmqtt (pinned to
-0.8.0 in pyproject.toml; each is checked by tests/test_mqtt_intake.py, so an upgrade
+0.8.0 in pyproject.toml; each is checked by tests/unit/test_mqtt_intake.py, so an upgrade
 that moves one fails there first):
 - `Client._create_connection(...)` returns the new `MQTTConnection` before
   CONNECT is sent, so nothing has been read yet when the reader is replaced;

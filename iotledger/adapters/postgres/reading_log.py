@@ -19,7 +19,7 @@ pays only for the COPY.
 
 The only module that writes eventsourcing's table itself, it relies on what
 eventsourcing 9.5.6 keeps there (pinned in pyproject.toml; each is checked by
-`tests/test_readings_engine.py`, so an upgrade that moves one fails there first, and
+`tests/integration/test_readings_engine.py`, so an upgrade that moves one fails there first, and
 the same file holds this module's rows equal to `Application.save`'s):
 - the table `{datastore.schema}.{events_table_name}` with the columns
   `(originator_id, originator_version, topic, state, notification_id bigserial)` and
