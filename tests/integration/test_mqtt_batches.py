@@ -27,6 +27,7 @@ from iotledger.application.readings import (
     RecordingService,
 )
 from iotledger.bootstrap import App
+from iotledger.roles.mqtt import inbound_of
 from iotledger.settings import MqttUrl
 from tests.support.ledger import registered
 from tests.support.mqtt import Adapter, Device, LoopThread, devices
@@ -242,3 +243,34 @@ def test_the_readings_of_a_batch_go_in_one_submission_and_the_rest_is_handled_al
     }
     eventually(lambda: len(services.views.readings.device_page(first, 10)) == 2)
     eventually(lambda: len(services.views.readings.device_page(second, 10)) == 1)
+
+
+def batched(*keys: str) -> bytes:
+    """A batched telemetry message: one reading for each key, in order."""
+    return msgspec.json.encode(
+        [{"telemetry_type": "power", "payload": {"watts": 1}, "id": key} for key in keys]
+    )
+
+
+@pytest.mark.parametrize(
+    ("messages", "counted"),
+    [
+        ([("a", "b"), ("a", "b"), ("a", "b")], {"handled": 1, "duplicate": 2}),
+        ([("a", "a"), ("c",)], {"handled": 2}),
+    ],
+    ids=["one-message-read-three-times", "a-new-message-after-a-repeating-one"],
+)
+def test_each_message_of_a_batch_is_counted_by_its_own_readings(
+    services: App, mqtt_loop: LoopThread, messages: list[tuple[str, ...]], counted: dict[str, int]
+) -> None:
+    """One socket read can hold a message and its redeliveries: stored is counted for the
+    message whose readings were new, duplicate for each one whose readings were all stored
+    before it, whatever the other messages of the read hold."""
+    device_id = registered(services)
+    topic = services.topics.telemetry(device_id)
+    counters: Counter[str] = Counter()
+    inbound = inbound_of(services, Presence(services.views.dispatch.record_heard), counters)
+    mqtt_loop.run(inbound.handle_many([(topic, batched(*keys)) for keys in messages]))
+    assert counters == counted
+    stored = {key for keys in messages for key in keys}
+    eventually(lambda: len(services.views.readings.device_page(device_id, 10)) == len(stored))

@@ -69,9 +69,17 @@ class Built(NamedTuple):
         self.sizes.append(len(readings))
 
     def repeated(self, outcomes: list[Outcome]) -> int:
-        """The messages that were redeliveries: none of their readings was new."""
-        each = iter(outcomes)
-        return sum(not any(o.new for o in itertools.islice(each, n)) for n in self.sizes)
+        """The messages that were redeliveries: none of their readings was new.
+
+        Each message is judged on its own whole slice of the outcomes: on one iterator
+        shared by all, `any` left the rest of a message's outcomes to the next message,
+        and a message read three times in one socket read counted three stored.
+        """
+        ends = itertools.accumulate(self.sizes)
+        return sum(
+            not any(o.new for o in outcomes[end - n : end])
+            for n, end in zip(self.sizes, ends, strict=True)
+        )
 
 
 Refuse = Callable[[str, bytes, Exception], None]
