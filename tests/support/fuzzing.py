@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -16,10 +18,14 @@ MARKS = [
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
+SCALE = float(os.environ.get("IOTLEDGER_TEST_FUZZ_SCALE", "1"))
+"""More cases than CI draws, for a longer hunt: `IOTLEDGER_TEST_FUZZ_SCALE=10 pytest ...`."""
+
+
 def drawn(examples: int) -> settings:
-    """The same `examples` cases every run, however long each takes."""
+    """The same `examples` cases every run (times `SCALE`), however long each takes."""
     return settings(
-        max_examples=examples,
+        max_examples=max(1, round(examples * SCALE)),
         derandomize=True,
         deadline=None,
         suppress_health_check=list(HealthCheck),
