@@ -92,18 +92,22 @@ class Failures:
 
     def on_event(self, failure: EventFailure, *, stop: bool = False) -> None:
         """`failing`, or `stopped` once it failed `stop_after` times in a row at that
-        event (at once with `stop`); recorded and logged either way."""
-        self.count += 1
+        event (at once with `stop`); recorded and logged either way.
+
+        Recorded first, then shown in this runner's health (read by other threads), so
+        that whoever sees the new state in `health` finds it recorded too."""
         last = self.pinned
         again = last is not None and last.position == failure.position
         attempts = last.attempts + 1 if last is not None and again else 1
         stopped = stop or attempts >= self.stop_after
         state = ProjectionState.STOPPED if stopped else ProjectionState.FAILING
-        self.pinned = Failure(state, failure.position, failure.error, attempts)
+        pinned = Failure(state, failure.position, failure.error, attempts)
         try:
-            self.view.record_failure(self.pinned)
+            self.view.record_failure(pinned)
         except Exception:
             log.exception("projection %s: its failure could not be recorded", self.name)
+        self.pinned = pinned
+        self.count += 1
         if stopped:
             log.error(
                 "projection %s STOPPED at position %d: %s. It waits for an operator: fix the"
