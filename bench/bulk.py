@@ -29,7 +29,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from bench.readings import Queryable, database
+from bench.readings import Queryable, database, database_options
 from bench.rest import server, sign_up, submit_all
 from iotledger.adapters.postgres.views.aggregates import (
     BucketWidth,
@@ -52,17 +52,7 @@ _RAW_AGGREGATE = (
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.bulk", description=__doc__)
-    p.add_argument("--database-url", help="an existing, empty database (default: throw-away)")
-    p.add_argument(
-        "--server-url",
-        default="postgresql://postgres@127.0.0.1:5432/postgres",
-        help="the server to create the throw-away database on (default: %(default)s)",
-    )
-    p.add_argument(
-        "--mqtt-url",
-        default="mqtt://127.0.0.1:1883",
-        help="the broker `iotledger serve` connects to (default: %(default)s)",
-    )
+    database_options(p, broker=True)
     p.add_argument(
         "--readings", type=int, default=1_000_000, help="readings loaded (default: %(default)s)"
     )

@@ -53,6 +53,7 @@ from bench.readings import (
     TARGETS,
     Queryable,
     database,
+    database_options,
     fmt,
     measure_copy_baseline,
     projected_elsewhere,
@@ -82,8 +83,7 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m bench.mqtt_readings",
         description="Measure readings published over MQTT (QoS 1) until they are queryable.",
     )
-    p.add_argument("--database-url", help="an existing database to use (see bench.readings)")
-    p.add_argument("--server-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    database_options(p)
     p.add_argument("--readings", type=int, default=200_000, help="telemetry readings in all")
     p.add_argument(
         "--batch",

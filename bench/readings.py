@@ -46,22 +46,33 @@ TARGETS = {"throughput": 15_000.0, "p99_ms": 250.0, "rebuild": 50_000.0, "batche
 """`batched`: readings/s when devices send them in batches (of 100 a message or request)."""
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.readings",
-        description="Measure reading ingest, submit-to-queryable latency and projection "
-        "rebuild, each beside a raw binary COPY baseline measured in the same run.",
-    )
+def database_options(p: argparse.ArgumentParser, broker: bool = False) -> None:
+    """--database-url and --server-url (see `database`), and with `broker` --mqtt-url."""
     p.add_argument(
         "--database-url",
-        help="an existing database to use as is (its readings read model is rebuilt); "
-        "default: a throw-away database on --server-url, dropped afterwards",
+        help="an existing database to use as is (default: a throw-away database on "
+        "--server-url, dropped afterwards)",
     )
     p.add_argument(
         "--server-url",
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="the server to create the throw-away database on (default: %(default)s)",
     )
+    if broker:
+        p.add_argument(
+            "--mqtt-url",
+            default="mqtt://127.0.0.1:1883",
+            help="the broker `iotledger serve` connects to (default: %(default)s)",
+        )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.readings",
+        description="Measure reading ingest, submit-to-queryable latency and projection "
+        "rebuild, each beside a raw binary COPY baseline measured in the same run.",
+    )
+    database_options(p)
     p.add_argument(
         "--readings",
         type=int,

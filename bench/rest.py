@@ -44,7 +44,14 @@ import httpx
 import psycopg
 
 from bench.readings import TARGETS as ENGINE_TARGETS
-from bench.readings import Queryable, database, fmt, measure_copy_baseline, verdict
+from bench.readings import (
+    Queryable,
+    database,
+    database_options,
+    fmt,
+    measure_copy_baseline,
+    verdict,
+)
 from iotledger.application.readings import RecordReading
 from iotledger.bootstrap import App, build
 from iotledger.settings import DatabaseUrl, Settings
@@ -111,21 +118,7 @@ def parser() -> argparse.ArgumentParser:
         description="Measure the telemetry REST endpoints of `iotledger serve` with wrk, "
         "beside a GET /health baseline and a raw binary COPY baseline from the same run.",
     )
-    p.add_argument(
-        "--database-url",
-        help="an existing, empty database to use (default: a throw-away database on "
-        "--server-url, dropped afterwards)",
-    )
-    p.add_argument(
-        "--server-url",
-        default="postgresql://postgres@127.0.0.1:5432/postgres",
-        help="the server to create the throw-away database on (default: %(default)s)",
-    )
-    p.add_argument(
-        "--mqtt-url",
-        default="mqtt://127.0.0.1:1883",
-        help="the broker `iotledger serve` connects to (default: %(default)s)",
-    )
+    database_options(p, broker=True)
     p.add_argument(
         "--connections", type=int, default=32, help="wrk connections (default: %(default)s)"
     )
