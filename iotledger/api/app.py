@@ -22,6 +22,7 @@ from iotledger.api.lambda_iot.mqtt_actions import Broadcast, MqttActionsControll
 from iotledger.api.lambda_iot.readings import LambdaReadingsController
 from iotledger.api.lambda_iot.system import SystemController
 from iotledger.api.lambda_iot.users import LambdaUsersController
+from iotledger.api.litestar_private import resolve_dependencies_in_turn
 from iotledger.api.observer import HttpObserver
 from iotledger.api.openapi import describe
 from iotledger.api.operations import OperationsController, Readiness
@@ -49,7 +50,8 @@ def create_app(
     front of the Litestar application. `publisher` is the broker link of the process
     (none: nothing can be published), `enforcer` tells the broker of credentials (none:
     the broker asks the read model itself, or nobody enforces)."""
-    lane = IntakeLane(create_litestar(parts, publisher, enforcer), parts)
+    intake = TelemetryIntake.of(parts)
+    lane = IntakeLane(create_litestar(parts, publisher, enforcer, intake), parts, intake)
     return HttpObserver(lane, access_log=parts.settings.access_log)
 
 
@@ -57,9 +59,13 @@ def create_litestar(
     parts: Parts,
     publisher: Publisher | None = None,
     enforcer: Enforcer | None = None,
+    intake: TelemetryIntake | None = None,
 ) -> Litestar:
+    """The Litestar application alone; `intake` is shared with a lane in front of it."""
+    resolve_dependencies_in_turn()
     publisher, enforcer = publisher or NoBroker(), enforcer or ReadModelEnforcer()
-    given = {**by_name(parts, publisher, enforcer), **shared(parts, publisher, enforcer)}
+    intake = intake or TelemetryIntake.of(parts)
+    given = {**by_name(parts, publisher, enforcer), **shared(parts, publisher, enforcer, intake)}
     app = Litestar(
         route_handlers=[
             SystemController,
@@ -97,13 +103,15 @@ def create_litestar(
     return app
 
 
-def shared(parts: Parts, publisher: Publisher, enforcer: Enforcer) -> dict[str, object]:
+def shared(
+    parts: Parts, publisher: Publisher, enforcer: Enforcer, intake: TelemetryIntake
+) -> dict[str, object]:
     """What a kind of request takes when it is several parts (for the requests of both
     dialects alike, or of the handler and the intake lane), made once: a handler
     declares it by its name, as it declares a part."""
     return {
         "readings": Readings.of(parts),
-        "intake": TelemetryIntake.of(parts),
+        "intake": intake,
         "accounts": Accounts.of(parts),
         "signed_in": SignedIn(parts.tokens, parts.settings),
         "identities": Identities(parts.ledger, parts.watch, enforcer),

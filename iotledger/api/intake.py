@@ -39,13 +39,14 @@ _encode = msgspec.json.Encoder().encode
 
 
 class IntakeLane:
-    """ASGI: the lane for telemetry posts, in front of `app` (the Litestar application)."""
+    """ASGI: the lane for telemetry posts, in front of `app` (the Litestar application,
+    whose telemetry handler takes the same `intake`)."""
 
-    def __init__(self, app: ASGIApp, parts: Parts) -> None:
+    def __init__(self, app: ASGIApp, parts: Parts, intake: TelemetryIntake) -> None:
         self.app = app
         self.tokens = parts.tokens
         self.credentials = parts.credentials
-        self.intake = TelemetryIntake.of(parts)
+        self.intake = intake
         self.max_body = parts.settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -196,8 +196,8 @@ class DeviceOwners(Protocol):
 
     Asked once for many readings, where waiting is allowed: the COPY appender's worker
     asks the devices read model (`PostgresDeviceOwners`), on its own connection, for a
-    whole append. (The MQTT adapter feeds the rule what its cache of the event store
-    found for a batch, without waiting: `adapters.mqtt.directory.owners_of`.)
+    whole append. The MQTT adapter asks its cache of the event store, which answers for a
+    batch what one lookup found, without waiting: `adapters.mqtt.directory.CachedOwners`.
     """
 
     def owners(self, device_ids: Collection[UUID]) -> Owners: ...

@@ -66,11 +66,11 @@ class SimulatedDevice:
             account,
             f"simulator-{self.id}",
             (topics.commands(self.id),),
+            handler=self._answer_commands,
             version=MQTTv311,
             counters=Counter(),
             persistent=False,
         )
-        self.link.handler = self._answer_commands
 
     async def send_reading(self) -> None:
         """Publish the next reading (QoS 1) and wait for the broker to acknowledge it."""

@@ -23,6 +23,7 @@ from litestar.testing import TestClient
 
 from iotledger.api.app import create_litestar
 from iotledger.api.intake import IntakeLane
+from iotledger.api.telemetry.telemetry import TelemetryIntake
 from iotledger.bootstrap import App
 from tests.support.identity import register_and_login
 from tests.support.ledger import event_count
@@ -56,7 +57,7 @@ def spy(services: App) -> Spy:
 
 @pytest.fixture(scope="module")
 def lane(services: App, spy: Spy) -> Iterator[Client]:
-    with TestClient(IntakeLane(spy, services)) as client:
+    with TestClient(IntakeLane(spy, services, TelemetryIntake.of(services))) as client:
         yield client
 
 

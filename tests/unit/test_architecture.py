@@ -221,3 +221,20 @@ def test_the_unit_tier_needs_no_database_broker_or_process() -> None:
     assert shared >= {"services", "client", "mqtt_adapter", "migrated"}
     assert imports == []
     assert fixtures == []
+
+
+# A library's private module (a name with a leading underscore) is imported in one
+# module of ours only, each with a test that pins what it relies on.
+PRIVATE_OWNERS = {"litestar": "iotledger/api/litestar_private.py"}
+
+
+def test_a_librarys_private_api_is_used_in_its_one_module() -> None:
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)} imports {name}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for name in imports_of(path)
+        if not name.startswith("iotledger")
+        and any(part.startswith("_") for part in name.split(".")[1:])
+        and PRIVATE_OWNERS.get(name.split(".")[0]) != str(path.relative_to(PACKAGE.parent))
+    ]
+    assert offenders == []

@@ -7,7 +7,7 @@ up in the event store (authoritative, so a device discovered a moment ago is
 found). Concurrent lookups of one id share one query. A device unknown a moment
 ago is looked up again after `miss_ttl`, so a message that overtook its
 device's discovery only waits that long. What it finds of a batch's devices is what
-the tenancy rule of MQTT readings (`readings_visible`) is fed (`owners_of`).
+the tenancy rule of MQTT readings (`readings_visible`) is fed (`CachedOwners`).
 
 `Presence` remembers when each device was last heard from and writes it to
 PostgreSQL in one statement every so often, for the device checks.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import datetime
 from typing import Generic, TypeVar
 from uuid import UUID
@@ -138,12 +138,17 @@ class DeviceDirectory:
             self._sensors.forget(key)
 
 
-def owners_of(devices: Mapping[UUID, KnownDevice | None]) -> Owners:
-    """Whose each device is, of those the directory found: the cached answer to what
-    `DeviceOwners` answers from the read model. Taken from the devices one lookup
-    returned, not from the directory again: a concurrent message may have made it
-    forget one meanwhile (a status report does)."""
-    return {device_id: d.owner for device_id, d in devices.items() if d is not None}
+class CachedOwners:
+    """The cached `DeviceOwners` (`application.readings`), beside the batched SQL one:
+    whose each device is, as one directory lookup of a batch found them, answered without
+    waiting. Built from the devices that lookup returned, not from the directory again:
+    a concurrent message may have made it forget one meanwhile (a status report does)."""
+
+    def __init__(self, found: Mapping[UUID, KnownDevice | None]) -> None:
+        self._owners = {device_id: d.owner for device_id, d in found.items() if d is not None}
+
+    def owners(self, device_ids: Collection[UUID]) -> Owners:
+        return {i: self._owners[i] for i in device_ids if i in self._owners}
 
 
 class Presence:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import NamedTuple, TypeVar
 from uuid import UUID
 
-from iotledger.adapters.mqtt.directory import KnownDevice, KnownSensor, owners_of
+from iotledger.adapters.mqtt.directory import CachedOwners, KnownDevice, KnownSensor
 from iotledger.adapters.mqtt.messages import (
     Dropped,
     SensorReading,
@@ -134,11 +134,11 @@ class Drafts:
     ) -> Built:
         """Each message's reading; a message whose reading cannot be made goes to `refuse`."""
         built = Built([], [], [], [])
-        owners = owners_of(devices)
+        owners = CachedOwners(devices)
         for drafts in self._telemetry.values():
             device = devices.get(drafts.device_id)
-            speaker = DeviceAccess(device_id=drafts.device_id)
-            if device is None or not readings_visible(speaker, (device.id,), owners):
+            speaker, named = DeviceAccess(device_id=drafts.device_id), (drafts.device_id,)
+            if device is None or not readings_visible(speaker, named, owners.owners(named)):
                 unknown = Dropped("unknown_device", f"no device {drafts.device_id}")
                 for payload, _ in drafts.messages:
                     refuse(drafts.topic, payload, unknown)
