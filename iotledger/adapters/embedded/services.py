@@ -266,7 +266,10 @@ class EmbeddedBroker:
             # Only auth (and topic checks): no $SYS publisher, no packet logging.
             "plugins": self._plugins(),
         }
-        broker = _draining_broker(config)
+        from iotledger.adapters.embedded.plugins import GatedBroker  # noqa: PLC0415
+
+        broker = GatedBroker(config)
+        broker.gate = self.gate
         try:
             await broker.start()
         except Exception as exc:
@@ -295,31 +298,6 @@ class EmbeddedBroker:
         from iotledger.adapters.embedded.plugins import PLUGINS  # noqa: PLC0415
 
         return {plugin: {"gate": self.gate} for plugin in PLUGINS}
-
-
-BROADCASTS_AT_ONCE = 100
-"""Messages the embedded broker passes on in one go, when they wait in its queue."""
-
-
-def _draining_broker(config: dict[str, Any]) -> Any:
-    """amqtt's broker, passing on every waiting message in one go (up to
-    `BROADCASTS_AT_ONCE`). amqtt (0.12) passes on one message per task it creates and
-    waits for, a few turns of the event loop each: under a thousand readings a second
-    from 200 devices its queue grew without end while the loop had time to spare
-    (`iotledger simulate`; docs/performance.md). The override calls amqtt's own method
-    for each message; `tests/integration/test_embedded_broker_auth.py` runs through it."""
-    # Imported here: amqtt takes ~0.3 s to import and is unused with an external broker.
-    from amqtt.broker import Broker  # noqa: PLC0415
-
-    class DrainingBroker(Broker):  # type: ignore[misc]
-        async def _run_broadcast(self, running_tasks: Any) -> None:
-            await super()._run_broadcast(running_tasks)
-            for _ in range(BROADCASTS_AT_ONCE - 1):
-                if self._broadcast_queue.empty():
-                    return
-                await super()._run_broadcast(running_tasks)
-
-    return DrainingBroker(config)
 
 
 def _check_port_free(host: str, port: int) -> None:
