@@ -53,6 +53,7 @@ class GatedBroker(Broker):  # type: ignore[misc]
     - amqtt passes on one message per task it creates and waits for; this passes on
       every waiting message (up to `BROADCASTS_AT_ONCE`) in that task.
 
+    tests/integration/test_embedded_broker_turns.py pins both steps against amqtt;
     tests/integration/test_embedded_broker_auth.py runs every rule through it.
     """
 
